@@ -1,0 +1,49 @@
+"""Shared fixtures.  Real videos come from ../shared/data/videos (see its ground_truth.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEOS = Path(os.environ.get("VIDEO_CAPTION_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
+
+
+def ground_truth() -> dict:
+    return json.loads((VIDEOS / "ground_truth.json").read_text())["files"]
+
+
+def run_module(module: str, *args, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run one of the project's entry points the way a user does, as its own process."""
+    proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          cwd=kwargs.pop("cwd", REPO), **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def ffprobe(path: Path, *entries: str) -> dict:
+    cmd = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", ":".join(entries),
+           "-of", "json", str(path)]
+    out = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="session")
+def videos() -> Path:
+    if not (VIDEOS / "ground_truth.json").exists():
+        pytest.fail(f"test videos not found in {VIDEOS} (set VIDEO_CAPTION_TEST_VIDEOS)")
+    return VIDEOS
+
+
+@pytest.fixture(scope="session")
+def stage1(videos, tmp_path_factory) -> Path:
+    """Stage 1 with default settings over every ground-truth file (corrupted.mp4 included)."""
+    out = tmp_path_factory.mktemp("stage1")
+    run_module("video_caption.cut", "--video-folder", videos, "--output-folder", out, check=False)
+    return out

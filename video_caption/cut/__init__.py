@@ -1,0 +1,1 @@
+"""Stage 1: detect shots and cut single-shot clips (run it with ``python -m video_caption.cut``)."""

@@ -1,0 +1,141 @@
+"""Stage 1 command line: cut every source video into single-shot clips.
+
+    python -m video_caption.cut --video-folder VIDEOS --output-folder OUT [options]
+
+Writes OUT/clips/, OUT/meta_scene_info.jsonl, OUT/meta_clips.jsonl and OUT/errors.jsonl.
+Rerunning the same command resumes: sources already in meta_scene_info.jsonl are skipped.
+Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl), 1 on a fatal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import sys
+import time
+from pathlib import Path
+
+from video_caption.cut.detectors import DETECTORS
+from video_caption.cut.plan import PlanSettings
+from video_caption.cut.split import CutSettings, cut_source
+from video_caption.inputs import list_sources
+from video_caption.logs import progress, setup_logging
+from video_caption.manifest import ErrorLog, ManifestWriter, done_keys
+from video_caption.media import EncoderSettings, MediaError
+from video_caption.workers import run_isolated
+
+STAGE = "cut"
+SCENE_INFO, CLIPS, ERRORS = "meta_scene_info.jsonl", "meta_clips.jsonl", "errors.jsonl"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m video_caption.cut", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video-folder", required=True, help="folder of videos (recursive) or a .txt/.csv/.jsonl list")
+    p.add_argument("--output-folder", required=True)
+    g = p.add_argument_group("shot detection")
+    g.add_argument("--detector", choices=DETECTORS, default="content",
+                   help="content/adaptive: PySceneDetect; transnetv2: neural network (default: %(default)s)")
+    g.add_argument("--threshold", type=float, default=None,
+                   help="detector threshold (content 27, adaptive 3, transnetv2 0.5 when not given)")
+    g.add_argument("--min-scene-len", type=int, default=6, help="PySceneDetect min scene length, frames")
+    g.add_argument("--black-level", type=float, default=4.0,
+                   help="content/adaptive: also cut where the mean level crosses this (0-255; 0 disables)")
+    g.add_argument("--device", default=None, help="torch device for transnetv2 (default: cuda if present)")
+    g = p.add_argument_group("clip planning")
+    g.add_argument("--min-seconds", type=float, default=3.0)
+    g.add_argument("--max-seconds", type=float, default=10.0)
+    g.add_argument("--margin-frames", type=int, default=2, help="frames trimmed at each side of a cut")
+    g.add_argument("--min-side", type=int, default=0, help="skip sources whose shorter side is smaller")
+    g = p.add_argument_group("encoding")
+    g.add_argument("--codec", default="libx264")
+    g.add_argument("--preset", default="veryfast")
+    g.add_argument("--crf", type=int, default=22)
+    g.add_argument("--fast", action="store_true", help="fast mode: preset ultrafast at CRF 18 (bigger files)")
+    g.add_argument("--keep-audio", action="store_true", help="keep the source's audio (AAC), trimmed to the clip")
+    g.add_argument("--encoder-threads", type=int, default=0)
+    g = p.add_argument_group("execution")
+    g.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
+                   help="sources processed in parallel (default: %(default)s)")
+    g.add_argument("--buffer-mb", type=int, default=512, help="raw frames held per clip before encoding starts")
+    g.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def settings_from(args) -> CutSettings:
+    preset, crf = ("ultrafast", 18) if args.fast else (args.preset, args.crf)
+    return CutSettings(
+        detector=args.detector,
+        threshold=args.threshold,
+        min_scene_len=args.min_scene_len,
+        black_level=args.black_level,
+        plan=PlanSettings(args.min_seconds, args.max_seconds, args.margin_frames),
+        min_side=args.min_side,
+        encoder=EncoderSettings(args.codec, preset, crf, args.keep_audio, args.encoder_threads),
+        buffer_mb=args.buffer_mb,
+        device=args.device,
+    )
+
+
+def _lock(output_folder: Path):
+    handle = open(output_folder / ".stage1.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another stage-1 run is using {output_folder}") from None
+    return handle
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    log = setup_logging(args.verbose)
+    settings = settings_from(args)
+    out = Path(args.output_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    with _lock(out):
+        return _cut_all(args, settings, out, log)
+
+
+def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
+    try:
+        _, sources = list_sources(args.video_folder)
+    except (OSError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    done = done_keys(out / SCENE_INFO)
+    todo = [s for s in sources if s.key not in done]
+    log.info("%d sources, %d already done, %d to cut with detector %s", len(sources), len(sources) - len(todo),
+             len(todo), settings.detector)
+    started = time.time()
+    counts = {"ok": 0, "failed": 0, "no_clip": 0, "clips": 0}
+    with ManifestWriter(out / SCENE_INFO) as scenes, ManifestWriter(out / CLIPS) as clips, \
+            ErrorLog(out / ERRORS) as errors, progress(len(todo), "stage 1: cut") as bar:
+
+        def failed(source, exc: Exception):
+            message = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
+            counts["failed"] += 1
+            errors.add(STAGE, source.key, message)
+            log.warning("failed: %s: %s", source.key, message)
+            bar.update(1)
+
+        def cut(source, result):
+            clips.append(result.clip_rows)
+            scenes.append([result.scene_row])
+            counts["ok"] += 1
+            counts["clips"] += len(result.clip_rows)
+            if not result.clip_rows:
+                counts["no_clip"] += 1
+                log.info("no clip from %s: %s", source.key, result.scene_row.get("skipped"))
+            bar.update(1)
+            bar.set_postfix(clips=counts["clips"], failed=counts["failed"])
+
+        run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed)
+    elapsed = time.time() - started
+    log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips written to %s",
+             elapsed, counts["ok"], counts["failed"], counts["no_clip"], counts["clips"], out)
+    return 2 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Cut one source into clips in a single decoding pass.
+
+Frames are decoded once (PyAV).  Each frame goes, scaled down, to the shot detector, and waits in
+a short queue until the detector can no longer report a cut at or before it; it is then placed
+by the ClipAssembler, and the frames of a clip are piped as raw YUV to an ffmpeg encoder.  Clips
+therefore hold exactly the source frames [start_frame, end_frame), whatever the container's
+timestamps say, and the source is never decoded a second time.
+
+Memory stays flat in the source's length: the queue holds ``detector.lag + margin`` frames, and a
+clip's first frames are held back (at most ``min_frames`` of them, or ``buffer_mb``) only until it
+is certain the clip reaches the minimum length, so no encoder work is wasted on short shots.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path, PurePosixPath
+
+from video_caption.cut.detectors import make_detector
+from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
+from video_caption.inputs import Source, output_path
+from video_caption.media import DecodedFrame, Encoder, EncoderSettings, MediaError, VideoInfo, decode_frames, probe
+
+TMP_SUFFIX = ".tmp.mp4"
+
+
+@dataclass(frozen=True)
+class CutSettings:
+    detector: str = "content"
+    threshold: float | None = None
+    min_scene_len: int = 6
+    black_level: float = 4.0
+    plan: PlanSettings = field(default_factory=PlanSettings)
+    min_side: int = 0  # sources whose shorter side is below this are skipped
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    buffer_mb: int = 512
+    device: str | None = None
+
+
+@dataclass
+class SourceResult:
+    scene_row: dict
+    clip_rows: list[dict]
+
+
+class _Piece:
+    """The clip being assembled: frames held back until it is long enough, then an encoder."""
+
+    def __init__(self, start: DecodedFrame):
+        self.start = start
+        self.held: list[bytes] = []
+        self.encoder: Encoder | None = None
+
+
+class _SourceCutter:
+    def __init__(self, source: Source, output_folder: Path, settings: CutSettings, info: VideoInfo):
+        self.source, self.settings, self.info = source, settings, info
+        self.output_folder = output_folder
+        self.clip_dir = output_path(output_folder / "clips", source.key)
+        self.width, self.height = info.width // 2 * 2, info.height // 2 * 2
+        self.frame_bytes = self.width * self.height * 3 // 2
+        self.min_frames, self.max_frames = settings.plan.frame_limits(info.fps)
+        self.piece: _Piece | None = None
+        self.recent: dict[int, DecodedFrame] = {}
+        self.finishing: deque[tuple[Encoder, Path, dict]] = deque()
+        self.rows: list[dict] = []
+
+    # -- clip files ---------------------------------------------------------------------------
+    def _clip_name(self, start: int, end: int) -> str:
+        return f"{PurePosixPath(self.source.key).stem}_{start:06d}-{end:06d}.mp4"
+
+    def _start_encoder(self, piece: _Piece) -> None:
+        tmp = self.clip_dir / f".{piece.start.index:06d}.{os.getpid()}{TMP_SUFFIX}"
+        audio = self.source.path if self.settings.encoder.audio and self.info.has_audio else None
+        piece.encoder = Encoder(
+            tmp, self.width, self.height, self.info.fps, self.settings.encoder, audio_source=audio,
+            audio_start=piece.start.time - self.info.start_time, audio_duration=float(self.max_frames / self.info.fps),
+        )
+        for data in piece.held:
+            piece.encoder.write(data)
+        piece.held = []
+
+    def _add(self, frame: DecodedFrame) -> None:
+        piece = self.piece
+        if piece is None:
+            piece = self.piece = _Piece(frame)
+        data = frame.yuv420p(self.width, self.height)
+        if piece.encoder is not None:
+            piece.encoder.write(data)
+            return
+        piece.held.append(data)
+        held = len(piece.held)
+        if held >= self.min_frames or held * self.frame_bytes > self.settings.buffer_mb * 2**20:
+            self._start_encoder(piece)
+
+    def _commit(self, start: int, end: int) -> None:
+        piece, self.piece = self.piece, None
+        if piece.encoder is None:
+            self._start_encoder(piece)
+        piece.encoder.close()
+        last = self.recent[end - 1]
+        num_frames = end - start
+        fps = Fraction(self.info.fps)
+        row = {
+            "video_path": str(PurePosixPath("clips", self.source.key, self._clip_name(start, end))),
+            "source_path": self.source.key,
+            "start_frame": start,
+            "end_frame": end,
+            "start_time": round(piece.start.time - self.info.start_time, 6),
+            "end_time": round(last.time - self.info.start_time + 1 / float(fps), 6),
+            "duration": round(num_frames / float(fps), 6),
+            "fps": round(float(fps), 6),
+            "num_frames": num_frames,
+            "width": self.width,
+            "height": self.height,
+        }
+        self.finishing.append((piece.encoder, self.clip_dir / self._clip_name(start, end), row))
+        # Encoders finish in the background; bound how many run at once.
+        while len(self.finishing) > 1:
+            self._reap()
+
+    def _drop(self) -> None:
+        piece, self.piece = self.piece, None
+        if piece.encoder is not None:
+            piece.encoder.kill()
+            piece.encoder.out_path.unlink(missing_ok=True)
+
+    def _reap(self) -> None:
+        encoder, final, row = self.finishing.popleft()
+        encoder.wait()
+        os.replace(encoder.out_path, final)
+        self.rows.append(row)
+
+    # -- the pass -------------------------------------------------------------------------------
+    def run(self) -> tuple[list[int], int]:
+        self.clip_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.clip_dir.glob(f".*{TMP_SUFFIX}"):
+            stale.unlink()
+        settings = self.settings
+        detector = make_detector(settings.detector, self.info.fps, settings.threshold, settings.min_scene_len,
+                                 settings.black_level, settings.device)
+        det_w, det_h = detector.image_size(self.info.width, self.info.height)
+        assembler = ClipAssembler(self.min_frames, self.max_frames, settings.plan.margin_frames)
+        margin = settings.plan.margin_frames
+        cuts: set[int] = set()
+        queue: deque[DecodedFrame] = deque()
+        count = 0
+
+        def settle(frame: DecodedFrame) -> None:
+            self.recent[frame.index] = frame
+            self.recent.pop(frame.index - margin - 2, None)
+            for event in assembler.push(frame.index, frame.index in cuts):
+                self._apply(event)
+
+        try:
+            for frame in decode_frames(self.source.path, self.info):
+                count += 1
+                cuts.update(detector.push(frame.index, frame.image(det_w, det_h, detector.image_format)))
+                queue.append(frame)
+                while queue[0].index + detector.lag <= frame.index:
+                    settle(queue.popleft())
+            cuts.update(detector.finish())
+            while queue:
+                settle(queue.popleft())
+            for event in assembler.finish():
+                self._apply(event)
+            while self.finishing:
+                self._reap()
+        except BaseException:
+            self._abort()
+            raise
+        return clean_cuts(cuts, count), count
+
+    def _apply(self, event) -> None:
+        if event.kind == "add":
+            self._add(self.recent[event.start])
+        elif event.kind == "commit":
+            self._commit(event.start, event.end)
+        else:
+            self._drop()
+
+    def _abort(self) -> None:
+        if self.piece is not None and self.piece.encoder is not None:
+            self.piece.encoder.kill()
+            self.piece.encoder.out_path.unlink(missing_ok=True)
+        for encoder, _, _ in self.finishing:
+            encoder.kill()
+            encoder.out_path.unlink(missing_ok=True)
+
+
+def cut_source(source: Source, output_folder: Path, settings: CutSettings) -> SourceResult:
+    """Probe, detect and cut one source.  Raises MediaError when it cannot be read."""
+    info = probe(source.path)
+    scene_row = {"video_path": source.key, **info.as_row(), "detector": settings.detector}
+    if settings.min_side and min(info.width, info.height) < settings.min_side:
+        reason = f"resolution {info.width}x{info.height} below {settings.min_side}"
+        scene_row.update(cuts=[], num_clips=0, skipped=reason)
+        return SourceResult(scene_row, [])
+    cutter = _SourceCutter(source, output_folder, settings, info)
+    cuts, decoded = cutter.run()
+    if decoded == 0:
+        raise MediaError("no frame could be decoded")
+    scene_row.update(num_frames=decoded, cuts=cuts, num_clips=len(cutter.rows))
+    if not cutter.rows:
+        scene_row["skipped"] = f"no shot lasts {settings.plan.min_seconds:g} s"
+    return SourceResult(scene_row, cutter.rows)

@@ -1,0 +1,128 @@
+"""The one JSONL manifest reader/writer of the project.
+
+Every manifest is append-only: a row is serialised to one line and written with a single
+``write`` on an ``O_APPEND`` descriptor, then flushed and fsync'ed.  A run killed at any instant
+can therefore leave at most one partial *last* line; readers ignore it and writers cut it off
+before appending, so the next run sees exactly the rows that were complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+KEY = "video_path"
+
+
+def _complete_lines(data: bytes) -> Iterator[bytes]:
+    end = data.rfind(b"\n")
+    if end < 0:
+        return
+    for line in data[:end].split(b"\n"):
+        if line.strip():
+            yield line
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """All complete rows of a manifest ([] when it does not exist).
+
+    A trailing partial line (a write cut short by a crash) is ignored.  A damaged complete line
+    raises, naming the file and line, because silently dropping rows would lose work.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for number, line in enumerate(_complete_lines(path.read_bytes()), start=1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {number} is not valid JSON ({exc})") from exc
+    return rows
+
+
+def done_keys(path: str | os.PathLike, key: str = KEY) -> set[str]:
+    """The values of ``key`` already present in a manifest: what a resumed run skips."""
+    return {row[key] for row in read_rows(path) if key in row}
+
+
+def _dumps(row: dict) -> bytes:
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+class ManifestWriter:
+    """Appends rows to one manifest, never writing a key twice.
+
+    Opening repairs a partial last line left by a killed run.  ``append`` writes a batch of rows
+    in one ``write`` call so that a batch is either wholly there or (at worst) cut in its last line.
+    """
+
+    def __init__(self, path: str | os.PathLike, key: str | None = KEY):
+        self.path = Path(path)
+        self.key = key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        self.keys = done_keys(self.path, key) if key else set()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _repair_tail(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "r+b") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, rows: Iterable[dict]) -> int:
+        """Append rows whose key is not yet in the file; returns how many were written."""
+        fresh = []
+        for row in rows:
+            if self.key:
+                if row[self.key] in self.keys:
+                    continue
+                self.keys.add(row[self.key])
+            fresh.append(row)
+        if fresh:
+            data = b"".join(_dumps(row) for row in fresh)
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
+        return len(fresh)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ErrorLog(ManifestWriter):
+    """``errors.jsonl``: one row per failed item (stage, path, message); rows are never deduplicated."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path, key=None)
+
+    def add(self, stage: str, path: str, message: str, **extra) -> None:
+        row = {"stage": stage, KEY: path, "message": message, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        row.update(extra)
+        self.append([row])
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Replace a whole file atomically (for small outputs such as summaries)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,262 @@
+"""Everything that touches media files: the subprocess helper, ffprobe, frame decoding, encoding.
+
+Decoding uses PyAV (libav in-process): it was the fastest way to get every decoded frame with its
+timestamp on this machine (docs/decoders.md).  Probing and encoding use the ffmpeg command-line
+tools, always with argument lists and absolute paths so that no file name is read as an option,
+a protocol or shell syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+class MediaError(RuntimeError):
+    """A file that cannot be probed, decoded or encoded; the message is meant for errors.jsonl."""
+
+
+def run(cmd: list[str], timeout: float | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run a command (an argument list, never a shell string); raise MediaError with its stderr."""
+    if not isinstance(cmd, list):
+        raise TypeError("commands are argument lists")
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise MediaError(f"{Path(cmd[0]).name} exited {proc.returncode}: {' | '.join(tail) or 'no message'}")
+    return proc
+
+
+def _abs(path: str | os.PathLike) -> str:
+    # An absolute path never starts with '-' and never looks like 'proto:...' to ffmpeg.
+    return os.path.abspath(path)
+
+
+@dataclass
+class VideoInfo:
+    fps: Fraction  # average frame rate (what a variable-frame-rate file averages to)
+    num_frames: int  # from the container; the decoded count may differ and is what stage 1 records
+    duration: float
+    width: int  # as displayed, after rotation
+    height: int
+    rotation: int  # clockwise degrees the decoded picture must be turned to display it upright
+    codec: str
+    pix_fmt: str
+    start_time: float
+    variable_frame_rate: bool
+    has_audio: bool
+
+    def as_row(self) -> dict:
+        return {
+            "fps": round(float(self.fps), 6),
+            "num_frames": self.num_frames,
+            "duration": round(self.duration, 6),
+            "width": self.width,
+            "height": self.height,
+            "rotation": self.rotation,
+            "codec": self.codec,
+            "start_time": round(self.start_time, 6),
+            "variable_frame_rate": self.variable_frame_rate,
+        }
+
+
+def _rate(text: str | None) -> Fraction:
+    try:
+        rate = Fraction(text or "0")
+    except (ValueError, ZeroDivisionError):
+        return Fraction(0)
+    return rate if rate > 0 else Fraction(0)
+
+
+def _rotation(stream: dict) -> int:
+    degrees = 0.0
+    for side in stream.get("side_data_list", []):
+        if "rotation" in side:
+            degrees = float(side["rotation"])
+    if not degrees and "rotate" in stream.get("tags", {}):
+        degrees = -float(stream["tags"]["rotate"])
+    # ffprobe reports counter-clockwise degrees; display needs the clockwise turn.
+    return int(round(-degrees)) % 360
+
+
+def probe(path: str | os.PathLike, timeout: float = 60) -> VideoInfo:
+    """Probe the first video stream with ffprobe."""
+    out = run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", _abs(path)], timeout=timeout
+    ).stdout
+    data = json.loads(out or b"{}")
+    streams = data.get("streams", [])
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
+        None,
+    )
+    if video is None:
+        raise MediaError("no video stream")
+    fmt = data.get("format", {})
+    avg, nominal = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
+    fps = avg or nominal
+    if not fps:
+        raise MediaError("no frame rate")
+    duration = float(video.get("duration") or fmt.get("duration") or 0)
+    num_frames = int(video.get("nb_frames") or round(duration * fps))
+    rotation = _rotation(video)
+    width, height = int(video.get("width", 0)), int(video.get("height", 0))
+    if not width or not height:
+        raise MediaError("video stream has no size")
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(
+        fps=fps,
+        num_frames=num_frames,
+        duration=duration,
+        width=width,
+        height=height,
+        rotation=rotation,
+        codec=video.get("codec_name", "unknown"),
+        pix_fmt=video.get("pix_fmt", "unknown"),
+        start_time=float(video.get("start_time") or fmt.get("start_time") or 0),
+        variable_frame_rate=bool(avg and nominal and avg != nominal),
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+    )
+
+
+def _turn(plane: np.ndarray, rotation: int) -> np.ndarray:
+    return plane if rotation == 0 else np.rot90(plane, k=-(rotation // 90))
+
+
+class DecodedFrame:
+    """One decoded frame: its 0-based decode index, its time in the source, and conversions."""
+
+    __slots__ = ("index", "time", "_frame", "_rotation")
+
+    def __init__(self, index: int, time: float, frame, rotation: int):
+        self.index, self.time, self._frame, self._rotation = index, time, frame, rotation
+
+    def yuv420p(self, width: int, height: int) -> bytes:
+        """The frame upright as planar YUV 4:2:0 of the displayed size (even width and height)."""
+        turned = self._rotation in (90, 270)
+        w, h = (height, width) if turned else (width, height)
+        frame = self._frame
+        if frame.format.name != "yuv420p" or frame.width != w or frame.height != h:
+            frame = frame.reformat(width=w, height=h, format="yuv420p")
+        planes = frame.to_ndarray()
+        if not self._rotation:
+            return planes.tobytes()
+        y = planes[:h]
+        u = planes[h : h + h // 4].reshape(h // 2, w // 2)
+        v = planes[h + h // 4 :].reshape(h // 2, w // 2)
+        return b"".join(_turn(p, self._rotation).tobytes() for p in (y, u, v))
+
+    def image(self, width: int, height: int, fmt: str = "bgr24") -> np.ndarray:
+        """The frame upright, resized to width x height (displayed orientation), as an HxWxC array."""
+        turned = self._rotation in (90, 270)
+        w, h = (height, width) if turned else (width, height)
+        return np.ascontiguousarray(_turn(self._frame.to_ndarray(width=w, height=h, format=fmt), self._rotation))
+
+
+def decode_frames(path: str | os.PathLike, info: VideoInfo, threads: int = 0) -> Iterator[DecodedFrame]:
+    """Every decoded frame of the first video stream, in presentation order, numbered from 0."""
+    import av
+
+    try:
+        container = av.open(_abs(path), timeout=60)
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot open: {exc}") from exc
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if threads:
+            stream.thread_count = threads
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else start + index / float(info.fps)
+                yield DecodedFrame(index, time, frame, info.rotation)
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"decoding failed at frame {index}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = 22
+    audio: bool = True
+    threads: int = 0  # 0: let the encoder decide
+
+
+class Encoder:
+    """An ffmpeg process that turns raw upright YUV frames on stdin into one clip file.
+
+    Audio (when kept) is read by the same process straight from the source, seeking to the clip's
+    start time, so the clip's audio stays in sync with exactly the frames that were written.
+    """
+
+    def __init__(self, out_path: Path, width: int, height: int, fps: Fraction, settings: EncoderSettings,
+                 audio_source: Path | None = None, audio_start: float = 0.0, audio_duration: float = 0.0):
+        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
+               "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0"]
+        if audio_source is not None:
+            cmd += ["-ss", f"{max(audio_start, 0.0):.6f}", "-t", f"{audio_duration:.6f}", "-i", _abs(audio_source),
+                    "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "128k", "-shortest"]
+        else:
+            cmd += ["-map", "0:v:0", "-an"]
+        cmd += ["-c:v", settings.codec, "-preset", settings.preset, "-crf", str(settings.crf), "-pix_fmt", "yuv420p"]
+        if settings.threads:
+            cmd += ["-threads", str(settings.threads)]
+        cmd += ["-f", "mp4", _abs(out_path)]
+        self.out_path = out_path
+        self.frames = 0
+        # stderr goes to a file: a pipe nobody reads could fill up and stall the encoder.
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._proc.stdin.write(data)
+        except BrokenPipeError as exc:
+            raise MediaError(f"encoder stopped: {self._error()}") from exc
+        self.frames += 1
+
+    def _error(self) -> str:
+        self._proc.wait()
+        self._log.seek(0)
+        tail = self._log.read().decode(errors="replace").strip().splitlines()[-3:]
+        return " | ".join(tail) or f"exit {self._proc.returncode}"
+
+    def close(self) -> None:
+        """Signal end of input; the encoder finishes in the background until ``wait``."""
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def wait(self) -> None:
+        """Wait for the encoder; raise MediaError if it failed."""
+        self.close()
+        if self._proc.wait() != 0:
+            raise MediaError(f"encoder failed: {self._error()}")
+        self._log.close()
+
+    def kill(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        self._log.close()
