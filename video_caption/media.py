@@ -135,6 +135,12 @@ def _turn(plane: np.ndarray, rotation: int) -> np.ndarray:
     return plane if rotation == 0 else np.rot90(plane, k=-(rotation // 90))
 
 
+def _plane(frame, index: int, width: int, height: int) -> np.ndarray:
+    """A view (no copy) of one plane of a decoded frame, without its line padding."""
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
 class DecodedFrame:
     """One decoded frame: its 0-based decode index, its time in the source, and conversions."""
 
@@ -143,26 +149,42 @@ class DecodedFrame:
     def __init__(self, index: int, time: float, frame, rotation: int):
         self.index, self.time, self._frame, self._rotation = index, time, frame, rotation
 
-    def yuv420p(self, width: int, height: int) -> bytes:
-        """The frame upright as planar YUV 4:2:0 of the displayed size (even width and height)."""
+    def _yuv_planes(self, width: int, height: int) -> list[np.ndarray]:
         turned = self._rotation in (90, 270)
         w, h = (height, width) if turned else (width, height)
         frame = self._frame
-        if frame.format.name != "yuv420p" or frame.width != w or frame.height != h:
+        if frame.format.name != "yuv420p" or frame.width < w or frame.height < h:
             frame = frame.reformat(width=w, height=h, format="yuv420p")
-        planes = frame.to_ndarray()
-        if not self._rotation:
-            return planes.tobytes()
-        y = planes[:h]
-        u = planes[h : h + h // 4].reshape(h // 2, w // 2)
-        v = planes[h + h // 4 :].reshape(h // 2, w // 2)
-        return b"".join(_turn(p, self._rotation).tobytes() for p in (y, u, v))
+        planes = [_plane(frame, 0, w, h), _plane(frame, 1, w // 2, h // 2), _plane(frame, 2, w // 2, h // 2)]
+        return [_turn(p, self._rotation) for p in planes]
 
-    def image(self, width: int, height: int, fmt: str = "bgr24") -> np.ndarray:
-        """The frame upright, resized to width x height (displayed orientation), as an HxWxC array."""
-        turned = self._rotation in (90, 270)
-        w, h = (height, width) if turned else (width, height)
-        return np.ascontiguousarray(_turn(self._frame.to_ndarray(width=w, height=h, format=fmt), self._rotation))
+    def yuv420p(self, width: int, height: int) -> list:
+        """The frame upright as planar YUV 4:2:0 buffers (Y, U, V) of the displayed size, both even.
+
+        The buffers point into the decoder's frame when no conversion is needed (no copy)."""
+        return [p.data if p.flags.c_contiguous else p.tobytes() for p in self._yuv_planes(width, height)]
+
+    def image(self, width: int, height: int, fmt: str = "bgr24", exact: bool = False) -> np.ndarray:
+        """The frame upright, scaled to about width x height, as an HxWx3 array ("bgr24" or "rgb24").
+
+        Exactly that size when ``exact``; otherwise, for a small target, the planes are thinned by
+        an even step instead (at least the size asked for, under twice it), which costs a tenth of
+        a real resize: plenty for a detector that compares frames with each other."""
+        import cv2
+
+        frame = self._frame
+        step = min(frame.width // (2 * width), frame.height // (2 * height)) * 2
+        if exact or frame.format.name != "yuv420p" or step < 2:
+            turned = self._rotation in (90, 270)
+            w, h = (height, width) if turned else (width, height)
+            return np.ascontiguousarray(_turn(frame.to_ndarray(width=w, height=h, format=fmt), self._rotation))
+        h, w = (frame.height // (2 * step)) * 2, (frame.width // (2 * step)) * 2
+        y = _plane(frame, 0, frame.width, frame.height)[::step, ::step][:h, :w]
+        u = _plane(frame, 1, frame.width // 2, frame.height // 2)[::step, ::step][: h // 2, : w // 2]
+        v = _plane(frame, 2, frame.width // 2, frame.height // 2)[::step, ::step][: h // 2, : w // 2]
+        i420 = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, w)
+        code = cv2.COLOR_YUV2BGR_I420 if fmt == "bgr24" else cv2.COLOR_YUV2RGB_I420
+        return np.ascontiguousarray(_turn(cv2.cvtColor(i420, code), self._rotation))
 
 
 def decode_frames(path: str | os.PathLike, info: VideoInfo, threads: int = 0) -> Iterator[DecodedFrame]:
@@ -225,9 +247,11 @@ class Encoder:
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
-    def write(self, data: bytes) -> None:
+    def write(self, planes: list) -> None:
+        """Write one frame given as its Y, U and V buffers."""
         try:
-            self._proc.stdin.write(data)
+            for plane in planes:
+                self._proc.stdin.write(plane)
         except BrokenPipeError as exc:
             raise MediaError(f"encoder stopped: {self._error()}") from exc
         self.frames += 1

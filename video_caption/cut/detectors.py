@@ -19,6 +19,7 @@ class ShotDetector(ABC):
     name: str
     lag: int
     image_format = "bgr24"
+    exact_resize = False  # a learned model wants the same resize it was trained with
 
     @abstractmethod
     def image_size(self, width: int, height: int) -> tuple[int, int]:
@@ -96,6 +97,7 @@ class TransNetV2Detector(ShotDetector):
 
     name = "transnetv2"
     image_format = "rgb24"
+    exact_resize = True
     _WINDOW, _STEP, _PAD = 100, 50, 25
 
     def __init__(self, threshold: float = 0.5, device: str | None = None, batch: int | None = None):

@@ -51,7 +51,7 @@ class _Piece:
 
     def __init__(self, start: DecodedFrame):
         self.start = start
-        self.held: list[bytes] = []
+        self.held: list[list] = []
         self.encoder: Encoder | None = None
 
 
@@ -158,7 +158,8 @@ class _SourceCutter:
         try:
             for frame in decode_frames(self.source.path, self.info):
                 count += 1
-                cuts.update(detector.push(frame.index, frame.image(det_w, det_h, detector.image_format)))
+                image = frame.image(det_w, det_h, detector.image_format, detector.exact_resize)
+                cuts.update(detector.push(frame.index, image))
                 queue.append(frame)
                 while queue[0].index + detector.lag <= frame.index:
                     settle(queue.popleft())
