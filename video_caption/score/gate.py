@@ -1,0 +1,46 @@
+"""Gate decisions for stage 2 (pure functions, no I/O).
+
+A gate is a bound on one key of a clip's row: ``min`` (keep when value >= min, or > min when
+``strict``) and/or ``max``.  Stage 2 applies the cheap metadata gates first, then each scorer's
+gate in the order the scorers run, so a later (costlier) scorer only ever sees survivors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gate:
+    key: str
+    min: float | None = None
+    max: float | None = None
+    strict: bool = False  # open bounds: min < value < max
+
+    def passes(self, row: dict) -> bool:
+        value = row.get(self.key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self.min is not None and (value <= self.min if self.strict else value < self.min):
+            return False
+        if self.max is not None and (value >= self.max if self.strict else value > self.max):
+            return False
+        return True
+
+    def describe(self) -> str:
+        lo = "" if self.min is None else f"{self.min:g} {'<' if self.strict else '<='} "
+        hi = "" if self.max is None else f" {'<' if self.strict else '<='} {self.max:g}"
+        return f"{lo}{self.key}{hi}"
+
+
+def split_by_gates(rows: list[dict], gates: list[Gate]) -> tuple[list[dict], list[tuple[dict, Gate]]]:
+    """(rows passing every gate, [(row, first gate it failed)])."""
+    kept, rejected = [], []
+    for row in rows:
+        failed = next((g for g in gates if not g.passes(row)), None)
+        if failed is None:
+            kept.append(row)
+        else:
+            rejected.append((row, failed))
+    return kept, rejected
