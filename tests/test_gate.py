@@ -1,0 +1,24 @@
+from video_caption.score.gate import Gate, split_by_gates
+
+
+def test_bounds_inclusive_and_strict():
+    assert Gate("a", min=4.0).passes({"a": 4.0})
+    assert not Gate("a", min=4.0).passes({"a": 3.99})
+    assert Gate("t", max=0.02).passes({"t": 0.02})
+    motion = Gate("m", min=3, max=8, strict=True)
+    assert motion.passes({"m": 5}) and not motion.passes({"m": 3}) and not motion.passes({"m": 8})
+
+
+def test_missing_or_nan_score_never_passes():
+    assert not Gate("a", min=0).passes({})
+    assert not Gate("a", min=0).passes({"a": float("nan")})
+
+
+def test_split_reports_the_first_failed_gate():
+    gates = [Gate("duration", min=3), Gate("aesthetic_score", min=4.0)]
+    rows = [{"duration": 5, "aesthetic_score": 5}, {"duration": 2, "aesthetic_score": 1}, {"duration": 4,
+                                                                                           "aesthetic_score": 3}]
+    kept, rejected = split_by_gates(rows, gates)
+    assert kept == [rows[0]]
+    assert [(r["duration"], g.key) for r, g in rejected] == [(2, "duration"), (4, "aesthetic_score")]
+    assert gates[1].describe() == "4 <= aesthetic_score"
