@@ -12,7 +12,6 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg
 fi
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install -q --upgrade pip
 "$PYTHON" -m pip install -q -r requirements-dev.txt
 "$PYTHON" -m pip install -q --no-deps -e .
 

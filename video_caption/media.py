@@ -187,7 +187,7 @@ class DecodedFrame:
         return np.ascontiguousarray(_turn(cv2.cvtColor(i420, code), self._rotation))
 
 
-def decode_frames(path: str | os.PathLike, info: VideoInfo, threads: int = 0) -> Iterator[DecodedFrame]:
+def decode_frames(path: str | os.PathLike, info: VideoInfo) -> Iterator[DecodedFrame]:
     """Every decoded frame of the first video stream, in presentation order, numbered from 0."""
     import av
 
@@ -198,8 +198,6 @@ def decode_frames(path: str | os.PathLike, info: VideoInfo, threads: int = 0) ->
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if threads:
-            stream.thread_count = threads
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         index = 0
         try:
