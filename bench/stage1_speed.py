@@ -117,8 +117,16 @@ def timed(cmd: list[str]) -> tuple[float, int]:
     return elapsed, peak
 
 
+def balanced_sum(terms: list[str]) -> str:
+    """``a+b+c+...`` as a balanced tree: ffmpeg's expression parser fails (ENOMEM) past ~100 nested terms."""
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({balanced_sum(terms[:half])}+{balanced_sum(terms[half:])})"
+
+
 def kept_frames_encode(source: Path, clips: list[dict], out: Path, preset: str, crf: int) -> float:
-    ranges = "+".join(f"between(n,{c['start_frame']},{c['end_frame'] - 1})" for c in clips)
+    ranges = balanced_sum([f"between(n,{c['start_frame']},{c['end_frame'] - 1})" for c in clips])
     script = out.with_suffix(".filter")
     script.write_text(f"select='{ranges}',setpts=N/FRAME_RATE/TB")
     cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-map", "0:v:0", "-filter_script:v", str(script),

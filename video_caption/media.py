@@ -158,6 +158,11 @@ class DecodedFrame:
         planes = [_plane(frame, 0, w, h), _plane(frame, 1, w // 2, h // 2), _plane(frame, 2, w // 2, h // 2)]
         return [_turn(p, self._rotation) for p in planes]
 
+    def size(self) -> tuple[int, int]:
+        """(width, height) as displayed, after rotation."""
+        w, h = self._frame.width, self._frame.height
+        return (h, w) if self._rotation in (90, 270) else (w, h)
+
     def yuv420p(self, width: int, height: int) -> list:
         """The frame upright as planar YUV 4:2:0 buffers (Y, U, V) of the displayed size, both even.
 
@@ -187,8 +192,10 @@ class DecodedFrame:
         return np.ascontiguousarray(_turn(cv2.cvtColor(i420, code), self._rotation))
 
 
-def decode_frames(path: str | os.PathLike, info: VideoInfo) -> Iterator[DecodedFrame]:
-    """Every decoded frame of the first video stream, in presentation order, numbered from 0."""
+def decode_frames(path: str | os.PathLike, info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+    """Every decoded frame of the first video stream, in presentation order, numbered from 0.
+
+    Without ``info`` (no ffprobe run), the rotation comes from the frames' display matrix."""
     import av
 
     try:
@@ -196,17 +203,55 @@ def decode_frames(path: str | os.PathLike, info: VideoInfo) -> Iterator[DecodedF
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot open: {exc}") from exc
     with container:
+        if not container.streams.video:
+            raise MediaError("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        fps = float(info.fps) if info else float(stream.average_rate or 25)
+        rotation = info.rotation if info else None
         index = 0
         try:
             for frame in container.decode(stream):
-                time = frame.time if frame.time is not None else start + index / float(info.fps)
-                yield DecodedFrame(index, time, frame, info.rotation)
+                if rotation is None:
+                    rotation = int(round(-frame.rotation)) % 360  # PyAV reports counter-clockwise degrees
+                time = frame.time if frame.time is not None else start + index / fps
+                yield DecodedFrame(index, time, frame, rotation)
                 index += 1
         except av.error.FFmpegError as exc:
             raise MediaError(f"decoding failed at frame {index}: {exc}") from exc
+
+
+def uniform_indices(num_frames: int, count: int) -> list[int]:
+    """``count`` frame indices spread evenly from the first frame to the last (fewer for short clips)."""
+    if num_frames <= 0:
+        return []
+    return sorted({int(i) for i in np.linspace(0, num_frames - 1, min(count, num_frames))})
+
+
+def read_frames(path: str | os.PathLike, indices: list[int], fmt: str = "rgb24") -> list[np.ndarray]:
+    """The frames at the given decode indices, upright, at full size: HxWx3 ("rgb24", "bgr24") or
+    HxW ("gray", the luma an OpenCV reader computes: BGR then ``COLOR_BGR2GRAY``).
+
+    This is the project's one frame sampler.  Decoding stops after the last wanted frame, and only
+    wanted frames are converted.  A wanted index past the end of the video raises MediaError."""
+    import cv2
+
+    wanted = sorted(set(indices))
+    if not wanted:
+        return []
+    by_index = {}
+    for frame in decode_frames(path):
+        if frame.index in wanted:
+            w, h = frame.size()
+            image = frame.image(w, h, "rgb24" if fmt == "rgb24" else "bgr24", exact=True)
+            by_index[frame.index] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if fmt == "gray" else image
+            if frame.index == wanted[-1]:
+                break
+    missing = [i for i in wanted if i not in by_index]
+    if missing:
+        raise MediaError(f"video ends before frame {missing[0]} ({len(by_index)} of {len(wanted)} frames read)")
+    return [by_index[i] for i in indices]
 
 
 @dataclass(frozen=True)

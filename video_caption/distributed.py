@@ -1,0 +1,77 @@
+"""Splitting work across processes (``accelerate launch``) and merging what each one wrote.
+
+Every rank appends only to its own part files (``.NAME.rankNNNNN.part``, beside NAME), so no two
+processes ever write one file.  At a barrier, rank 0 merges the parts into NAME and deletes them.
+A run killed before the merge leaves parts that the next run, with any number of processes, reads
+as done work and merges: resuming never depends on how many ranks wrote what.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from video_caption.manifest import ManifestWriter, read_rows
+
+
+class Ranks:
+    """This process's place in the run: rank, world size, device and a barrier."""
+
+    def __init__(self, cpu: bool = False):
+        from accelerate import PartialState
+
+        self.state = PartialState(cpu=cpu)
+        self.rank = self.state.process_index
+        self.world = self.state.num_processes
+        self.device = str(self.state.device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list) -> list:
+        return items[self.rank::self.world]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            self.state.wait_for_everyone()
+
+
+def part_path(path: Path, rank: int) -> Path:
+    return path.with_name(f".{path.name}.rank{rank:05d}.part")
+
+
+def parts(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f".{path.name}.rank*.part"))
+
+
+def read_with_parts(path: Path) -> list[dict]:
+    """The rows of a manifest and of any part files not merged into it yet."""
+    rows = read_rows(path)
+    for part in parts(path):
+        rows += read_rows(part)
+    return rows
+
+
+def merge_parts(path: Path, key: str | None = "video_path") -> int:
+    """Append the rows of every part file to ``path`` (skipping rows it holds already), then delete
+    the parts.  Returns how many rows were added.  Only one process may call it at a time."""
+    found = parts(path)
+    if not found:
+        return 0
+    added = 0
+    with ManifestWriter(path, key=key) as writer:
+        seen = None if key else {_identity(row) for row in read_rows(path)}
+        for part in found:
+            rows = read_rows(part)
+            if seen is not None:
+                rows = [r for r in rows if _identity(r) not in seen]
+                seen.update(_identity(r) for r in rows)
+            added += writer.append(rows)
+    for part in found:
+        os.unlink(part)
+    return added
+
+
+def _identity(row: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in row.items()))
