@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# bench/reference.py holds the plain reference implementations that tests compare against.
+sys.path.insert(0, str(REPO / "bench"))
 VIDEOS = Path(os.environ.get("VIDEO_CAPTION_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
 
 

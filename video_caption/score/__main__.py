@@ -173,6 +173,7 @@ def main(argv=None) -> int:
         log.error("%s", exc)
         return 1
     ranks = Ranks(cpu=args.cpu)
+    out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out) if ranks.main else None
     try:
         return _score_all(args, scorers, ranks, out, log)
