@@ -17,4 +17,6 @@ PYTHON="${PYTHON:-python3}"
 
 if [ "${1:-}" = "--demo" ]; then
   bash stage_1_video_cut.sh
+  # Offline demo: the CLIP weights of the aesthetic scorer cannot be fetched here, so text and motion only.
+  SCORERS="${SCORERS:-text,motion}" bash stage_2_filter_data.sh
 fi

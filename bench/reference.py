@@ -63,3 +63,63 @@ def text_reader():
 
     return easyocr.Reader(["en"], gpu=False, model_storage_directory=model_dir(), download_enabled=False,
                           recognizer=False, verbose=False)
+
+
+def aesthetic_score(path: str, model, preprocess, head, frames: int = 4) -> float:
+    """Four frames spread over the clip, read with cv2, CLIP-embedded one clip at a time, into the head."""
+    import torch
+    from PIL import Image
+
+    cap = cv2.VideoCapture(path)
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    images = []
+    for index in np.linspace(0, total - 1, frames).astype(int):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+        ok, frame = cap.read()
+        if ok:
+            images.append(preprocess(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))))
+    cap.release()
+    with torch.no_grad():
+        emb = model.encode_image(torch.stack(images))
+        emb = emb / emb.norm(dim=-1, keepdim=True)
+        return float(head(emb).mean())
+
+
+def main() -> None:
+    """python bench/reference.py {motion,text,aesthetic} MANIFEST ROOT [CLIP_MODEL CLIP_WEIGHTS HEAD]:
+    prints {"scores": {video_path: score}, "seconds": time spent scoring (models loaded before)}."""
+    import json
+    import sys
+    import time
+
+    kind, manifest, root = sys.argv[1:4]
+    paths = [json.loads(line)["video_path"] for line in open(manifest) if line.strip()]
+    if kind == "motion":
+        fn = motion_score
+    elif kind == "text":
+        reader = text_reader()
+
+        def fn(path):
+            return text_score(path, reader)
+    else:
+        import open_clip
+        import torch
+        from torch import nn
+
+        model, _, preprocess = open_clip.create_model_and_transforms(sys.argv[4], pretrained=sys.argv[5])
+        model.eval()
+        state = torch.load(sys.argv[6], weights_only=True)
+        head = nn.Sequential(nn.Linear(768, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
+                             nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1))
+        head.load_state_dict({k.removeprefix("layers."): v for k, v in state.items()})
+        head.eval()
+
+        def fn(path):
+            return aesthetic_score(path, model, preprocess, head)
+    start = time.perf_counter()
+    scores = {p: fn(f"{root}/{p}") for p in paths}
+    print(json.dumps({"scores": scores, "seconds": time.perf_counter() - start}))
+
+
+if __name__ == "__main__":
+    main()

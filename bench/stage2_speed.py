@@ -1,0 +1,149 @@
+"""Stage-2 scorers on CPU: clips per second and peak memory, beside plain reference implementations.
+
+    python bench/stage2_speed.py [--work /tmp/video_caption_bench2] [--out bench/results]
+
+Clips: stage 1 (default settings) over the shared test videos.  In one run, for each scorer, stage 2
+(one process, its DataLoader worker and threads) and the plain reference of bench/reference.py (one
+process, every frame read with cv2, one clip at a time) score the same clips:
+  motion     exact and --motion-fast, and the Farneback calls alone (frames decoded beforehand)
+  text       --text-max-side 2560 (EasyOCR's own canvas: the reference's boxes), 960 and 640
+  aesthetic  real-size ViT-L/14 with random weights (the real ones cannot be downloaded here: the
+             speed is the real one, the scores are not) and the real LAION head, on the first 12 clips
+Peak memory is the RSS of all processes of a run, summed.  Results go to OUT/stage2_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from stage1_speed import VIDEOS, TreeMemory  # noqa: E402
+
+from video_caption.manifest import read_rows  # noqa: E402
+from video_caption.media import read_frames  # noqa: E402
+from video_caption.score.motion import MotionFrames, flow_magnitude  # noqa: E402
+
+OPEN = ["--aesthetic-min", "-1e9", "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9"]
+
+
+def measured(cmd: list[str]) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = TreeMemory(proc.pid)
+    out, err = proc.communicate()
+    elapsed, peak = time.perf_counter() - start, memory.stop()
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:5]} failed: {err[-2000:]}")
+    return elapsed, peak, out
+
+
+def ours(work: Path, name: str, manifest: Path, root: Path, *extra: str) -> dict:
+    out = work / f"ours_{name}"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    wall, peak, _ = measured([sys.executable, "-m", "video_caption.score", "--output-folder", str(out), "--input",
+                              str(manifest), "--root", str(root), *OPEN, *extra])
+    scorer = extra[1].split(",")[0]
+    rows = read_rows(out / f"{scorer}_score.jsonl")
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20), "clips": len(rows),
+            "clips_per_s": round(len(rows) / wall, 3), "scores": {r["video_path"]: r[f"{scorer}_score"] for r in rows}}
+
+
+def reference(kind: str, manifest: Path, root: Path, *extra: str) -> dict:
+    wall, peak, out = measured([sys.executable, str(REPO / "bench" / "reference.py"), kind, str(manifest), str(root),
+                                *extra])
+    result = json.loads(out)
+    n = len(result["scores"])
+    return {"wall_s": round(wall, 2), "scoring_s": round(result["seconds"], 2), "peak_rss_mb": round(peak / 2**20),
+            "clips": n, "clips_per_s": round(n / wall, 3), "scores": result["scores"]}
+
+
+def compare(run: dict, ref: dict) -> dict:
+    keys = sorted(ref["scores"])
+    a, b = np.array([run["scores"][k] for k in keys]), np.array([ref["scores"][k] for k in keys])
+    rel = np.abs(a - b) / np.maximum(np.abs(b), 1e-9)
+    return {"max_abs_diff": float(np.max(np.abs(a - b))), "max_rel_diff": float(np.max(rel)),
+            "speedup_vs_reference": round(ref["wall_s"] / run["wall_s"], 2), "spearman": spearman(a, b)}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
+
+
+def farneback_alone(rows: list[dict], root: Path) -> float:
+    plan, total = MotionFrames(), 0.0
+    for row in rows:
+        frames = read_frames(root / row["video_path"], plan.indices(row["num_frames"], row["fps"]), "gray")
+        start = time.perf_counter()
+        for a, b in zip(frames, frames[1:], strict=False):
+            flow_magnitude(a, b)
+        total += time.perf_counter() - start
+    return total
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/tmp/video_caption_bench2"))
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--aesthetic-clips", type=int, default=12)
+    args = p.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stage1 = args.work / "stage1"
+    if not (stage1 / "meta_clips.jsonl").exists():
+        subprocess.run([sys.executable, "-m", "video_caption.cut", "--video-folder", str(VIDEOS), "--output-folder",
+                        str(stage1)], cwd=REPO)
+    rows = read_rows(stage1 / "meta_clips.jsonl")
+    manifest = args.work / "clips.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+               "date": time.strftime("%Y-%m-%d"), "clips": len(rows)}
+
+    ref = reference("motion", manifest, stage1)
+    exact = ours(args.work, "motion", manifest, stage1, "--scorers", "motion")
+    fast = ours(args.work, "motion_fast", manifest, stage1, "--scorers", "motion", "--motion-fast")
+    flow = farneback_alone(rows, stage1)
+    results["motion"] = {"reference": ref, "exact": {**exact, **compare(exact, ref)},
+                         "fast": {**fast, **compare(fast, ref)}, "farneback_calls_s": round(flow, 2),
+                         "exact_wall_over_farneback": round(exact["wall_s"] / flow, 3)}
+    print(json.dumps({k: v for k, v in results["motion"].items() if k != "reference"}, default=str)[:2000], flush=True)
+
+    ref = reference("text", manifest, stage1)
+    results["text"] = {"reference": ref}
+    for side in ("2560", "960", "640"):
+        run = ours(args.work, f"text_{side}", manifest, stage1, "--scorers", "text", "--text-max-side", side)
+        results["text"][side] = {**run, **compare(run, ref)}
+    print(json.dumps({k: {m: v[m] for m in v if m != "scores"} for k, v in results["text"].items()})[:3000],
+          flush=True)
+
+    few = args.work / "clips_aesthetic.jsonl"
+    few.write_text("".join(json.dumps(r) + "\n" for r in rows[: args.aesthetic_clips]))
+    weights = args.work / "vit_l14_random.safetensors"
+    if not weights.exists():
+        import open_clip
+        from safetensors.torch import save_file
+
+        model = open_clip.create_model("ViT-L-14-quickgelu")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    head = REPO / "models" / "aesthetic" / "sac+logos+ava1-l14-linearMSE.pth"
+    ref = reference("aesthetic", few, stage1, "ViT-L-14-quickgelu", str(weights), str(head))
+    run = ours(args.work, "aesthetic", few, stage1, "--scorers", "aesthetic", "--clip-model", "ViT-L-14-quickgelu",
+               "--clip-weights", str(weights))
+    results["aesthetic"] = {"reference": ref, "ours": {**run, **compare(run, ref)}}
+    print(json.dumps({k: {m: v[m] for m in v if m != "scores"} for k, v in results["aesthetic"].items()}), flush=True)
+    (args.out / "stage2_speed.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
