@@ -7,7 +7,7 @@
 #   SCORERS        comma list, in gate order                               [aesthetic,text,motion]
 #   AESTHETIC_MIN [4.0], TEXT_MAX [0.02], MOTION_MIN [3] and MOTION_MAX [8] (open bounds)
 #   MIN_DURATION, MAX_DURATION, MIN_SIDE, MIN_FPS   metadata gates, off unless set
-#   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_FRAMES, MOTION_FAST=1
+#   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, MOTION_FAST=1
 #   BATCH_SIZE, NUM_WORKERS, DEVICE, CPU=1
 #   NUM_PROCESSES  >1: run under 'accelerate launch --num_processes N' (one process per GPU)
 #   LAUNCHER       a whole launcher command instead, e.g. "accelerate launch --config_file multi_node.yaml"
@@ -32,6 +32,7 @@ opt CLIP_WEIGHTS --clip-weights
 opt AESTHETIC_HEAD --aesthetic-head
 opt MODELS_FOLDER --models-folder
 opt TEXT_MAX_SIDE --text-max-side
+opt TEXT_PRESCREEN_SIDE --text-prescreen-side
 opt TEXT_FRAMES --text-frames
 opt BATCH_SIZE --batch-size
 opt NUM_WORKERS --num-workers

@@ -108,7 +108,7 @@ def main() -> None:
 
         model, _, preprocess = open_clip.create_model_and_transforms(sys.argv[4], pretrained=sys.argv[5])
         model.eval()
-        state = torch.load(sys.argv[6], weights_only=True)
+        state = torch.load(sys.argv[6], map_location="cpu", weights_only=True)
         head = nn.Sequential(nn.Linear(768, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
                              nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1))
         head.load_state_dict({k.removeprefix("layers."): v for k, v in state.items()})

@@ -34,7 +34,7 @@ from video_caption.manifest import read_rows  # noqa: E402
 from video_caption.media import read_frames  # noqa: E402
 from video_caption.score.motion import MotionFrames, flow_magnitude  # noqa: E402
 
-OPEN = ["--aesthetic-min", "-1e9", "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9"]
+OPEN = ["--aesthetic-min", "-1000000", "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9"]
 
 
 def measured(cmd: list[str]) -> tuple[float, int, str]:
@@ -97,6 +97,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/video_caption_bench2"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--aesthetic-clips", type=int, default=12)
+    p.add_argument("--only", nargs="+", default=["motion", "text", "aesthetic"])
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -107,8 +108,28 @@ def main() -> None:
     rows = read_rows(stage1 / "meta_clips.jsonl")
     manifest = args.work / "clips.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    results = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
-               "date": time.strftime("%Y-%m-%d"), "clips": len(rows)}
+    result_file = args.out / "stage2_speed.json"
+    results = json.loads(result_file.read_text()) if result_file.exists() else {}
+    results.update({"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+                    "date": time.strftime("%Y-%m-%d"), "clips": len(rows)})
+
+    def save(section: str) -> None:
+        result_file.write_text(json.dumps(results, indent=1))
+        print(json.dumps({section: {k: {m: x for m, x in v.items() if m != "scores"} if isinstance(v, dict) else v
+                                    for k, v in results[section].items()}}), flush=True)
+
+    if "motion" in args.only:
+        motion(args, results, manifest, stage1, rows)
+        save("motion")
+    if "text" in args.only:
+        text(args, results, manifest, stage1)
+        save("text")
+    if "aesthetic" in args.only:
+        aesthetic(args, results, stage1, rows)
+        save("aesthetic")
+
+
+def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) -> None:
 
     ref = reference("motion", manifest, stage1)
     exact = ours(args.work, "motion", manifest, stage1, "--scorers", "motion")
@@ -117,16 +138,20 @@ def main() -> None:
     results["motion"] = {"reference": ref, "exact": {**exact, **compare(exact, ref)},
                          "fast": {**fast, **compare(fast, ref)}, "farneback_calls_s": round(flow, 2),
                          "exact_wall_over_farneback": round(exact["wall_s"] / flow, 3)}
-    print(json.dumps({k: v for k, v in results["motion"].items() if k != "reference"}, default=str)[:2000], flush=True)
 
+
+def text(args, results: dict, manifest: Path, stage1: Path) -> None:
     ref = reference("text", manifest, stage1)
     results["text"] = {"reference": ref}
-    for side in ("2560", "960", "640"):
-        run = ours(args.work, f"text_{side}", manifest, stage1, "--scorers", "text", "--text-max-side", side)
-        results["text"][side] = {**run, **compare(run, ref)}
-    print(json.dumps({k: {m: v[m] for m in v if m != "scores"} for k, v in results["text"].items()})[:3000],
-          flush=True)
+    variants = {"default (full size, 640 prescreen)": [], "full size, no prescreen": ["--text-prescreen-side", "0"],
+                "max side 960": ["--text-max-side", "960", "--text-prescreen-side", "0"],
+                "max side 640": ["--text-max-side", "640", "--text-prescreen-side", "0"]}
+    for i, (name, extra) in enumerate(variants.items()):
+        run = ours(args.work, f"text_{i}", manifest, stage1, "--scorers", "text", *extra)
+        results["text"][name] = {**run, **compare(run, ref)}
 
+
+def aesthetic(args, results: dict, stage1: Path, rows: list[dict]) -> None:
     few = args.work / "clips_aesthetic.jsonl"
     few.write_text("".join(json.dumps(r) + "\n" for r in rows[: args.aesthetic_clips]))
     weights = args.work / "vit_l14_random.safetensors"
@@ -141,8 +166,6 @@ def main() -> None:
     run = ours(args.work, "aesthetic", few, stage1, "--scorers", "aesthetic", "--clip-model", "ViT-L-14-quickgelu",
                "--clip-weights", str(weights))
     results["aesthetic"] = {"reference": ref, "ours": {**run, **compare(run, ref)}}
-    print(json.dumps({k: {m: v[m] for m in v if m != "scores"} for k, v in results["aesthetic"].items()}), flush=True)
-    (args.out / "stage2_speed.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

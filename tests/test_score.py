@@ -4,6 +4,7 @@ ViT-L/14 loading path with the real LAION head, gates, errors."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 
 import pytest
@@ -20,9 +21,9 @@ MOVING = ["moviepy/fire2.mp4", "decord/flipping_a_pancake.mkv"]
 OPEN_GATES = ["--aesthetic-min", "-1000", "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9"]
 
 
-def score(out, manifest, root, *args, check=True):
+def score(out, manifest, root, *args, check=True, **kwargs):
     return run_module("video_caption.score", "--output-folder", out, "--input", manifest, "--root", root,
-                      *args, check=check)
+                      *args, check=check, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,8 @@ def test_aesthetic_loads_a_clip_through_the_vit_l14_path_with_the_real_head(stag
 
 def test_missing_weights_stop_the_run_before_any_work(stage1, tmp_path):
     manifest = write_manifest(tmp_path / "clips.jsonl", clip_rows(stage1, NO_TEXT))
-    proc = score(tmp_path, manifest, stage1, "--scorers", "aesthetic,motion", check=False)
+    empty_cache = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
+    proc = score(tmp_path, manifest, stage1, "--scorers", "aesthetic,motion", check=False, env=empty_cache)
     assert proc.returncode == 1
     assert "timm/vit_large_patch14_clip_224.openai" in proc.stderr and "huggingface-cli download" in proc.stderr
     proc = score(tmp_path, manifest, stage1, "--scorers", "text", "--text-weights", tmp_path / "nope.pth",

@@ -1,1 +1,1 @@
-"""Stage 2 (in progress): clip scoring and gated filtering."""
+"""Stage 2: score clips (aesthetic, text, motion) and filter them through gates, cheapest first."""

@@ -65,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--text-frames", type=int, default=1, help="frames per clip: the middle one, or centres of parts")
     g.add_argument("--text-max-side", type=int, default=2560,
                    help="longest side CRAFT sees (EasyOCR's canvas_size; smaller is faster, see docs)")
+    g.add_argument("--text-prescreen-side", type=int, default=640,
+                   help="first look at large frames at this size; no text found there means score 0 (0: off)")
     g = p.add_argument_group("motion")
     g.add_argument("--motion-fast", action="store_true",
                    help="flow at half resolution, magnitudes doubled: approximate, several times faster")
@@ -105,7 +107,7 @@ def build_scorer(name: str, args) -> Scorer:
     if name == "text":
         from video_caption.score.text import TextScorer
 
-        scorer = TextScorer(args.text_weights, args.text_frames, args.text_max_side)
+        scorer = TextScorer(args.text_weights, args.text_frames, args.text_max_side, args.text_prescreen_side)
         if not scorer.weights.is_file():
             scorer.setup("cpu")  # raises ModelMissing naming the file
         return scorer

@@ -111,6 +111,6 @@ def load_batches(rows: list[dict], root: Path, plan: FramePlan, batch_size: int,
         worker_init_fn=_worker_init if workers else None,
         # forkserver: a forked worker would inherit the model process's thread pools.
         multiprocessing_context=multiprocessing.get_context("forkserver") if workers else None,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=2 if workers else None,
     )
     yield from loader

@@ -38,25 +38,42 @@ def middle_indices(num_frames: int, count: int) -> list[int]:
     return sorted({min(num_frames - 1, int((i + 0.5) * num_frames / count)) for i in range(count)})
 
 
+@dataclass
+class CraftInput:
+    """One frame ready for CRAFT: normalised CHW input(s) and the ratios that map boxes back."""
+
+    size: tuple[int, int]  # the frame's (height, width)
+    full: np.ndarray
+    full_ratio: float
+    low: np.ndarray | None = None  # the prescreen input, when the frame is large enough to need one
+    low_ratio: float = 1.0
+
+
+def craft_input(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    import cv2
+    from easyocr.imgproc import normalizeMeanVariance, resize_aspect_ratio
+
+    resized, ratio, _ = resize_aspect_ratio(frame, max_side, interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(normalizeMeanVariance(resized).transpose(2, 0, 1)), ratio
+
+
 @dataclass(frozen=True)
 class TextFrames(FramePlan):
     count: int = 1
     max_side: int = FULL_SIZE
+    prescreen_side: int = 0
     fmt = "rgb24"
 
     def indices(self, num_frames: int, fps: float) -> list[int]:
         return middle_indices(num_frames, self.count)
 
-    def prepare(self, frames: list[np.ndarray]) -> list[tuple[np.ndarray, float, tuple[int, int]]]:
-        """Per frame: CRAFT's normalised CHW input, the resize ratio and the frame's (height, width)."""
-        import cv2
-        from easyocr.imgproc import normalizeMeanVariance, resize_aspect_ratio
-
+    def prepare(self, frames: list[np.ndarray]) -> list[CraftInput]:
         out = []
         for frame in frames:
-            resized, ratio, _ = resize_aspect_ratio(frame, self.max_side, interpolation=cv2.INTER_LINEAR)
-            out.append((np.ascontiguousarray(normalizeMeanVariance(resized).transpose(2, 0, 1)), ratio,
-                        frame.shape[:2]))
+            item = CraftInput(frame.shape[:2], *craft_input(frame, self.max_side))
+            if self.prescreen_side and max(frame.shape[:2]) >= 1.5 * self.prescreen_side:
+                item.low, item.low_ratio = craft_input(frame, self.prescreen_side)
+            out.append(item)
         return out
 
 
@@ -83,9 +100,11 @@ class TextScorer(Scorer):
     name = "text"
     key = "text_score"
 
-    def __init__(self, weights: str | os.PathLike | None = None, frames: int = 1, max_side: int = FULL_SIZE):
+    def __init__(self, weights: str | os.PathLike | None = None, frames: int = 1, max_side: int = FULL_SIZE,
+                 prescreen_side: int = 640, batch_pixels: int = 1280 * 736):
         self.weights = Path(weights) if weights else default_weights()
-        self.frames = TextFrames(count=frames, max_side=max_side)
+        self.frames = TextFrames(count=frames, max_side=max_side, prescreen_side=prescreen_side)
+        self.batch_pixels = batch_pixels
         self.net = None
         self.device = "cpu"
 
@@ -104,19 +123,23 @@ class TextScorer(Scorer):
         net.load_state_dict(state)
         self.device = device
         self.net = net.to(device).eval()
-        if device.startswith("cuda"):
-            self.net = self.net.half()
+        self.net = self.net.half() if device.startswith("cuda") else self.net.to(memory_format=torch.channels_last)
 
-    def _boxes(self, inputs: list[tuple[np.ndarray, float, tuple[int, int]]]) -> list[list[np.ndarray]]:
+    def _boxes(self, inputs: list[tuple[np.ndarray, float]]) -> list[list[np.ndarray]]:
+        """CRAFT boxes (8 ints each, in frame pixels) for inputs of one shape, one forward pass."""
         import torch
         from easyocr.craft_utils import adjustResultCoordinates, getDetBoxes
 
-        x = torch.from_numpy(np.stack([chw for chw, _, _ in inputs])).to(self.device)
+        x = torch.from_numpy(np.stack([chw for chw, _ in inputs])).to(self.device)
+        if self.device.startswith("cuda"):
+            x = x.half()
+        else:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y, _ = self.net(x.half() if self.device.startswith("cuda") else x)
+            y, _ = self.net(x)
         y = y.float().cpu().numpy()
         result = []
-        for out, (_, ratio, _) in zip(y, inputs, strict=True):
+        for out, (_, ratio) in zip(y, inputs, strict=True):
             boxes, polys, _ = getDetBoxes(out[:, :, 0], out[:, :, 1], TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT)
             polys = adjustResultCoordinates(polys, 1 / ratio, 1 / ratio)
             boxes = adjustResultCoordinates(boxes, 1 / ratio, 1 / ratio)
@@ -124,19 +147,37 @@ class TextScorer(Scorer):
                            for p, b in zip(polys, boxes, strict=True)])
         return result
 
-    def score(self, batch: list[list[tuple[np.ndarray, float, tuple[int, int]]]]) -> list[dict]:
-        frames = [f for clip in batch for f in clip]
-        # Frames of one size go through CRAFT together (clips of one source share a size).
-        boxes: list = [None] * len(frames)
+    def _detect(self, inputs: list[tuple[np.ndarray, float]]) -> list[list[np.ndarray]]:
+        """Boxes for inputs of any shapes: inputs of one shape go through CRAFT together, up to a
+        pixel budget per pass (a batch of large frames would take gigabytes of activations)."""
+        found: list = [None] * len(inputs)
         by_shape: dict[tuple, list[int]] = {}
-        for i, (chw, _, _) in enumerate(frames):
+        for i, (chw, _) in enumerate(inputs):
             by_shape.setdefault(chw.shape, []).append(i)
-        for members in by_shape.values():
-            for i, found in zip(members, self._boxes([frames[i] for i in members]), strict=True):
-                boxes[i] = found
+        for shape, members in by_shape.items():
+            per_pass = max(1, self.batch_pixels // (shape[1] * shape[2]))
+            for start in range(0, len(members), per_pass):
+                group = members[start:start + per_pass]
+                for i, boxes in zip(group, self._boxes([inputs[i] for i in group]), strict=True):
+                    found[i] = boxes
+        return found
+
+    def score(self, batch: list[list[CraftInput]]) -> list[dict]:
+        frames = [f for clip in batch for f in clip]
+        areas: list = [None] * len(frames)
+        # Prescreen: a large frame in which CRAFT finds no text at low resolution scores 0 without
+        # the full-resolution pass (on text-free footage, most of the cost).
+        screened = [i for i, f in enumerate(frames) if f.low is not None]
+        for i, boxes in zip(screened, self._detect([(frames[i].low, frames[i].low_ratio) for i in screened]),
+                            strict=True):
+            if text_area(boxes, *frames[i].size) == 0.0:
+                areas[i] = 0.0
+        full = [i for i, area in enumerate(areas) if area is None]
+        for i, boxes in zip(full, self._detect([(frames[i].full, frames[i].full_ratio) for i in full]), strict=True):
+            areas[i] = text_area(boxes, *frames[i].size)
         rows, i = [], 0
         for clip in batch:
-            scores = [text_area(boxes[i + j], *frames[i + j][2]) for j in range(len(clip))]
+            scores = areas[i:i + len(clip)]
             i += len(clip)
             rows.append({"text_score": float(np.mean(scores)), "text_frame_scores": scores})
         return rows
