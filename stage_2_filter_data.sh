@@ -9,7 +9,7 @@
 #   MIN_DURATION, MAX_DURATION, MIN_SIDE, MIN_FPS   metadata gates, off unless set
 #   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, MOTION_FAST=1
 #   BATCH_SIZE, NUM_WORKERS, DEVICE, CPU=1
-#   NUM_PROCESSES  >1: run under 'accelerate launch --num_processes N' (one process per GPU)
+#   NUM_PROCESSES  >1: run under 'accelerate launch --multi_gpu --num_processes N' (one per GPU; CPU=1: on CPU)
 #   LAUNCHER       a whole launcher command instead, e.g. "accelerate launch --config_file multi_node.yaml"
 # Rerunning resumes: clips already scored are not scored again.
 set -euo pipefail
@@ -45,8 +45,9 @@ if [ -n "${LAUNCHER:-}" ]; then
     read -r -a launcher <<< "$LAUNCHER"
     exec "${launcher[@]}" -m video_caption.score "${args[@]}" "$@"
 elif [ "${NUM_PROCESSES:-1}" -gt 1 ]; then
-    cpu=(); if [ "${CPU:-0}" = "1" ]; then cpu=(--cpu); fi
-    exec "$PYTHON" -m accelerate.commands.launch "${cpu[@]}" --num_processes "$NUM_PROCESSES" \
-        -m video_caption.score "${args[@]}" "$@"
+    # accelerate's multi-process launcher; with CPU=1 the ranks run on CPU (gloo). Its own --cpu flag
+    # would start a single process unless MPI is installed.
+    exec "$PYTHON" -m accelerate.commands.launch --multi_gpu --num_processes "$NUM_PROCESSES" --num_machines 1 \
+        --mixed_precision no --dynamo_backend no -m video_caption.score "${args[@]}" "$@"
 fi
 exec "$PYTHON" -m video_caption.score "${args[@]}" "$@"

@@ -20,9 +20,9 @@ ARGS = ["--scorers", "motion,text", "--text-max-side", "640", "--motion-min", "2
         "--text-max", "0.02", "--batch-size", "1"]
 
 
-def stage2(out, manifest, root, launcher=(), **kwargs) -> subprocess.Popen:
+def stage2(out, manifest, root, launcher=(), extra=(), **kwargs) -> subprocess.Popen:
     cmd = [*launcher, "-m", "video_caption.score", "--output-folder", str(out), "--input", str(manifest),
-           "--root", str(root), *ARGS]
+           "--root", str(root), *ARGS, *extra]
     return subprocess.Popen(cmd if launcher else [sys.executable, *cmd], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs)
 
@@ -56,11 +56,16 @@ def single(stage1, tmp_path_factory):
     return out, manifest
 
 
-def test_two_accelerate_cpu_processes_give_the_rows_of_one(stage1, single, tmp_path):
+def test_two_accelerate_processes_on_cpu_give_the_rows_of_one(stage1, single, tmp_path):
     one, manifest = single
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    # accelerate 1.x runs `launch --cpu --num_processes 2` as ONE process unless MPI is installed;
+    # the multi-process launcher with our --cpu gives two gloo ranks on a machine without GPU.
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    finish(stage2(tmp_path, manifest, stage1, launcher))
+    proc = stage2(tmp_path, manifest, stage1, launcher, extra=["--cpu"])
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    assert "on 2 process(es)" in err, "accelerate did not start two ranks"
     assert_same(outputs(one), outputs(tmp_path))
     assert outputs(one)["train.jsonl"], "the gates rejected every clip: the comparison proves little"
     assert not list(tmp_path.glob(".*.part")), "part files left after the merge"

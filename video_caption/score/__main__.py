@@ -1,7 +1,7 @@
 """Stage 2 command line: score clips and keep those that pass every gate, cheapest gates first.
 
     python -m video_caption.score --output-folder OUT [--scorers aesthetic,text,motion] [options]
-    accelerate launch [--cpu] --num_processes N -m video_caption.score --output-folder OUT ...
+    accelerate launch --multi_gpu --num_processes N -m video_caption.score --output-folder OUT ... [--cpu]
 
 Reads OUT/meta_clips.jsonl (or --input, any manifest with video_path).  Metadata gates (duration,
 size, fps) run first, then each scorer in the order given, on the clips that passed every gate
