@@ -1,4 +1,62 @@
 #!/usr/bin/env bash
-# Stage 3 (captioning) is not built yet: see issue 4.
-echo "stage 3 (caption) is not built yet" >&2
-exit 3
+# Stage 3: caption the clips that passed stage 2 (OUTPUT_FOLDER/train.jsonl) and write train.json.
+# Settings come from the environment; every one has a default.
+#   OUTPUT_FOLDER  stage 2's output folder                                   [datasets/demo/output]
+#   CAPTION_MODE   frames_then_summary | video_then_rewrite                   [frames_then_summary]
+#   STEPS          comma list of caption, summary, train (one alone: e.g. STEPS=summary)   [all]
+#   VLM_BACKEND    openai | vllm | transformers                                [openai]
+#   VLM_MODEL      model name, folder or Hugging Face repo id
+#   VLM_BASE_URL   an OpenAI-compatible server (vLLM, SGLang, LMDeploy, llama.cpp), e.g. http://127.0.0.1:8000/v1
+#   VLM_SERVE      vllm | sglang | lmdeploy | llamacpp: start that server with VLM_MODEL for the run
+#   LLM_BACKEND    openai | vllm | transformers | llamacpp | none              [llamacpp]
+#   LLM_MODEL, LLM_BASE_URL, LLM_SERVE   as for the VLM (llamacpp with no LLM_MODEL: the packaged Gemma 3 270M)
+#   FRAMES [4], FRAME_SAMPLING (uniform|mid|first|last|keyframes), MAX_SIDE [768]
+#   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, STRIP_OPENINGS   prompt files (prompts/)
+#   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED
+#   BATCH_SIZE, CONCURRENCY, TIMEOUT, RETRIES, NUM_WORKERS, DEVICE, CPU=1
+#   NUM_PROCESSES  >1: run under 'accelerate launch --multi_gpu --num_processes N'; LAUNCHER: a whole launcher
+# Rerunning resumes: clips already captioned are skipped; failed ones (errors.jsonl) are tried again.
+set -euo pipefail
+cd "$(dirname "$0")"
+OUTPUT_FOLDER="${OUTPUT_FOLDER:-datasets/demo/output}"
+
+args=(--output-folder "$OUTPUT_FOLDER")
+opt() { if [ -n "${!1:-}" ]; then args+=("$2" "${!1}"); fi; }
+opt CAPTION_MODE --mode
+opt STEPS --steps
+for role in VLM LLM; do
+    flag="$(echo "$role" | tr '[:upper:]' '[:lower:]')"
+    opt "${role}_BACKEND" "--$flag-backend"
+    opt "${role}_MODEL" "--$flag-model"
+    opt "${role}_BASE_URL" "--$flag-base-url"
+    opt "${role}_SERVE" "--$flag-serve"
+    opt "${role}_MAX_TOKENS" "--$flag-max-tokens"
+done
+opt FRAMES --frames
+opt FRAME_SAMPLING --frame-sampling
+opt MAX_SIDE --max-side
+opt FRAME_PROMPT --frame-prompt
+opt VIDEO_PROMPT --video-prompt
+opt SUMMARY_PROMPT --summary-prompt
+opt REWRITE_PROMPT --rewrite-prompt
+opt STRIP_OPENINGS --strip-openings
+opt TEMPERATURE --temperature
+opt TOP_P --top-p
+opt SEED --seed
+opt BATCH_SIZE --batch-size
+opt CONCURRENCY --concurrency
+opt TIMEOUT --timeout
+opt RETRIES --retries
+opt NUM_WORKERS --num-workers
+opt DEVICE --device
+if [ "${CPU:-0}" = "1" ]; then args+=(--cpu); fi
+
+PYTHON="${PYTHON:-python3}"
+if [ -n "${LAUNCHER:-}" ]; then
+    read -r -a launcher <<< "$LAUNCHER"
+    exec "${launcher[@]}" -m video_caption.caption "${args[@]}" "$@"
+elif [ "${NUM_PROCESSES:-1}" -gt 1 ]; then
+    exec "$PYTHON" -m accelerate.commands.launch --multi_gpu --num_processes "$NUM_PROCESSES" --num_machines 1 \
+        --mixed_precision no --dynamo_backend no -m video_caption.caption "${args[@]}" "$@"
+fi
+exec "$PYTHON" -m video_caption.caption "${args[@]}" "$@"

@@ -84,7 +84,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def farneback_alone(rows: list[dict], root: Path) -> float:
     plan, total = MotionFrames(), 0.0
     for row in rows:
-        frames = read_frames(root / row["video_path"], plan.indices(row["num_frames"], row["fps"]), "gray")
+        path = root / row["video_path"]
+        frames = read_frames(path, plan.indices(row["num_frames"], row["fps"], path), "gray")
         start = time.perf_counter()
         for a, b in zip(frames, frames[1:], strict=False):
             flow_magnitude(a, b)

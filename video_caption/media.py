@@ -229,6 +229,26 @@ def uniform_indices(num_frames: int, count: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, num_frames - 1, min(count, num_frames))})
 
 
+def middle_indices(num_frames: int, count: int) -> list[int]:
+    """The middle frame (count 1), or ``count`` frames at the centres of equal parts of the clip."""
+    return sorted({min(num_frames - 1, int((i + 0.5) * num_frames / count)) for i in range(count)})
+
+
+def keyframe_indices(path: str | os.PathLike) -> list[int]:
+    """Decode indices of the key frames, from the packets alone (nothing is decoded): a packet's
+    rank in presentation order is its frame's index in ``decode_frames``."""
+    import av
+
+    try:
+        with av.open(_abs(path), timeout=60) as container:
+            if not container.streams.video:
+                raise MediaError("no video stream")
+            packets = [(p.pts, p.is_keyframe) for p in container.demux(container.streams.video[0]) if p.pts is not None]
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot read packets: {exc}") from exc
+    return [i for i, (_, key) in enumerate(sorted(packets)) if key]
+
+
 def read_frames(path: str | os.PathLike, indices: list[int], fmt: str = "rgb24") -> list[np.ndarray]:
     """The frames at the given decode indices, upright, at full size: HxWx3 ("rgb24", "bgr24") or
     HxW ("gray", the luma an OpenCV reader computes: BGR then ``COLOR_BGR2GRAY``).

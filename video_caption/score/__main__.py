@@ -14,17 +14,18 @@ Exit status: 0 when every clip could be scored, 2 when some could not (errors.js
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from video_caption.distributed import Ranks, merge_parts, part_path, read_with_parts
+from video_caption.distributed import Ranks, lock_folder, merge_parts, part_path, pending, run_sharded
+from video_caption.loader import Item, load_batches
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import KEY, ErrorLog, ManifestWriter, read_rows, write_atomic
-from video_caption.score.base import Item, ModelMissing, Scorer, load_batches
+from video_caption.models import ModelMissing
+from video_caption.score.base import Scorer
 from video_caption.score.gate import Gate, split_by_gates
 
 SCORERS = ("aesthetic", "text", "motion")
@@ -155,15 +156,6 @@ def run_scorer(scorer: Scorer, rows: list[dict], root: Path, args, device: str, 
         bar.close()
 
 
-def _lock(folder: Path):
-    handle = open(folder / ".stage2.lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(f"another stage-2 run is using {folder}") from None
-    return handle
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
@@ -176,7 +168,7 @@ def main(argv=None) -> int:
         return 1
     ranks = Ranks(cpu=args.cpu)
     out.mkdir(parents=True, exist_ok=True)
-    lock = _lock(out) if ranks.main else None
+    lock = lock_folder(out, "stage2") if ranks.main else None
     try:
         return _score_all(args, scorers, ranks, out, log)
     finally:
@@ -201,19 +193,12 @@ def _score_all(args, scorers: list[Scorer], ranks: Ranks, out: Path, log) -> int
     with ErrorLog(part_path(out / ERRORS, ranks.rank)) as errors:
         for scorer in scorers:
             path = out / f"{scorer.name}_score.jsonl"
-            done = {row[KEY] for row in read_with_parts(path)}
-            todo = [row for row in survivors if row[KEY] not in done]
+            todo = pending(path, survivors, ranks)
             if ranks.main:
                 log.info("%s: %d clips reach this gate, %d already scored, %d to score on %d process(es), device %s",
                          scorer.name, len(survivors), len(survivors) - len(todo), len(todo), ranks.world, device)
-            mine = ranks.shard(todo)
-            if mine:
-                with ManifestWriter(part_path(path, ranks.rank)) as writer:
-                    run_scorer(scorer, mine, root, args, device, writer, errors, log, ranks.main)
-            ranks.barrier()
-            if ranks.main:
-                merge_parts(path)
-            ranks.barrier()
+            run_sharded(path, todo, ranks, lambda mine, writer, scorer=scorer: run_scorer(
+                scorer, mine, root, args, device, writer, errors, log, ranks.main))
             scored = {row.pop(KEY): row for row in read_rows(path)}
             reached = [{**row, **scored[row[KEY]]} for row in survivors if row[KEY] in scored]
             unscored = len(survivors) - len(reached)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from video_caption.score.base import FramePlan, ModelMissing, Scorer
+from video_caption.loader import FramePlan
+from video_caption.models import ModelMissing, hf_cache_dir
+from video_caption.score.base import Scorer
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -74,10 +76,9 @@ def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
         found = try_to_load_from_cache(hub, name)
         if isinstance(found, str):
             return found, cfg
-    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
     raise ModelMissing(
-        f"CLIP {model} weights ({weights}) are not in the Hugging Face cache {cache}: it needs {hub}/{HF_NAMES[0]}. "
+        f"CLIP {model} weights ({weights}) are not in the Hugging Face cache {hf_cache_dir()}: "
+        f"it needs {hub}/{HF_NAMES[0]}. "
         f"On a connected machine run 'huggingface-cli download {hub} {HF_NAMES[0]}' and copy the cache folder here "
         "(or set HF_HOME to it), or pass --clip-weights PATH to the weights file.")
 
@@ -101,7 +102,7 @@ class AestheticFrames(FramePlan):
     count: int = 4
     fmt = "rgb24"
 
-    def indices(self, num_frames: int, fps: float) -> list[int]:
+    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
         from video_caption.media import uniform_indices
 
         return uniform_indices(num_frames, self.count)

@@ -1,44 +1,18 @@
-"""What every stage-2 scorer is, and how clips reach it.
+"""What every stage-2 scorer is.
 
 A scorer has two halves:
 
-- ``frames``: a small picklable ``FramePlan`` that says which frames of a clip it needs and turns
-  them into model input.  It runs in DataLoader worker processes, so decoding and preprocessing
-  overlap with the model and the model never waits on them.
+- ``frames``: a ``FramePlan`` (video_caption.loader) that says which frames of a clip it needs and
+  turns them into model input, in DataLoader worker processes.
 - ``setup(device)`` loads the model once per process; ``score(batch)`` scores a batch of prepared
   inputs and returns one dict of score keys per clip.
 """
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from video_caption.media import MediaError, probe, read_frames
-
-log = logging.getLogger("video_caption.score")
-
-
-class ModelMissing(RuntimeError):
-    """A weights file that is not on this machine; the message says where it must go and how to get it."""
-
-
-class FramePlan:
-    """Which frames a scorer needs and how to prepare them (runs in worker processes)."""
-
-    fmt = "rgb24"  # "rgb24", "bgr24" or "gray", as media.read_frames takes
-
-    def indices(self, num_frames: int, fps: float) -> list[int]:
-        raise NotImplementedError
-
-    def prepare(self, frames: list[np.ndarray]) -> Any:
-        return frames
+from video_caption.loader import FramePlan
 
 
 class Scorer:
@@ -51,66 +25,3 @@ class Scorer:
 
     def score(self, batch: list[Any]) -> list[dict]:
         raise NotImplementedError
-
-
-@dataclass
-class Item:
-    """One clip coming out of the loader: its row and prepared input, or why it could not be read."""
-
-    row: dict
-    data: Any = None
-    error: str | None = None
-    frame_indices: list[int] | None = None
-
-
-class ClipFrames:
-    """A map-style dataset over manifest rows: item i is the prepared frames of clip i."""
-
-    def __init__(self, rows: list[dict], root: Path, plan: FramePlan):
-        self.rows, self.root, self.plan = rows, root, plan
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> Item:
-        row = self.rows[i]
-        try:
-            path = self.root / row["video_path"]
-            num_frames, fps = row.get("num_frames"), row.get("fps")
-            if not num_frames or not fps:
-                info = probe(path)
-                num_frames, fps = info.num_frames, float(info.fps)
-            indices = self.plan.indices(int(num_frames), float(fps))
-            if not indices:
-                raise MediaError("clip has no frame to score")
-            frames = read_frames(path, indices, self.plan.fmt)
-            return Item(row, self.plan.prepare(frames), frame_indices=indices)
-        except Exception as exc:  # noqa: BLE001 - any failure of one clip is that clip's error row
-            message = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
-            return Item(row, error=message)
-
-
-def _worker_init(_: int) -> None:
-    import cv2
-    import torch
-
-    # Each worker decodes one clip at a time; more threads per worker only fight over the cores.
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
-def load_batches(rows: list[dict], root: Path, plan: FramePlan, batch_size: int, workers: int) -> Iterator[list[Item]]:
-    """Batches of prepared clips, decoded in ``workers`` background processes (0: in this one)."""
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(
-        ClipFrames(rows, root, plan),
-        batch_size=batch_size,
-        num_workers=workers,
-        collate_fn=list,
-        worker_init_fn=_worker_init if workers else None,
-        # forkserver: a forked worker would inherit the model process's thread pools.
-        multiprocessing_context=multiprocessing.get_context("forkserver") if workers else None,
-        prefetch_factor=2 if workers else None,
-    )
-    yield from loader

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from video_caption.score.base import FramePlan, Scorer
+from video_caption.loader import FramePlan
+from video_caption.score.base import Scorer
 
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
              "flags": 0}
@@ -42,7 +44,7 @@ class MotionFrames(FramePlan):
     scale: int = 1  # 2 in fast mode: frames shrunk by 2, magnitudes doubled back
     fmt = "gray"
 
-    def indices(self, num_frames: int, fps: float) -> list[int]:
+    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
         return list(range(0, num_frames, sample_step(num_frames, fps)))
 
     def prepare(self, frames: list[np.ndarray]) -> list[np.ndarray]:

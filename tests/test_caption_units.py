@@ -1,0 +1,113 @@
+"""Stage 3's pure pieces: caption cleaning, frame picking, train.json entries, request building."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from video_caption.caption.__main__ import PROMPTS, read_prompt, summary_request, train_entries
+from video_caption.caption.backends import Request, Sampling, openai_messages
+from video_caption.caption.backends.openai_http import api_root, request_body
+from video_caption.caption.clean import clean_caption, read_openings
+from video_caption.caption.frames import encode_jpeg, pick_frames
+from video_caption.caption.server import server_command
+
+OPENINGS = read_openings(PROMPTS / "strip_openings.txt")
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("The video shows a man  riding\na bike.", "A man riding a bike."),
+    ("In this video, a dog runs on the beach.", "A dog runs on the beach."),
+    ("in the video a cat sleeps", "A cat sleeps"),
+    ('  "A red car drives past."  ', "A red car drives past."),
+    ("**Caption:** A bird lands on a branch.", "A bird lands on a branch."),
+    ("Caption: the sun sets over the sea", "The sun sets over the sea"),
+    ("A woman walks. The video shows her smiling.", "A woman walks. The video shows her smiling."),
+])
+def test_clean_caption_strips_boilerplate_and_whitespace(raw, clean):
+    assert clean_caption(raw, OPENINGS) == clean
+
+
+@pytest.mark.parametrize("raw", ["", "   \n ", None, "The video shows", "I'm sorry, I can't describe this video.",
+                                 "As an AI, I cannot see images.", '""'])
+def test_clean_caption_drops_empty_and_refused(raw):
+    assert clean_caption(raw, OPENINGS) is None
+
+
+def test_openings_file_ignores_comments(tmp_path):
+    path = tmp_path / "openings.txt"
+    path.write_text("# comment\n\nThe clip shows\n  Look:  \n")
+    assert read_openings(path) == ["The clip shows", "Look:"]
+    assert clean_caption("look: a horse", read_openings(path)) == "A horse"
+
+
+def test_pick_frames():
+    assert pick_frames("uniform", 4, 100) == [0, 33, 66, 99]
+    assert pick_frames("uniform", 4, 2) == [0, 1]
+    assert pick_frames("mid", 1, 100) == [50]
+    assert pick_frames("mid", 2, 100) == [25, 75]
+    assert pick_frames("first", 4, 100) == [0]
+    assert pick_frames("last", 4, 100) == [99]
+    assert pick_frames("keyframes", 2, 100, [0, 30, 60, 90, 120]) == [0, 90]
+    assert pick_frames("keyframes", 8, 100, [0, 48]) == [0, 48]
+    assert pick_frames("keyframes", 3, 100, []) == [50]
+    assert pick_frames("uniform", 4, 0) == []
+    with pytest.raises(ValueError, match="unknown frame sampling"):
+        pick_frames("random", 4, 100)
+
+
+def test_encode_jpeg_shrinks_to_max_side_and_keeps_aspect():
+    import cv2
+    import numpy as np
+
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[:, :640] = (255, 0, 0)  # left half red in RGB
+    data = encode_jpeg(frame, 320)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert data[:2] == b"\xff\xd8" and image.shape == (180, 320, 3)
+    assert image[90, 40, 2] > 200 and image[90, 40, 0] < 50  # still red (BGR on disk)
+    assert cv2.imdecode(np.frombuffer(encode_jpeg(frame[:100, :100], 320), np.uint8), 1).shape == (100, 100, 3)
+
+
+def test_train_entries_keep_input_order_and_drop_empty_captions():
+    rows = [{"video_path": p} for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4")]
+    captions = {"c.mp4": "The video shows a cat.", "a.mp4": "A dog.", "b.mp4": "   ", "x.mp4": "not an input clip"}
+    entries, missing, dropped = train_entries(rows, captions, OPENINGS)
+    assert entries == [{"file_path": "a.mp4", "text": "A dog.", "type": "video"},
+                       {"file_path": "c.mp4", "text": "A cat.", "type": "video"}]
+    assert (missing, dropped) == (1, 1)
+
+
+def test_summary_prompt_lists_frame_captions_in_order():
+    request = summary_request(read_prompt(str(PROMPTS / "summary.txt")), ["A dog\nsits.", "It runs."])
+    assert "Frame 1: A dog sits.\nFrame 2: It runs." in request.text and "{captions}" not in request.text
+    assert request.images == ()
+
+
+def test_vision_request_body_is_the_documented_openai_format():
+    """vLLM and SGLang document OpenAI vision requests as a user message whose content is a list of
+    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}} and {"type": "text"} parts."""
+    jpeg = b"\xff\xd8\xff\xe0fake-jpeg"
+    body = request_body("Qwen/Qwen2-VL-2B-Instruct", Request("Describe.", (jpeg, jpeg)), Sampling(64, 0.0, 1.0, 7))
+    assert body["model"] == "Qwen/Qwen2-VL-2B-Instruct"
+    assert (body["max_tokens"], body["temperature"], body["top_p"], body["seed"]) == (64, 0.0, 1.0, 7)
+    [message] = body["messages"]
+    assert message["role"] == "user"
+    images, text = message["content"][:2], message["content"][2]
+    assert text == {"type": "text", "text": "Describe."}
+    for part in images:
+        assert set(part) == {"type", "image_url"} and part["type"] == "image_url"
+        prefix, encoded = part["image_url"]["url"].split(",", 1)
+        assert prefix == "data:image/jpeg;base64" and base64.b64decode(encoded) == jpeg
+    assert openai_messages(Request("Hi", system="Be brief.")) == [{"role": "system", "content": "Be brief."},
+                                                                  {"role": "user", "content": "Hi"}]
+
+
+def test_api_root_and_server_commands_are_argument_lists():
+    assert api_root("http://h:8000") == api_root("http://h:8000/v1/") == "http://h:8000/v1"
+    model = "/models/my model; rm -rf ~"
+    vllm = server_command("vllm", model, 8001)
+    assert vllm[:3] == ["vllm", "serve", model] and vllm[-2:] == ["--port", "8001"]
+    assert server_command("sglang", model, 8002)[1:4] == ["-m", "sglang.launch_server", "--model-path"]
+    assert model in server_command("lmdeploy", model, 8003) and model in server_command("llamacpp", model, 8004)

@@ -1,0 +1,102 @@
+"""Model backends of stage 3: one small interface for the VLM and the LLM alike.
+
+A backend turns a batch of chat requests (a prompt, optional JPEG images) into texts.  The HTTP
+backend keeps many requests in flight against any OpenAI-compatible server (vLLM, SGLang, LMDeploy,
+llama.cpp); the in-process ones (vLLM's offline engine, transformers, llama.cpp) batch.  Engines are
+imported only when chosen, so none of them is needed to use another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BACKENDS = ("openai", "vllm", "transformers", "llamacpp")
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    images: tuple[bytes, ...] = ()  # JPEG files, shown to the model before the text
+    system: str | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int = 256
+    temperature: float = 0.2
+    top_p: float = 0.9
+    seed: int | None = None
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot work at all (no server, no model): raised before any clip is processed."""
+
+
+class Backend:
+    """Load or connect once (``setup``), then ``generate`` for batches, then ``close``."""
+
+    kind = ""
+    model = ""  # the model's name, written into the manifests
+
+    def setup(self) -> None:
+        pass
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
+        """One text per request, or the exception that request ended with (the others still count)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Backend:
+        self.setup()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def data_url(jpeg: bytes) -> str:
+    import base64
+
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def openai_messages(request: Request) -> list[dict]:
+    """The request as OpenAI chat messages: images as base64 ``image_url`` parts (what vLLM, SGLang
+    and LMDeploy document for vision requests), plain string content when there is no image."""
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    if request.images:
+        content = [{"type": "image_url", "image_url": {"url": data_url(jpeg)}} for jpeg in request.images]
+        content.append({"type": "text", "text": request.text})
+        messages.append({"role": "user", "content": content})
+    else:
+        messages.append({"role": "user", "content": request.text})
+    return messages
+
+
+def make_backend(kind: str, model: str | None = None, base_url: str | None = None, *, device: str | None = None,
+                 concurrency: int = 16, timeout: float = 120.0, retries: int = 3, api_key: str | None = None,
+                 batch_size: int = 8) -> Backend:
+    if kind == "openai":
+        from video_caption.caption.backends.openai_http import OpenAIHTTP
+
+        if not base_url:
+            raise BackendError("the openai backend needs a server URL (--*-base-url / *_BASE_URL), "
+                               "or an engine to start (--*-serve / *_SERVE)")
+        return OpenAIHTTP(base_url, model, api_key=api_key, concurrency=concurrency, timeout=timeout, retries=retries)
+    if kind == "vllm":
+        from video_caption.caption.backends.vllm_engine import VLLMEngine
+
+        if not model:
+            raise BackendError("the vllm backend needs a model (a local path or a Hugging Face repo id)")
+        return VLLMEngine(model)
+    if kind == "transformers":
+        from video_caption.caption.backends.transformers_local import TransformersLocal
+
+        return TransformersLocal(model, device=device, batch_size=batch_size)
+    if kind == "llamacpp":
+        from video_caption.caption.backends.llamacpp import LlamaCpp
+
+        return LlamaCpp(model)
+    raise BackendError(f"unknown backend {kind!r} (known: {', '.join(BACKENDS)})")

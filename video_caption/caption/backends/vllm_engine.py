@@ -1,0 +1,40 @@
+"""vLLM's offline engine in this process (``vllm.LLM``): the whole batch in one ``chat`` call, several
+images per prompt.  Imported only when chosen; needs a GPU machine with vLLM installed."""
+
+from __future__ import annotations
+
+from video_caption.caption.backends import Backend, BackendError, Request, Sampling, openai_messages
+
+
+class VLLMEngine(Backend):
+    kind = "vllm"
+
+    def __init__(self, model: str, max_images: int = 8, max_model_len: int | None = None,
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9):
+        self.model = model
+        self.options = {"limit_mm_per_prompt": {"image": max_images}, "tensor_parallel_size": tensor_parallel_size,
+                        "gpu_memory_utilization": gpu_memory_utilization}
+        if max_model_len:
+            self.options["max_model_len"] = max_model_len
+        self.llm = None
+
+    def setup(self) -> None:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise BackendError("the vllm backend needs vLLM ('pip install vllm', on a CUDA machine), "
+                               "or use the openai backend against a running server") from None
+        self.llm = LLM(model=self.model, **self.options)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                                top_p=sampling.top_p, seed=sampling.seed)
+        try:
+            outputs = self.llm.chat([openai_messages(r) for r in requests], params, use_tqdm=False)
+        except Exception as exc:  # noqa: BLE001 - then try them one by one, so one bad request fails alone
+            if len(requests) == 1:
+                return [exc]
+            return [result for r in requests for result in self.generate([r], sampling)]
+        return [out.outputs[0].text if out.outputs else "" for out in outputs]
