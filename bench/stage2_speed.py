@@ -6,7 +6,7 @@ Clips: stage 1 (default settings) over the shared test videos.  In one run, for 
 (one process, its DataLoader worker and threads) and the plain reference of bench/reference.py (one
 process, every frame read with cv2, one clip at a time) score the same clips:
   motion     exact and --motion-fast, and the Farneback calls alone (frames decoded beforehand)
-  text       --text-max-side 2560 (EasyOCR's own canvas: the reference's boxes), 960 and 640
+  text       onnxruntime (default) and torch at EasyOCR's own canvas (the reference's boxes); max side 960
   aesthetic  real-size ViT-L/14 with random weights (the real ones cannot be downloaded here: the
              speed is the real one, the scores are not) and the real LAION head, on the first 12 clips
 Peak memory is the RSS of all processes of a run, summed.  Results go to OUT/stage2_speed.json.
@@ -144,9 +144,9 @@ def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) 
 def text(args, results: dict, manifest: Path, stage1: Path) -> None:
     ref = reference("text", manifest, stage1)
     results["text"] = {"reference": ref}
-    variants = {"default (full size, 640 prescreen)": [], "full size, no prescreen": ["--text-prescreen-side", "0"],
-                "max side 960": ["--text-max-side", "960", "--text-prescreen-side", "0"],
-                "max side 640": ["--text-max-side", "640", "--text-prescreen-side", "0"]}
+    variants = {"default (onnxruntime, full size, 640 prescreen)": [],
+                "torch engine (full size, 640 prescreen)": ["--text-engine", "torch"],
+                "max side 960": ["--text-max-side", "960", "--text-prescreen-side", "0"]}
     for i, (name, extra) in enumerate(variants.items()):
         run = ours(args.work, f"text_{i}", manifest, stage1, "--scorers", "text", *extra)
         results["text"][name] = {**run, **compare(run, ref)}

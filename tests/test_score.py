@@ -53,6 +53,20 @@ def test_text_score_separates_clips_with_on_screen_text(stage1, tmp_path):
         assert scores[r["video_path"]]["text_score"] == pytest.approx(expected, abs=1e-6)
 
 
+def test_onnx_and_torch_engines_find_the_same_text(videos):
+    """CPU runs CRAFT exported to onnxruntime; CUDA runs the torch module: one frame, both engines."""
+    from video_caption.media import read_frames
+    from video_caption.score.text import TextFrames, TextScorer
+
+    inputs = TextFrames(prescreen_side=0).prepare(read_frames(videos / "moviepy" / "timecode_example.mp4", [50]))
+    scores = []
+    for engine in ("onnx", "torch"):
+        scorer = TextScorer(engine=engine)
+        scorer.setup("cpu")
+        scores.append(scorer.score([inputs])[0]["text_score"])
+    assert scores[0] > 0.01 and scores[0] == pytest.approx(scores[1], abs=1e-6)
+
+
 def test_motion_orders_static_below_moving_and_matches_the_reference(videos, tmp_path):
     names = STATIC + MOVING + ["moviepy/video_with_failing_audio.mp4"]
     manifest = write_manifest(tmp_path / "clips.jsonl", [{"video_path": n} for n in names])

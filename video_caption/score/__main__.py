@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="longest side CRAFT sees (EasyOCR's canvas_size; smaller is faster, see docs)")
     g.add_argument("--text-prescreen-side", type=int, default=640,
                    help="first look at large frames at this size; no text found there means score 0 (0: off)")
+    g.add_argument("--text-engine", choices=("auto", "onnx", "torch"), default="auto",
+                   help="auto: onnxruntime on CPU (faster, same boxes), torch fp16 on CUDA")
     g = p.add_argument_group("motion")
     g.add_argument("--motion-fast", action="store_true",
                    help="flow at half resolution, magnitudes doubled: approximate, several times faster")
@@ -108,7 +110,8 @@ def build_scorer(name: str, args) -> Scorer:
     if name == "text":
         from video_caption.score.text import TextScorer
 
-        scorer = TextScorer(args.text_weights, args.text_frames, args.text_max_side, args.text_prescreen_side)
+        scorer = TextScorer(args.text_weights, args.text_frames, args.text_max_side, args.text_prescreen_side,
+                            engine=args.text_engine)
         if not scorer.weights.is_file():
             scorer.setup("cpu")  # raises ModelMissing naming the file
         return scorer
