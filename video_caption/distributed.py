@@ -8,7 +8,6 @@ as done work and merges: resuming never depends on how many ranks wrote what.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -100,14 +99,3 @@ def run_sharded(path: Path, todo: list, ranks: Ranks, work: Callable[[list, Mani
         merge_parts(path)
     ranks.barrier()
 
-
-def lock_folder(folder: Path, stage: str):
-    """An exclusive lock on ``folder`` for one run of ``stage`` (held until the handle is closed):
-    two runs of a stage appending to the same manifests would duplicate work."""
-    handle = open(folder / f".{stage}.lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise SystemExit(f"another {stage} run is using {folder}") from None
-    return handle

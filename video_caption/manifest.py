@@ -8,6 +8,7 @@ before appending, so the next run sees exactly the rows that were complete.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -126,3 +127,15 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def lock_folder(folder: Path, stage: str):
+    """An exclusive lock on ``folder`` for one run of ``stage`` (held until the handle is closed):
+    two runs of a stage appending to the same manifests would duplicate work."""
+    handle = open(folder / f".{stage}.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SystemExit(f"another {stage} run is using {folder}") from None
+    return handle

@@ -30,11 +30,12 @@ from video_caption.caption.backends import BACKENDS, Backend, BackendError, Requ
 from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
 from video_caption.caption.server import ENGINES, ManagedServer
-from video_caption.distributed import Ranks, lock_folder, merge_parts, part_path, pending, run_sharded
+from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
 from video_caption.loader import load_batches
 from video_caption.logs import progress, setup_logging
-from video_caption.manifest import KEY, ErrorLog, ManifestWriter, read_rows, write_atomic
+from video_caption.manifest import KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, write_atomic
 from video_caption.models import ModelMissing
+from video_caption.summary import record_stage, throughput
 
 PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 MODES = ("frames_then_summary", "video_then_rewrite")
@@ -142,6 +143,7 @@ class Captioner:
     def __init__(self, args, out: Path, ranks: Ranks, errors: ErrorLog, log):
         self.args, self.out, self.ranks, self.errors, self.log = args, out, ranks, errors, log
         self.failed = 0
+        self.requests = 0  # clips sent to a model by this process
 
     def fail(self, step: str, key: str, message: str) -> None:
         self.failed += 1
@@ -150,6 +152,7 @@ class Captioner:
 
     def todo(self, step: str, rows: list[dict], path: Path, backend: Backend) -> list[dict]:
         todo = pending(path, rows, self.ranks)
+        self.requests += len(todo)
         if self.ranks.main:
             self.log.info("%s: %d clips, %d already done, %d to do on %d process(es) with %s %s", step, len(rows),
                           len(rows) - len(todo), len(todo), self.ranks.world, backend.kind, backend.model)
@@ -233,7 +236,7 @@ class Captioner:
 
         run_sharded(path, self.todo("summary", wanted, path, backend), self.ranks, work)
 
-    def train(self, rows: list[dict], openings: list[str]) -> int:
+    def train(self, rows: list[dict], openings: list[str]) -> dict:
         if self.args.mode == "video_then_rewrite" and self.args.llm_backend == "none":
             source, field = self.out / VIDEO_CAPTION, "video_caption"
         else:
@@ -244,7 +247,7 @@ class Captioner:
         write_atomic(self.out / TRAIN_JSON, ("[\n" + body + "\n]\n" if entries else "[]\n").encode())
         self.log.info("train.json: %d clips captioned; %d have no caption in %s yet; %d dropped by cleaning "
                       "(empty or refused)", len(entries), missing, source.name, dropped)
-        return len(entries)
+        return {"train_json": len(entries), "missing": missing, "dropped": dropped}
 
 
 def main(argv=None) -> int:
@@ -289,9 +292,16 @@ def main(argv=None) -> int:
     if not ranks.main:
         return 2 if failed else 0
     merge_parts(out / ERRORS, key=None)
-    captioned = run.train(rows, openings) if "train" in steps else 0
-    log.info("stage 3 done in %.1f s: %d clips in, %d failed this run (errors.jsonl)%s", time.time() - started,
-             len(rows), failed, f", {captioned} in {out / TRAIN_JSON}" if "train" in steps else "")
+    final = run.train(rows, openings) if "train" in steps else {"train_json": 0, "missing": 0, "dropped": 0}
+    elapsed = time.time() - started
+    log.info("stage 3 done in %.1f s: %d clips in, %d failed this run (errors.jsonl)%s", elapsed, len(rows), failed,
+             f", {final['train_json']} in {out / TRAIN_JSON}" if "train" in steps else "")
+    outputs = {name: len(read_rows(out / name)) for name in (FRAME_CAPTION, VIDEO_CAPTION, SUMMARY)
+               if (out / name).is_file()}
+    record_stage(out, "caption", {
+        "clips": len(rows), "mode": args.mode, "steps": steps, "rows": outputs, **final,
+        "run": {"wall_s": round(elapsed, 2), "processes": ranks.world, "failed": failed,
+                "clip_steps": run.requests, "clip_steps_per_s": throughput(run.requests, elapsed)}})
     return 2 if failed else 0
 
 

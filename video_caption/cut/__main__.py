@@ -10,7 +10,6 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import sys
 import time
@@ -21,8 +20,9 @@ from video_caption.cut.plan import PlanSettings
 from video_caption.cut.split import CutSettings, cut_source
 from video_caption.inputs import list_sources
 from video_caption.logs import progress, setup_logging
-from video_caption.manifest import ErrorLog, ManifestWriter, done_keys
+from video_caption.manifest import ErrorLog, ManifestWriter, done_keys, lock_folder, read_rows
 from video_caption.media import EncoderSettings, MediaError
+from video_caption.summary import record_stage, throughput
 from video_caption.workers import run_isolated
 
 STAGE = "cut"
@@ -78,22 +78,13 @@ def settings_from(args) -> CutSettings:
     )
 
 
-def _lock(output_folder: Path):
-    handle = open(output_folder / ".stage1.lock", "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise SystemExit(f"another stage-1 run is using {output_folder}") from None
-    return handle
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
     settings = settings_from(args)
     out = Path(args.output_folder)
     out.mkdir(parents=True, exist_ok=True)
-    with _lock(out):
+    with lock_folder(out, "stage1"):
         return _cut_all(args, settings, out, log)
 
 
@@ -134,6 +125,12 @@ def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
     elapsed = time.time() - started
     log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips written to %s",
              elapsed, counts["ok"], counts["failed"], counts["no_clip"], counts["clips"], out)
+    cut = done_keys(out / SCENE_INFO)
+    record_stage(out, "cut", {
+        "sources": len(sources), "sources_done": len(cut), "sources_failed": sum(s.key not in cut for s in sources),
+        "clips": len(read_rows(out / CLIPS)),
+        "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
+                "sources_per_s": throughput(len(todo), elapsed)}})
     return 2 if counts["failed"] else 0
 
 

@@ -20,13 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-from video_caption.distributed import Ranks, lock_folder, merge_parts, part_path, pending, run_sharded
+from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
 from video_caption.loader import Item, load_batches
 from video_caption.logs import progress, setup_logging
-from video_caption.manifest import KEY, ErrorLog, ManifestWriter, read_rows, write_atomic
+from video_caption.manifest import KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, write_atomic
 from video_caption.models import ModelMissing
 from video_caption.score.base import Scorer
 from video_caption.score.gate import Gate, split_by_gates
+from video_caption.summary import record_stage, throughput
 
 SCORERS = ("aesthetic", "text", "motion")
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
@@ -193,10 +194,13 @@ def _score_all(args, scorers: list[Scorer], ranks: Ranks, out: Path, log) -> int
         log.info("%d clips; %d pass the metadata gates, %d rejected", len(rows), len(survivors), len(rejected))
     unscored_total = 0
     gates = score_gates(args)
+    stats = {"metadata": {"reached": len(rows), "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
+    newly_scored = 0
     with ErrorLog(part_path(out / ERRORS, ranks.rank)) as errors:
         for scorer in scorers:
             path = out / f"{scorer.name}_score.jsonl"
             todo = pending(path, survivors, ranks)
+            newly_scored += len(todo)
             if ranks.main:
                 log.info("%s: %d clips reach this gate, %d already scored, %d to score on %d process(es), device %s",
                          scorer.name, len(survivors), len(survivors) - len(todo), len(todo), ranks.world, device)
@@ -207,7 +211,10 @@ def _score_all(args, scorers: list[Scorer], ranks: Ranks, out: Path, log) -> int
             unscored = len(survivors) - len(reached)
             unscored_total += unscored
             gate = gates[scorer.name]
+            reaching = len(survivors)
             survivors, failed_gate = split_by_gates(reached, [gate])
+            stats[scorer.name] = {"gate": gate.describe(), "reached": reaching, "passed": len(survivors),
+                                  "rejected": len(failed_gate), "unscored": unscored}
             if ranks.main:
                 log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)", scorer.name,
                          gate.describe(), len(survivors), len(failed_gate), unscored)
@@ -217,8 +224,14 @@ def _score_all(args, scorers: list[Scorer], ranks: Ranks, out: Path, log) -> int
         return status
     merge_parts(out / ERRORS, key=None)
     write_atomic(out / TRAIN, b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in survivors))
+    elapsed = time.time() - started
     log.info("stage 2 done in %.1f s: %d clips in, %d passed every gate into %s, %d could not be scored",
-             time.time() - started, len(rows), len(survivors), out / TRAIN, unscored_total)
+             elapsed, len(rows), len(survivors), out / TRAIN, unscored_total)
+    record_stage(out, "score", {
+        "clips": len(rows), "scorers": [s.name for s in scorers], "gates": stats, "train_clips": len(survivors),
+        "unscored": unscored_total,
+        "run": {"wall_s": round(elapsed, 2), "processes": ranks.world, "clips_scored": newly_scored,
+                "clips_per_s": throughput(newly_scored, elapsed)}})
     return status
 
 

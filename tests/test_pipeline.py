@@ -1,0 +1,59 @@
+"""run_pipeline.sh: the three stage scripts in one command on the demo dataset, the run summary,
+and a rerun of the same command that finds everything done."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+from vlm_helpers import save_tiny_qwen2_vl
+
+from video_caption.manifest import read_rows
+
+
+def pipeline(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "run_pipeline.sh")], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable, **env}, timeout=1200)
+
+
+def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
+    out = tmp_path / "out"
+    env = {"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
+           "SCORERS": "motion", "MOTION_MIN": "0", "MOTION_MAX": "1e9",
+           "VLM_BACKEND": "transformers", "VLM_MODEL": str(save_tiny_qwen2_vl(tmp_path / "vlm")), "CPU": "1",
+           "FRAMES": "1", "MAX_SIDE": "128", "VLM_MAX_TOKENS": "8", "LLM_MAX_TOKENS": "24"}
+    first = pipeline(env)
+    assert first.returncode in (0, 2), first.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    cut, score, caption = (summary["stages"][s] for s in ("cut", "score", "caption"))
+    clips = read_rows(out / "meta_clips.jsonl")
+    assert cut["sources"] == cut["sources_done"] == 2 and cut["clips"] == len(clips) > 0
+    assert score["gates"]["motion"]["reached"] == len(clips) == score["train_clips"]
+    assert caption["clips"] == len(clips) and caption["rows"]["frame_caption.jsonl"] == len(clips)
+    entries = json.loads((out / "train.json").read_text())
+    assert caption["train_json"] == len(entries) > 0
+    assert {e["file_path"] for e in entries} <= {c["video_path"] for c in clips}
+    assert "stage 1 cut:     2 sources, 2 cut, 0 failed" in first.stderr
+    assert f"stage 3 caption: {len(clips)} clips, {len(entries)} in train.json" in first.stderr
+
+    manifests = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
+    again = pipeline(env)
+    assert again.returncode in (0, 2), again.stderr[-3000:]
+    resumed = json.loads((out / "summary.json").read_text())["stages"]
+    assert resumed["cut"]["run"]["sources"] == 0 and resumed["score"]["run"]["clips_scored"] == 0
+    assert resumed["caption"]["run"]["clip_steps"] == caption["missing"] + len(read_rows(out / "errors.jsonl"))
+    assert json.loads((out / "train.json").read_text()) == entries
+    for name, data in manifests.items():
+        if name != "errors.jsonl":
+            assert (out / name).read_bytes() == data, f"{name} changed on a rerun with nothing to do"
+
+
+def test_a_stage_that_cannot_start_stops_the_run_with_its_reason(tmp_path):
+    out = tmp_path / "out"
+    proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
+                     "STAGES": "3", "VLM_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert proc.returncode == 1
+    assert "no clip manifest" in proc.stderr and "stage 3 failed (exit 1)" in proc.stderr
