@@ -9,6 +9,7 @@
 #   MIN_DURATION, MAX_DURATION, MIN_SIDE, MIN_FPS   metadata gates, off unless set
 #   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, MOTION_FAST=1
 #   BATCH_SIZE, NUM_WORKERS, DEVICE, CPU=1
+#   SKIP_MISSING_MODELS=1  go on without a model that is not on this machine (warned, in summary.json)
 #   NUM_PROCESSES  >1: run under 'accelerate launch --multi_gpu --num_processes N' (one per GPU; CPU=1: on CPU)
 #   LAUNCHER       a whole launcher command instead, e.g. "accelerate launch --config_file multi_node.yaml"
 # Rerunning resumes: clips already scored are not scored again.
@@ -39,6 +40,7 @@ opt NUM_WORKERS --num-workers
 opt DEVICE --device
 if [ "${MOTION_FAST:-0}" = "1" ]; then args+=(--motion-fast); fi
 if [ "${CPU:-0}" = "1" ]; then args+=(--cpu); fi
+if [ "${SKIP_MISSING_MODELS:-0}" = "1" ]; then args+=(--skip-missing-models); fi
 
 PYTHON="${PYTHON:-python3}"
 if [ -n "${LAUNCHER:-}" ]; then

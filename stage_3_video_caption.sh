@@ -14,6 +14,7 @@
 #   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, STRIP_OPENINGS   prompt files (prompts/)
 #   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED
 #   BATCH_SIZE, CONCURRENCY, TIMEOUT, RETRIES, NUM_WORKERS, DEVICE, CPU=1
+#   SKIP_MISSING_MODELS=1  go on without a model that is not on this machine (warned, in summary.json)
 #   NUM_PROCESSES  >1: run under 'accelerate launch --multi_gpu --num_processes N'; LAUNCHER: a whole launcher
 # Rerunning resumes: clips already captioned are skipped; failed ones (errors.jsonl) are tried again.
 set -euo pipefail
@@ -50,6 +51,7 @@ opt RETRIES --retries
 opt NUM_WORKERS --num-workers
 opt DEVICE --device
 if [ "${CPU:-0}" = "1" ]; then args+=(--cpu); fi
+if [ "${SKIP_MISSING_MODELS:-0}" = "1" ]; then args+=(--skip-missing-models); fi
 
 PYTHON="${PYTHON:-python3}"
 if [ -n "${LAUNCHER:-}" ]; then

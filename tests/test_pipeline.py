@@ -57,3 +57,18 @@ def test_a_stage_that_cannot_start_stops_the_run_with_its_reason(tmp_path):
                      "STAGES": "3", "VLM_BASE_URL": "http://127.0.0.1:9/v1"})
     assert proc.returncode == 1
     assert "no clip manifest" in proc.stderr and "stage 3 failed (exit 1)" in proc.stderr
+
+
+def test_demo_mode_skips_models_this_machine_cannot_have_and_lists_them(tmp_path):
+    out = tmp_path / "out"
+    proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
+                     "SKIP_MISSING_MODELS": "1", "SCORERS": "aesthetic,motion", "MOTION_MIN": "0",
+                     "MOTION_MAX": "1e9", "HF_HOME": str(tmp_path / "empty_hf_cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stages = json.loads((out / "summary.json").read_text())["stages"]
+    assert [s["scorer"] for s in stages["score"]["skipped"]] == ["aesthetic"]
+    assert "vit_large_patch14_clip_224.openai" in stages["score"]["skipped"][0]["reason"]
+    assert set(stages["score"]["gates"]) == {"metadata", "motion"} and stages["score"]["train_clips"] > 0
+    assert [s["step"] for s in stages["caption"]["skipped"]] == ["caption"]
+    assert "skipped in score: aesthetic" in proc.stderr and "skipped in caption: caption" in proc.stderr
+    assert json.loads((out / "train.json").read_text()) == []

@@ -57,6 +57,10 @@ def lines(summary: dict) -> list[str]:
         s = stages["caption"]
         out.append(f"stage 3 caption: {s['clips']} clips, {s['train_json']} in train.json, {s['missing']} without a "
                    f"caption, {s['dropped']} dropped by cleaning ({s['run']['wall_s']} s this run)")
+    for name, section in stages.items():
+        for item in section.get("skipped", []):
+            what = item.get("scorer") or item.get("step")
+            out.append(f"skipped in {name}: {what} ({item['reason'].split('. ')[0]})")
     errors = summary.get("errors_by_kind", {})
     out.append("errors: " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
     return out

@@ -87,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="DataLoader processes decoding frames (default: %(default)s)")
     g.add_argument("--device", help="torch device of in-process models (default: this rank's accelerator)")
     g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    g.add_argument("--skip-missing-models", action="store_true",
+                   help="skip a step whose model or server cannot be had (warned, listed in summary.json) "
+                        "instead of stopping; for demos on offline machines")
     g.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -269,41 +272,57 @@ def main(argv=None) -> int:
         log.error("no clip manifest at %s (run stage 2 first, or pass --input)", source)
         return 1
     ranks = Ranks(cpu=args.cpu)
-    device = args.device or ("cpu" if args.cpu else ranks.device)
     lock = lock_folder(out, "stage3") if ranks.main else None
-    started = time.time()
     try:
-        rows = list({row[KEY]: row for row in read_rows(source)}.values())
-        openings = read_openings(args.strip_openings)
-        with ErrorLog(part_path(out / ERRORS, ranks.rank)) as errors, contextlib.ExitStack() as stack:
-            run = Captioner(args, out, ranks, errors, log)
-            if "caption" in steps:
-                run.caption(rows, Path(args.root) if args.root else out, open_backend("vlm", args, out, stack, device))
-            if "summary" in steps:
-                run.summary(rows, open_backend("llm", args, out, stack, device), openings)
-        failed = run.failed
+        return _caption_all(args, steps, source, out, ranks, log)
     except (BackendError, ModelMissing) as exc:
         log.error("%s", exc)
         return 1
     finally:
         if lock is not None:
             lock.close()
+
+
+def _caption_all(args, steps: list[str], source: Path, out: Path, ranks: Ranks, log) -> int:
+    started = time.time()
+    device = args.device or ("cpu" if args.cpu else ranks.device)
+    rows = list({row[KEY]: row for row in read_rows(source)}.values())
+    openings = read_openings(args.strip_openings)
+    skipped: list[dict] = []
+    with ErrorLog(part_path(out / ERRORS, ranks.rank)) as errors:
+        run = Captioner(args, out, ranks, errors, log)
+        for step, role in (("caption", "vlm"), ("summary", "llm")):
+            if step not in steps:
+                continue
+            # One model (or server) at a time: the VLM is gone before the LLM loads.
+            with contextlib.ExitStack() as stack:
+                try:
+                    backend = open_backend(role, args, out, stack, device)
+                except (BackendError, ModelMissing) as exc:
+                    if not args.skip_missing_models:
+                        raise
+                    log.warning("skipping the %s step (--skip-missing-models): %s", step, exc)
+                    skipped.append({"step": step, "reason": str(exc)})
+                    continue
+                if step == "caption":
+                    run.caption(rows, Path(args.root) if args.root else out, backend)
+                else:
+                    run.summary(rows, backend, openings)
     ranks.barrier()
     if not ranks.main:
-        return 2 if failed else 0
+        return 2 if run.failed else 0
     merge_parts(out / ERRORS, key=None)
     final = run.train(rows, openings) if "train" in steps else {"train_json": 0, "missing": 0, "dropped": 0}
     elapsed = time.time() - started
-    log.info("stage 3 done in %.1f s: %d clips in, %d failed this run (errors.jsonl)%s", elapsed, len(rows), failed,
-             f", {final['train_json']} in {out / TRAIN_JSON}" if "train" in steps else "")
+    log.info("stage 3 done in %.1f s: %d clips in, %d failed this run (errors.jsonl)%s", elapsed, len(rows),
+             run.failed, f", {final['train_json']} in {out / TRAIN_JSON}" if "train" in steps else "")
     outputs = {name: len(read_rows(out / name)) for name in (FRAME_CAPTION, VIDEO_CAPTION, SUMMARY)
                if (out / name).is_file()}
     record_stage(out, "caption", {
-        "clips": len(rows), "mode": args.mode, "steps": steps, "rows": outputs, **final,
-        "run": {"wall_s": round(elapsed, 2), "processes": ranks.world, "failed": failed,
+        "clips": len(rows), "mode": args.mode, "steps": steps, "rows": outputs, **final, "skipped": skipped,
+        "run": {"wall_s": round(elapsed, 2), "processes": ranks.world, "failed": run.failed,
                 "clip_steps": run.requests, "clip_steps_per_s": throughput(run.requests, elapsed)}})
-    return 2 if failed else 0
-
+    return 2 if run.failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

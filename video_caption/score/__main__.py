@@ -80,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="DataLoader processes decoding frames (default: %(default)s)")
     g.add_argument("--device", help="torch device (default: this rank's accelerator, else cpu)")
     g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    g.add_argument("--skip-missing-models", action="store_true",
+                   help="run without a scorer whose model is not on this machine (warned, listed in summary.json) "
+                        "instead of stopping; for demos on offline machines")
     g.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -165,11 +168,20 @@ def main(argv=None) -> int:
     log = setup_logging(args.verbose)
     out = Path(args.output_folder)
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
-    try:
-        scorers = [build_scorer(name, args) for name in names]
-    except (ModelMissing, ValueError) as exc:
-        log.error("%s", exc)
-        return 1
+    scorers, skipped = [], []
+    for name in names:
+        try:
+            scorers.append(build_scorer(name, args))
+        except ModelMissing as exc:
+            if not args.skip_missing_models:
+                log.error("%s", exc)
+                return 1
+            log.warning("skipping the %s scorer (--skip-missing-models): %s", name, exc)
+            skipped.append({"scorer": name, "reason": str(exc)})
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 1
+    args.skipped = skipped
     ranks = Ranks(cpu=args.cpu)
     out.mkdir(parents=True, exist_ok=True)
     lock = lock_folder(out, "stage2") if ranks.main else None
@@ -229,7 +241,7 @@ def _score_all(args, scorers: list[Scorer], ranks: Ranks, out: Path, log) -> int
              elapsed, len(rows), len(survivors), out / TRAIN, unscored_total)
     record_stage(out, "score", {
         "clips": len(rows), "scorers": [s.name for s in scorers], "gates": stats, "train_clips": len(survivors),
-        "unscored": unscored_total,
+        "unscored": unscored_total, "skipped": args.skipped,
         "run": {"wall_s": round(elapsed, 2), "processes": ranks.world, "clips_scored": newly_scored,
                 "clips_per_s": throughput(newly_scored, elapsed)}})
     return status
