@@ -8,8 +8,9 @@
 #   VLM_MODEL      model name, folder or Hugging Face repo id
 #   VLM_BASE_URL   an OpenAI-compatible server (vLLM, SGLang, LMDeploy, llama.cpp), e.g. http://127.0.0.1:8000/v1
 #   VLM_SERVE      vllm | sglang | lmdeploy | llamacpp: start that server with VLM_MODEL for the run
+#   VLM_SERVE_ARGS more arguments for that server, e.g. "--tensor-parallel-size 2"
 #   LLM_BACKEND    openai | vllm | transformers | llamacpp | none              [llamacpp]
-#   LLM_MODEL, LLM_BASE_URL, LLM_SERVE   as for the VLM (llamacpp with no LLM_MODEL: the packaged Gemma 3 270M)
+#   LLM_MODEL, LLM_BASE_URL, LLM_SERVE, LLM_SERVE_ARGS   as for the VLM (llamacpp with no LLM_MODEL: the packaged Gemma 3 270M)
 #   FRAMES [4], FRAME_SAMPLING (uniform|mid|first|last|keyframes), MAX_SIDE [768]
 #   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, STRIP_OPENINGS   prompt files (prompts/)
 #   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED
@@ -31,6 +32,8 @@ for role in VLM LLM; do
     opt "${role}_MODEL" "--$flag-model"
     opt "${role}_BASE_URL" "--$flag-base-url"
     opt "${role}_SERVE" "--$flag-serve"
+    serve_args="${role}_SERVE_ARGS"  # joined with '=': a value starting with '-' is not taken for a flag
+    if [ -n "${!serve_args:-}" ]; then args+=("--$flag-serve-args=${!serve_args}"); fi
     opt "${role}_MAX_TOKENS" "--$flag-max-tokens"
 done
 opt FRAMES --frames

@@ -65,10 +65,11 @@ def build_input(minutes: int, work: Path) -> Path:
 
 
 class TreeMemory:
-    """Peak of the summed RSS of a process and all its descendants, sampled every 100 ms."""
+    """Peak of the summed RSS of a process and all its descendants, sampled every 100 ms, and the
+    largest RSS any one of them reached (``peak_process``)."""
 
     def __init__(self, pid: int):
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.pid, self.peak, self.peak_process, self._stop = pid, 0, 0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
@@ -91,6 +92,7 @@ class TreeMemory:
         while stack:
             pid = stack.pop()
             total += rss.get(pid, 0)
+            self.peak_process = max(self.peak_process, rss.get(pid, 0) * 1024)
             stack += children.get(pid, [])
         return total * 1024
 

@@ -6,7 +6,7 @@ Clips: stage 1 (default settings) over the shared test videos.  In one run, for 
 (one process, its DataLoader worker and threads) and the plain reference of bench/reference.py (one
 process, every frame read with cv2, one clip at a time) score the same clips:
   motion     exact and --motion-fast, and the Farneback calls alone (frames decoded beforehand)
-  text       onnxruntime (default) and torch at EasyOCR's own canvas (the reference's boxes); max side 960
+  text       int8 onnxruntime (default), fp32 onnxruntime and torch at EasyOCR's own canvas; max side 960
   aesthetic  real-size ViT-L/14 with random weights (the real ones cannot be downloaded here: the
              speed is the real one, the scores are not) and the real LAION head, on the first 12 clips
 Peak memory is the RSS of all processes of a run, summed.  Results go to OUT/stage2_speed.json.
@@ -37,34 +37,37 @@ from video_caption.score.motion import MotionFrames, flow_magnitude  # noqa: E40
 OPEN = ["--aesthetic-min", "-1000000", "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9"]
 
 
-def measured(cmd: list[str]) -> tuple[float, int, str]:
+def measured(cmd: list[str]) -> tuple[float, TreeMemory, str]:
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = TreeMemory(proc.pid)
     out, err = proc.communicate()
-    elapsed, peak = time.perf_counter() - start, memory.stop()
+    elapsed = time.perf_counter() - start
+    memory.stop()
     if proc.returncode:
         raise RuntimeError(f"{cmd[:5]} failed: {err[-2000:]}")
-    return elapsed, peak, out
+    return elapsed, memory, out
 
 
 def ours(work: Path, name: str, manifest: Path, root: Path, *extra: str) -> dict:
     out = work / f"ours_{name}"
     subprocess.run(["rm", "-rf", str(out)], check=True)
-    wall, peak, _ = measured([sys.executable, "-m", "video_caption.score", "--output-folder", str(out), "--input",
+    wall, memory, _ = measured([sys.executable, "-m", "video_caption.score", "--output-folder", str(out), "--input",
                               str(manifest), "--root", str(root), *OPEN, *extra])
     scorer = extra[1].split(",")[0]
     rows = read_rows(out / f"{scorer}_score.jsonl")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20), "clips": len(rows),
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(memory.peak / 2**20),
+            "peak_process_rss_mb": round(memory.peak_process / 2**20), "clips": len(rows),
             "clips_per_s": round(len(rows) / wall, 3), "scores": {r["video_path"]: r[f"{scorer}_score"] for r in rows}}
 
 
 def reference(kind: str, manifest: Path, root: Path, *extra: str) -> dict:
-    wall, peak, out = measured([sys.executable, str(REPO / "bench" / "reference.py"), kind, str(manifest), str(root),
-                                *extra])
+    wall, memory, out = measured([sys.executable, str(REPO / "bench" / "reference.py"), kind, str(manifest),
+                                  str(root), *extra])
     result = json.loads(out)
     n = len(result["scores"])
-    return {"wall_s": round(wall, 2), "scoring_s": round(result["seconds"], 2), "peak_rss_mb": round(peak / 2**20),
+    return {"wall_s": round(wall, 2), "scoring_s": round(result["seconds"], 2),
+            "peak_rss_mb": round(memory.peak / 2**20), "peak_process_rss_mb": round(memory.peak_process / 2**20),
             "clips": n, "clips_per_s": round(n / wall, 3), "scores": result["scores"]}
 
 
@@ -144,7 +147,8 @@ def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) 
 def text(args, results: dict, manifest: Path, stage1: Path) -> None:
     ref = reference("text", manifest, stage1)
     results["text"] = {"reference": ref}
-    variants = {"default (onnxruntime, full size, 640 prescreen)": [],
+    variants = {"default (int8 onnxruntime, full size, 640 prescreen)": [],
+                "fp32 onnxruntime (full size, 640 prescreen)": ["--text-engine", "onnx"],
                 "torch engine (full size, 640 prescreen)": ["--text-engine", "torch"],
                 "max side 960": ["--text-max-side", "960", "--text-prescreen-side", "0"]}
     for i, (name, extra) in enumerate(variants.items()):

@@ -46,25 +46,35 @@ def test_text_score_separates_clips_with_on_screen_text(stage1, tmp_path):
     without = [scores[r["video_path"]]["text_score"] for r in rows if r["source_path"] in NO_TEXT]
     assert min(with_text) > 0.01, with_text
     assert max(without) < 0.002, without
-    # The same boxes as one plain EasyOCR detector call on the same frame.
+    # The default CPU engine (int8 CRAFT) agrees with one plain EasyOCR detector call on the same
+    # frame within the issue's tolerance; the fp32 engine gives EasyOCR's own boxes.
+    from video_caption.media import middle_indices, read_frames
+    from video_caption.score.text import TextScorer
+
+    exact = TextScorer(engine="onnx")
+    exact.setup("cpu")
     reader = reference.text_reader()
     for r in rows[:3] + rows[-2:]:
         expected = reference.text_score(str(stage1 / r["video_path"]), reader)
-        assert scores[r["video_path"]]["text_score"] == pytest.approx(expected, abs=1e-6)
+        assert scores[r["video_path"]]["text_score"] == pytest.approx(expected, abs=0.005)
+        frame = read_frames(stage1 / r["video_path"], middle_indices(r["num_frames"], 1))
+        assert exact.score([exact.frames.prepare(frame)])[0]["text_score"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_onnx_and_torch_engines_find_the_same_text(videos):
-    """CPU runs CRAFT exported to onnxruntime; CUDA runs the torch module: one frame, both engines."""
+def test_text_engines_find_the_same_text(videos):
+    """CPU runs CRAFT in onnxruntime (int8 by default, or fp32); CUDA runs the torch module."""
     from video_caption.media import read_frames
     from video_caption.score.text import TextFrames, TextScorer
 
     inputs = TextFrames(prescreen_side=0).prepare(read_frames(videos / "moviepy" / "timecode_example.mp4", [50]))
-    scores = []
-    for engine in ("onnx", "torch"):
+    scores = {}
+    for engine in ("onnx", "torch", "int8"):
         scorer = TextScorer(engine=engine)
         scorer.setup("cpu")
-        scores.append(scorer.score([inputs])[0]["text_score"])
-    assert scores[0] > 0.01 and scores[0] == pytest.approx(scores[1], abs=1e-6)
+        scores[engine] = scorer.score([inputs])[0]["text_score"]
+    assert scores["onnx"] > 0.01 and scores["onnx"] == pytest.approx(scores["torch"], abs=1e-6)
+    assert scores["int8"] != scores["onnx"], "the int8 engine ran the fp32 model"
+    assert scores["int8"] == pytest.approx(scores["onnx"], abs=0.005)
 
 
 def test_motion_orders_static_below_moving_and_matches_the_reference(videos, tmp_path):

@@ -22,6 +22,8 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,7 +31,7 @@ from pathlib import Path
 from video_caption.caption.backends import BACKENDS, Backend, BackendError, Request, Sampling, make_backend
 from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
-from video_caption.caption.server import ENGINES, ManagedServer
+from video_caption.caption.server import ENGINES, ManagedServer, check_engine
 from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
 from video_caption.loader import load_batches
 from video_caption.logs import progress, setup_logging
@@ -60,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         g.add_argument(f"--{role}-base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
         g.add_argument(f"--{role}-serve", choices=ENGINES,
                        help="start this engine's server with --*-model for the run (openai backend)")
+        g.add_argument(f"--{role}-serve-args", default="",
+                       help="more arguments for that server, e.g. '--tensor-parallel-size 2' (split like a "
+                            "command line, never run by a shell)")
         g.add_argument(f"--{role}-api-key", default=os.environ.get("OPENAI_API_KEY"))
     g = p.add_argument_group("frames")
     g.add_argument("--frames", type=int, default=4, help="frames per clip (default: %(default)s)")
@@ -126,18 +131,33 @@ def _message(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
-def open_backend(role: str, args, out: Path, stack: contextlib.ExitStack, device: str) -> Backend:
-    """The role's backend, set up (model loaded or server health-checked) before any clip is touched."""
+def _backend(role: str, args, device: str, base_url: str | None = None) -> Backend:
     kind, model = getattr(args, f"{role}_backend"), getattr(args, f"{role}_model")
-    base_url, engine = getattr(args, f"{role}_base_url"), getattr(args, f"{role}_serve")
+    return make_backend("openai" if base_url else kind, model, base_url or getattr(args, f"{role}_base_url"),
+                        device=device, concurrency=args.concurrency, timeout=args.timeout, retries=args.retries,
+                        api_key=getattr(args, f"{role}_api_key"))
+
+
+def check_backend(role: str, args, device: str) -> None:
+    """Raise now if the role's model or server cannot be had, loading nothing: a missing LLM must not
+    be found after hours of VLM work."""
+    engine, model = getattr(args, f"{role}_serve"), getattr(args, f"{role}_model")
     if engine:
         if not model:
             raise BackendError(f"--{role}-serve {engine} needs --{role}-model")
-        base_url = stack.enter_context(ManagedServer(engine, model, out / f"{role}_server.log"))
-        kind = "openai"
-    backend = make_backend(kind, model, base_url, device=device, concurrency=args.concurrency,
-                           timeout=args.timeout, retries=args.retries, api_key=getattr(args, f"{role}_api_key"))
-    return stack.enter_context(backend)
+        check_engine(engine)
+    else:
+        _backend(role, args, device).check()
+
+
+def open_backend(role: str, args, out: Path, stack: contextlib.ExitStack, device: str) -> Backend:
+    """The role's backend, set up (model loaded, or server started and health-checked)."""
+    engine, model = getattr(args, f"{role}_serve"), getattr(args, f"{role}_model")
+    base_url = None
+    if engine:
+        extra = shlex.split(getattr(args, f"{role}_serve_args"))
+        base_url = stack.enter_context(ManagedServer(engine, model, out / f"{role}_server.log", extra=extra))
+    return stack.enter_context(_backend(role, args, device, base_url))
 
 
 class Captioner:
@@ -256,6 +276,9 @@ class Captioner:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
+    # SIGTERM (a scheduler's pre-emption, Ctrl-C of the stage script) unwinds like an error, so a
+    # server this run started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     out = Path(args.output_folder)
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(steps) - set(STEPS))
@@ -289,21 +312,22 @@ def _caption_all(args, steps: list[str], source: Path, out: Path, ranks: Ranks, 
     rows = list({row[KEY]: row for row in read_rows(source)}.values())
     openings = read_openings(args.strip_openings)
     skipped: list[dict] = []
+    models = [(step, role) for step, role in (("caption", "vlm"), ("summary", "llm")) if step in steps]
+    for step, role in list(models):
+        try:
+            check_backend(role, args, device)
+        except (BackendError, ModelMissing) as exc:
+            if not args.skip_missing_models:
+                raise
+            log.warning("skipping the %s step (--skip-missing-models): %s", step, exc)
+            skipped.append({"step": step, "reason": str(exc)})
+            models.remove((step, role))
     with ErrorLog(part_path(out / ERRORS, ranks.rank)) as errors:
         run = Captioner(args, out, ranks, errors, log)
-        for step, role in (("caption", "vlm"), ("summary", "llm")):
-            if step not in steps:
-                continue
+        for step, role in models:
             # One model (or server) at a time: the VLM is gone before the LLM loads.
             with contextlib.ExitStack() as stack:
-                try:
-                    backend = open_backend(role, args, out, stack, device)
-                except (BackendError, ModelMissing) as exc:
-                    if not args.skip_missing_models:
-                        raise
-                    log.warning("skipping the %s step (--skip-missing-models): %s", step, exc)
-                    skipped.append({"step": step, "reason": str(exc)})
-                    continue
+                backend = open_backend(role, args, out, stack, device)
                 if step == "caption":
                     run.caption(rows, Path(args.root) if args.root else out, backend)
                 else:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from video_caption.caption.backends import BackendError
+from video_caption.workers import die_with_parent
 
 log = logging.getLogger("video_caption.caption")
 ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")
@@ -26,6 +27,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def check_engine(engine: str) -> None:
+    """Fail now if the engine cannot be started on this machine."""
+    import importlib.util
+    import shutil
+
+    program = server_command(engine, "MODEL", 0)
+    module = program[2] if program[0] == sys.executable else None
+    if module and importlib.util.find_spec(module.split(".")[0]) is None:
+        raise BackendError(f"cannot start a {engine} server: Python module {module} is not installed")
+    if not module and shutil.which(program[0]) is None:
+        raise BackendError(f"cannot start a {engine} server: {program[0]!r} is not on PATH (is {engine} installed?)")
 
 
 def server_command(engine: str, model: str, port: int, host: str = "127.0.0.1", extra: list[str] = ()) -> list[str]:
@@ -60,8 +74,10 @@ class ManagedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             try:
+                # A server outliving a killed run would hold its GPU: it gets SIGTERM when we die.
                 self.process = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                                preexec_fn=lambda: die_with_parent(signal.SIGTERM))
             except FileNotFoundError as exc:
                 raise BackendError(f"cannot start {self.cmd[0]}: {exc} (is the engine installed?)") from None
         deadline = time.monotonic() + self.startup_timeout

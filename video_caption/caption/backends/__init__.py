@@ -38,6 +38,10 @@ class Backend:
     kind = ""
     model = ""  # the model's name, written into the manifests
 
+    def check(self) -> None:
+        """Fail now if ``setup`` cannot work (the model is not on this machine, the server does not
+        answer), loading nothing big: every step is checked before the first one starts."""
+
     def setup(self) -> None:
         pass
 

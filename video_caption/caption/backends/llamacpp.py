@@ -38,14 +38,21 @@ class LlamaCpp(Backend):
         self.n_ctx, self.threads = n_ctx, threads
         self.llm = None
 
-    def setup(self) -> None:
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise BackendError("the llamacpp backend needs llama-cpp-python: 'pip install llama-cpp-python'") from None
+    def check(self) -> Path:
+        """The GGUF file, once llama-cpp-python and the file are known to be there."""
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise BackendError("the llamacpp backend needs llama-cpp-python: 'pip install llama-cpp-python'")
         path = self.path or default_gguf()
         if not path.is_file():
             raise ModelMissing(f"GGUF model file not found: {path}")
+        return path
+
+    def setup(self) -> None:
+        from llama_cpp import Llama
+
+        path = self.check()
         # The packaged GGUF carries no chat template, and llama.cpp's fallback is Llama 2's format.
         chat_format = None if self.path else "gemma"
         self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.threads, chat_format=chat_format,

@@ -47,6 +47,9 @@ class OpenAIHTTP(Backend):
         self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
 
     def setup(self) -> None:
+        self.check()
+
+    def check(self) -> None:
         """Health check before any work: the server answers ``/models`` (and serves the model asked for)."""
         import httpx
 

@@ -52,6 +52,9 @@ class TransformersLocal(Backend):
         self.device, self.batch_size = device, batch_size
         self.processor = self.net = None
 
+    def check(self) -> None:
+        local_model(self.model)
+
     def setup(self) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
@@ -64,7 +67,8 @@ class TransformersLocal(Backend):
         config = AutoConfig.from_pretrained(path)
         vision = config.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
         auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
-        self.net = auto.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        # safetensors only: a pickled .bin checkpoint can run code when loaded.
+        self.net = auto.from_pretrained(path, dtype=dtype, use_safetensors=True).to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(path)
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         tokenizer.padding_side = "left"  # generation appends on the right of every row of the batch

@@ -18,12 +18,17 @@ class VLLMEngine(Backend):
             self.options["max_model_len"] = max_model_len
         self.llm = None
 
-    def setup(self) -> None:
-        try:
-            from vllm import LLM
-        except ImportError:
+    def check(self) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
             raise BackendError("the vllm backend needs vLLM ('pip install vllm', on a CUDA machine), "
-                               "or use the openai backend against a running server") from None
+                               "or use the openai backend against a running server")
+
+    def setup(self) -> None:
+        self.check()
+        from vllm import LLM
+
         self.llm = LLM(model=self.model, **self.options)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
