@@ -8,7 +8,6 @@ crashes its worker again is reported as failed and the run goes on.
 from __future__ import annotations
 
 import multiprocessing
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -17,13 +16,13 @@ from concurrent.futures.process import BrokenProcessPool
 CRASHED = "the worker process crashed while processing this file"
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Pool initializer: a worker must not outlive a killed run (it would race the rerun).  The
-    process gets ``sig`` (SIGKILL by default) when its parent dies."""
+def die_with_parent() -> None:
+    """Pool initializer: a worker must not outlive a killed run (it would race the rerun)."""
     if sys.platform.startswith("linux"):
         import ctypes
+        import signal
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def run_isolated(items: Sequence, fn: Callable, args: tuple, workers: int,
