@@ -6,6 +6,7 @@
 #   DETECTOR (content|adaptive|transnetv2), THRESHOLD, MIN_SCENE_LEN, BLACK_LEVEL, DEVICE
 #   MIN_SECONDS [3], MAX_SECONDS [10], MARGIN_FRAMES [2], MIN_SIDE [0]
 #   CODEC [libx264], PRESET [veryfast], CRF [22], FAST=1, KEEP_AUDIO=1, WORKERS
+#   ENCODER_THREADS [encoder's choice; 1 makes clips byte-reproducible], STALL_TIMEOUT [300 s]
 # Rerunning resumes where a previous run stopped.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +28,8 @@ opt CODEC --codec
 opt PRESET --preset
 opt CRF --crf
 opt WORKERS --workers
+opt ENCODER_THREADS --encoder-threads
+opt STALL_TIMEOUT --stall-timeout
 if [ "${FAST:-0}" = "1" ]; then args+=(--fast); fi
 if [ "${KEEP_AUDIO:-0}" = "1" ]; then args+=(--keep-audio); fi
 

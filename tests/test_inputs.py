@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from video_caption.inputs import list_sources, output_path, safe_key
+from video_caption.inputs import list_sources, path_under, safe_key
 
 
 def _touch(path):
@@ -45,13 +45,13 @@ def test_entries_outside_the_root_stay_inside_the_output(tmp_path):
     for source in sources:
         assert source.key.startswith("_external/")
         assert ".." not in source.key.split("/")
-        assert out in output_path(out, source.key).parents
+        assert out in path_under(out, source.key).parents
 
 
 def test_output_path_refuses_escapes(tmp_path):
     for key in ["../x", "/etc/x", "a/../../x"]:
         with pytest.raises(ValueError):
-            output_path(tmp_path, key)
+            path_under(tmp_path, key)
     assert safe_key(tmp_path / "a" / "b.mp4", tmp_path) == "a/b.mp4"
 
 

@@ -38,6 +38,12 @@ def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
     assert {e["file_path"] for e in entries} <= {c["video_path"] for c in clips}
     assert "stage 1 cut:     2 sources, 2 cut, 0 failed" in first.stderr
     assert f"stage 3 caption: {len(clips)} clips, {len(entries)} in train.json" in first.stderr
+    totals = summary["totals"]
+    assert (totals["sources"], totals["clips"], totals["train_clips"], totals["captioned"]) == \
+        (2, len(clips), len(clips), len(entries))
+    assert totals["errors"] == len(read_rows(out / "errors.jsonl"))
+    assert totals["wall_s"] == round(sum(summary["stages"][s]["run"]["wall_s"] for s in ("cut", "score", "caption")), 2)
+    assert f"whole run:       2 sources, {len(clips)} clips" in first.stderr
 
     manifests = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
     again = pipeline(env)

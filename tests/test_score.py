@@ -161,7 +161,11 @@ def test_a_clip_rejected_by_a_gate_is_never_opened_by_a_later_scorer(stage1, tmp
 
 def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_path):
     good = clip_rows(stage1, ["moviepy/chaplin.mp4"])
-    bad = [{"video_path": "bad/not-a-video.mp4"}, {"video_path": "bad/empty.mp4"}, {"video_path": "bad/missing.mp4"}]
+    # A real, readable clip just outside the root: a manifest row must not make the stage read it.
+    outside = tmp_path / "outside.mp4"
+    shutil.copy(stage1 / good[0]["video_path"], outside)
+    bad = [{"video_path": "bad/not-a-video.mp4"}, {"video_path": "bad/empty.mp4"}, {"video_path": "bad/missing.mp4"},
+           {"video_path": "../outside.mp4"}, {"video_path": str(outside)}]
     root = tmp_path / "root"
     shutil.copytree(stage1 / "clips", root / "clips")
     (root / "bad").mkdir()
@@ -173,5 +177,7 @@ def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_pa
     errors = read_rows(tmp_path / "errors.jsonl")
     assert sorted(e["video_path"] for e in errors) == sorted(b["video_path"] for b in bad)
     assert all(e["stage"] == "score:motion" and e["message"] for e in errors)
+    escapes = [e["message"] for e in errors if "outside" in e["video_path"]]
+    assert len(escapes) == 2 and all("refusing a path outside" in m for m in escapes)
     assert set(by_key(tmp_path / "train.jsonl")) == {good[0]["video_path"]}
-    assert "3 could not be scored" in proc.stderr.strip().splitlines()[-1]
+    assert "5 could not be scored" in proc.stderr.strip().splitlines()[-1]

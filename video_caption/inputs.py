@@ -38,12 +38,13 @@ def safe_key(path: Path, root: Path) -> str:
     return str(key)
 
 
-def output_path(output_root: str | os.PathLike, key: str) -> Path:
-    """``output_root / key``, refusing any key that would leave ``output_root``."""
-    root = Path(os.path.abspath(output_root))
+def path_under(root: str | os.PathLike, key: str) -> Path:
+    """``root / key``, refusing any key (a source key, a manifest's ``video_path``) that would leave
+    ``root``: a manifest row can never make a stage read or write outside its folder."""
+    root = Path(os.path.abspath(root))
     target = Path(os.path.abspath(root / key))
     if key.startswith("/") or root not in target.parents:
-        raise ValueError(f"refusing to write outside {root}: {key!r}")
+        raise ValueError(f"refusing a path outside {root}: {key!r}")
     return target
 
 

@@ -8,14 +8,19 @@ before appending, so the next run sees exactly the rows that were complete.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import functools
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 KEY = "video_path"
+# The output folder itself is failing (full, over quota, read-only, not ours): no file is to blame,
+# so the run stops instead of writing an error row for every remaining file.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 def _complete_lines(data: bytes) -> Iterator[bytes]:
@@ -88,10 +93,19 @@ class ManifestWriter:
             fresh.append(row)
         if fresh:
             data = b"".join(_dumps(row) for row in fresh)
-            written = 0
-            while written < len(data):
-                written += os.write(self._fd, data[written:])
-            os.fsync(self._fd)
+            size = os.fstat(self._fd).st_size
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(self._fd, data[written:])
+                os.fsync(self._fd)
+            except OSError:
+                # A full disk can cut a batch anywhere: take it back whole, so the file holds only
+                # complete rows and a later append cannot land after a partial line.
+                os.ftruncate(self._fd, size)
+                if self.key:
+                    self.keys.difference_update(row[self.key] for row in fresh)
+                raise
         return len(fresh)
 
     def close(self) -> None:
@@ -122,11 +136,39 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Replace a whole file atomically (for small outputs such as summaries)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+
+
+def stops_on_storage_errors(main: Callable[..., int]) -> Callable[..., int]:
+    """Wrap a stage's ``main``: when the output folder cannot be written (full disk, read-only),
+    stop with one clear line and exit 1.  Appends are all-or-nothing and clips are renamed into
+    place only when complete, so the rerun after freeing space resumes with nothing lost."""
+
+    @functools.wraps(main)
+    def guarded(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except OSError as exc:
+            if not is_storage_error(exc):
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            raise SystemExit(f"cannot write{where}: {exc.strerror or exc}. Free space or make the output "
+                             "folder writable, then rerun the same command: every finished row and clip is "
+                             "kept.") from None
+
+    return guarded
 
 
 def lock_folder(folder: Path, stage: str):

@@ -8,6 +8,7 @@ a protocol or shell syntax.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from video_caption.workers import die_with_parent
+
 
 class MediaError(RuntimeError):
     """A file that cannot be probed, decoded or encoded; the message is meant for errors.jsonl."""
@@ -29,7 +32,8 @@ def run(cmd: list[str], timeout: float | None = None, stdin: bytes | None = None
     if not isinstance(cmd, list):
         raise TypeError("commands are argument lists")
     try:
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False,
+                              preexec_fn=die_with_parent)
     except subprocess.TimeoutExpired as exc:
         raise MediaError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from exc
     if proc.returncode != 0:
@@ -234,44 +238,88 @@ def middle_indices(num_frames: int, count: int) -> list[int]:
     return sorted({min(num_frames - 1, int((i + 0.5) * num_frames / count)) for i in range(count)})
 
 
-def keyframe_indices(path: str | os.PathLike) -> list[int]:
-    """Decode indices of the key frames, from the packets alone (nothing is decoded): a packet's
-    rank in presentation order is its frame's index in ``decode_frames``."""
+def _packets(path: str | os.PathLike) -> list[tuple[int | None, bool]]:
+    """(pts, is keyframe) of every video packet, in file order; nothing is decoded."""
     import av
 
     try:
         with av.open(_abs(path), timeout=60) as container:
             if not container.streams.video:
                 raise MediaError("no video stream")
-            packets = [(p.pts, p.is_keyframe) for p in container.demux(container.streams.video[0]) if p.pts is not None]
+            return [(p.pts, p.is_keyframe) for p in container.demux(container.streams.video[0]) if p.size]
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot read packets: {exc}") from exc
-    return [i for i, (_, key) in enumerate(sorted(packets)) if key]
+
+
+def keyframe_indices(path: str | os.PathLike) -> list[int]:
+    """Decode indices of the key frames, from the packets alone (nothing is decoded): a packet's
+    rank in presentation order is its frame's index in ``decode_frames``."""
+    packets = sorted((pts, key) for pts, key in _packets(path) if pts is not None)
+    return [i for i, (_, key) in enumerate(packets) if key]
+
+
+def _sparse_frames(path: str | os.PathLike, wanted: set[int]) -> Iterator[DecodedFrame] | None:
+    """The wanted frames only, decoding as little as possible: a packet whose frame is not wanted is
+    decoded only if other frames reference it (the decoder skips non-reference frames), which for
+    a sampler taking one frame in 12 saves about 40% of the decoding.  Frames are numbered by their
+    packet's rank in presentation order, as in ``decode_frames``; None when the packets cannot be
+    ranked (missing or repeated timestamps), and the caller decodes everything instead."""
+    import av
+
+    packets = _packets(path)
+    stamps = [pts for pts, _ in packets]
+    if None in stamps or len(set(stamps)) != len(stamps):
+        return None
+    rank = {pts: i for i, pts in enumerate(sorted(stamps))}
+
+    def frames() -> Iterator[DecodedFrame]:
+        with av.open(_abs(path), timeout=60) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"  # frame threads would apply the skip setting to the wrong packets
+            context = stream.codec_context
+            found = 0
+            try:
+                for packet in container.demux(stream):
+                    if packet.pts is not None:
+                        context.skip_frame = "DEFAULT" if rank.get(packet.pts) in wanted else "NONREF"
+                    for frame in packet.decode():
+                        index = rank.get(frame.pts)
+                        if index in wanted:
+                            yield DecodedFrame(index, frame.time, frame, int(round(-frame.rotation)) % 360)
+                            found += 1
+                    if found == len(wanted):
+                        return
+            except av.error.FFmpegError as exc:
+                raise MediaError(f"decoding failed: {exc}") from exc
+
+    return frames()
 
 
 def read_frames(path: str | os.PathLike, indices: list[int], fmt: str = "rgb24") -> list[np.ndarray]:
     """The frames at the given decode indices, upright, at full size: HxWx3 ("rgb24", "bgr24") or
     HxW ("gray", the luma an OpenCV reader computes: BGR then ``COLOR_BGR2GRAY``).
 
-    This is the project's one frame sampler.  Decoding stops after the last wanted frame, and only
-    wanted frames are converted.  A wanted index past the end of the video raises MediaError."""
+    This is the project's one frame sampler.  Frames nobody wants are not decoded unless other
+    frames need them, decoding stops after the last wanted frame, and only wanted frames are
+    converted.  A wanted index past the end of the video raises MediaError."""
     import cv2
 
-    wanted = sorted(set(indices))
+    wanted = set(indices)
     if not wanted:
         return []
-    by_index = {}
-    for frame in decode_frames(path):
-        if frame.index in wanted:
-            w, h = frame.size()
-            image = frame.image(w, h, "rgb24" if fmt == "rgb24" else "bgr24", exact=True)
-            by_index[frame.index] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if fmt == "gray" else image
-            if frame.index == wanted[-1]:
-                break
-    missing = [i for i in wanted if i not in by_index]
-    if missing:
-        raise MediaError(f"video ends before frame {missing[0]} ({len(by_index)} of {len(wanted)} frames read)")
-    return [by_index[i] for i in indices]
+    sparse = _sparse_frames(path, wanted)
+    # Then everything, if the packets and the decoder disagreed (a broken packet shifts the count).
+    for source in (sparse, decode_frames(path)) if sparse is not None else (decode_frames(path),):
+        by_index = {}
+        for frame in source:
+            if frame.index in wanted:
+                w, h = frame.size()
+                image = frame.image(w, h, "rgb24" if fmt == "rgb24" else "bgr24", exact=True)
+                by_index[frame.index] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if fmt == "gray" else image
+                if len(by_index) == len(wanted):
+                    return [by_index[i] for i in indices]
+    missing = min(wanted - set(by_index))
+    raise MediaError(f"video ends before frame {missing} ({len(by_index)} of {len(wanted)} frames read)")
 
 
 @dataclass(frozen=True)
@@ -308,22 +356,29 @@ class Encoder:
         self.frames = 0
         # stderr goes to a file: a pipe nobody reads could fill up and stall the encoder.
         self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        # A killed worker takes its encoders along (they would finish a clip nobody will use).
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                      preexec_fn=die_with_parent)
 
     def write(self, planes: list) -> None:
         """Write one frame given as its Y, U and V buffers."""
         try:
             for plane in planes:
                 self._proc.stdin.write(plane)
-        except BrokenPipeError as exc:
-            raise MediaError(f"encoder stopped: {self._error()}") from exc
+        except BrokenPipeError:
+            self._fail("encoder stopped")
         self.frames += 1
 
-    def _error(self) -> str:
+    def _fail(self, what: str) -> None:
+        """Raise the encoder's failure: OSError when the output disk is at fault, else MediaError."""
         self._proc.wait()
         self._log.seek(0)
         tail = self._log.read().decode(errors="replace").strip().splitlines()[-3:]
-        return " | ".join(tail) or f"exit {self._proc.returncode}"
+        message = f"{what}: {' | '.join(tail) or f'exit {self._proc.returncode}'}"
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            if os.strerror(code) in message:
+                raise OSError(code, os.strerror(code), str(self.out_path))
+        raise MediaError(message)
 
     def close(self) -> None:
         """Signal end of input; the encoder finishes in the background until ``wait``."""
@@ -336,7 +391,7 @@ class Encoder:
         """Wait for the encoder; raise MediaError if it failed."""
         self.close()
         if self._proc.wait() != 0:
-            raise MediaError(f"encoder failed: {self._error()}")
+            self._fail("encoder failed")
         self._log.close()
 
     def kill(self) -> None:

@@ -36,8 +36,21 @@ def record_stage(out: Path, stage: str, facts: dict) -> dict:
     summary = json.loads(path.read_text()) if path.is_file() else {}
     summary.setdefault("stages", {})[stage] = {**facts, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     summary["errors_by_kind"] = errors_by_kind(out)
+    summary["totals"] = totals(summary)
     write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
     return summary
+
+
+def totals(summary: dict) -> dict:
+    """The whole run: what went in, what came out of each stage so far, and the time the stages took
+    in their latest runs."""
+    stages = summary.get("stages", {})
+    wall = sum(section.get("run", {}).get("wall_s", 0.0) for section in stages.values())
+    found = {"sources": stages.get("cut", {}).get("sources"), "clips": stages.get("cut", {}).get("clips"),
+             "train_clips": stages.get("score", {}).get("train_clips"),
+             "captioned": stages.get("caption", {}).get("train_json")}
+    return {**{k: v for k, v in found.items() if v is not None},
+            "errors": sum(summary.get("errors_by_kind", {}).values()), "wall_s": round(wall, 2)}
 
 
 def lines(summary: dict) -> list[str]:
@@ -61,6 +74,11 @@ def lines(summary: dict) -> list[str]:
         for item in section.get("skipped", []):
             what = item.get("scorer") or item.get("step")
             out.append(f"skipped in {name}: {what} ({item['reason'].split('. ')[0]})")
+    total = summary.get("totals")
+    if total:
+        counts = ", ".join(f"{total[k]} {k.replace('_', ' ')}" for k in ("sources", "clips", "train_clips", "captioned")
+                           if k in total)
+        out.append(f"whole run:       {counts}; {total['wall_s']} s in the stages' latest runs")
     errors = summary.get("errors_by_kind", {})
     out.append("errors: " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
     return out

@@ -1,59 +1,146 @@
-"""Run a function over many items in worker processes, surviving items that crash a worker.
+"""Run a function over many items in worker processes, surviving items that crash or hang a worker.
 
-A decoder can crash its process on a hostile file (a segfault in a native library).  When that
-happens every item then in flight is retried alone, in a fresh one-worker pool; an item that
-crashes its worker again is reported as failed and the run goes on.
+Each worker process takes one item at a time, so when a worker dies (a segfault in a native decoder
+on a hostile file) or stops making progress (a read that never returns), the parent knows exactly
+which item did it: that item is reported as failed, the worker is replaced, and the run goes on.
+Progress is what ``heartbeat()`` reports: the work function calls it as it goes (stage 1: once per
+decoded frame), so a long source that keeps decoding is never cut off, while one that stalls is.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 
 CRASHED = "the worker process crashed while processing this file"
 
+_beat = None  # this worker's shared last-progress time (None outside a worker)
 
-def die_with_parent() -> None:
-    """Pool initializer: a worker must not outlive a killed run (it would race the rerun)."""
+
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies: a worker, encoder or
+    server must not outlive a killed run (it would race the rerun or hold a GPU)."""
     if sys.platform.startswith("linux"):
         import ctypes
-        import signal
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
 
 
-def run_isolated(items: Sequence, fn: Callable, args: tuple, workers: int,
-                 on_result: Callable, on_error: Callable) -> None:
-    """Call ``fn(item, *args)`` for every item; ``on_result(item, value)`` or ``on_error(item, exc)``
-    is called in this process as each one finishes."""
-    queue, suspects = list(reversed(items)), []
+def heartbeat() -> None:
+    """Tell the parent this item is still making progress (cheap; a no-op outside a worker)."""
+    if _beat is not None:
+        _beat.value = time.monotonic()
+
+
+class Stalled(Exception):
+    """An item made no progress for the stall timeout; its worker was killed."""
+
+
+def _serve(conn, beat, fn: Callable, args: tuple) -> None:
+    global _beat
+    die_with_parent()
+    _beat = beat
+    while (item := conn.recv()) is not None:
+        heartbeat()
+        try:
+            message = (True, fn(item, *args))
+        except Exception as exc:  # noqa: BLE001 - the item's failure is reported, the worker goes on
+            message = (False, exc)
+        try:
+            conn.send(message)
+        except Exception as exc:  # noqa: BLE001 - an exception that does not pickle still reports
+            conn.send((False, RuntimeError(f"{type(message[1]).__name__}: {message[1]} ({exc})")))
+
+
+class _Worker:
+    def __init__(self, context, fn: Callable, args: tuple):
+        self.conn, child = context.Pipe()
+        self.beat = context.RawValue("d", time.monotonic())
+        self.process = context.Process(target=_serve, args=(child, self.beat, fn, args), daemon=True)
+        self.process.start()
+        child.close()
+        self.item = None
+
+    def give(self, item) -> None:
+        self.item = item
+        self.beat.value = time.monotonic()
+        self.conn.send(item)
+
+    def idle_for(self) -> float:
+        return time.monotonic() - self.beat.value
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.kill()
+
+
+def run_isolated(items: Sequence, fn: Callable, args: tuple, workers: int, on_result: Callable,
+                 on_error: Callable, stall_timeout: float = 0) -> None:
+    """Call ``fn(item, *args)`` for every item in ``workers`` processes; ``on_result(item, value)``
+    or ``on_error(item, exc)`` is called in this process as each one finishes.  With
+    ``stall_timeout`` > 0, an item whose worker reports no ``heartbeat()`` for that many seconds is
+    killed and reported with ``Stalled``."""
     context = multiprocessing.get_context("forkserver")
-    while queue or suspects:
-        solo = not queue
-        batch = [suspects.pop()] if solo else queue
-        size = 1 if solo else workers
-        with ProcessPoolExecutor(size, mp_context=context, initializer=die_with_parent) as pool:
-            running = {}
-            try:
-                while batch or running:
-                    while batch and len(running) < size * 2:
-                        item = batch.pop()
-                        running[pool.submit(fn, item, *args)] = item
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        try:
-                            value = future.result()
-                        except BrokenProcessPool:
-                            raise
-                        except Exception as exc:
-                            on_error(running.pop(future), exc)
-                        else:
-                            on_result(running.pop(future), value)
-            except BrokenProcessPool:
-                if solo:
-                    on_error(next(iter(running.values())), RuntimeError(CRASHED))
-                else:
-                    suspects += list(running.values())
+    queue = deque(items)
+    pool = [_Worker(context, fn, args) for _ in range(max(1, min(workers, len(queue))))]
+    try:
+        while True:
+            for i, worker in enumerate(pool):
+                if worker.item is None and queue:
+                    if not worker.process.is_alive():  # died after its last result
+                        worker.kill()
+                        pool[i] = worker = _Worker(context, fn, args)
+                    worker.give(queue.popleft())
+            busy = [w for w in pool if w.item is not None]
+            if not busy:
+                break
+            waits = [stall_timeout - w.idle_for() for w in busy] if stall_timeout > 0 else []
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                 timeout=max(0.0, min(waits)) + 0.05 if waits else None)
+            for i, worker in enumerate(pool):
+                if worker.item is not None:
+                    pool[i] = _collect(worker, context, fn, args, on_result, on_error, stall_timeout)
+    except BaseException:
+        for worker in pool:  # a callback gave up on the run: the items in flight are abandoned
+            worker.kill()
+        raise
+    for worker in pool:
+        worker.stop()
+
+
+def _collect(worker: _Worker, context, fn, args, on_result, on_error, stall_timeout: float) -> _Worker:
+    """Hand a finished item to its callback; replace a worker that died or stalled."""
+    item = worker.item
+    if worker.conn.poll():
+        try:
+            ok, value = worker.conn.recv()
+        except (EOFError, OSError):
+            ok, value = False, None
+        else:
+            worker.item = None
+            (on_result if ok else on_error)(item, value)
+            return worker
+    if worker.process.is_alive() and not (stall_timeout > 0 and worker.idle_for() > stall_timeout):
+        return worker
+    if worker.process.is_alive():
+        error = Stalled(f"no progress for {stall_timeout:g} s (a decoder or read that hangs): killed")
+    else:
+        error = RuntimeError(CRASHED)
+    worker.kill()
+    on_error(item, error)
+    return _Worker(context, fn, args)

@@ -33,9 +33,17 @@ from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
 from video_caption.caption.server import ENGINES, ManagedServer, check_engine
 from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
-from video_caption.loader import load_batches
+from video_caption.loader import load_batches, start_worker_server
 from video_caption.logs import progress, setup_logging
-from video_caption.manifest import KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, write_atomic
+from video_caption.manifest import (
+    KEY,
+    ErrorLog,
+    ManifestWriter,
+    lock_folder,
+    read_rows,
+    stops_on_storage_errors,
+    write_atomic,
+)
 from video_caption.models import ModelMissing
 from video_caption.summary import record_stage, throughput
 
@@ -273,12 +281,15 @@ class Captioner:
         return {"train_json": len(entries), "missing": missing, "dropped": dropped}
 
 
+@stops_on_storage_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
     # SIGTERM (a scheduler's pre-emption, Ctrl-C of the stage script) unwinds like an error, so a
     # server this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if args.num_workers:
+        start_worker_server()
     out = Path(args.output_folder)
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     unknown = sorted(set(steps) - set(STEPS))

@@ -14,20 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from video_caption.caption.backends import BackendError
+from video_caption.workers import die_with_parent
 
 log = logging.getLogger("video_caption.caption")
 ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")
-
-
-def _term_with_parent() -> None:
-    """In the server's process, before exec: SIGTERM (a clean shutdown) when the stage dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -84,7 +78,7 @@ class ManagedServer:
                 # A server outliving a killed run would hold its GPU: it gets SIGTERM when we die.
                 self.process = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True,
-                                                preexec_fn=_term_with_parent)
+                                                preexec_fn=partial(die_with_parent, signal.SIGTERM))
             except FileNotFoundError as exc:
                 raise BackendError(f"cannot start {self.cmd[0]}: {exc} (is the engine installed?)") from None
         deadline = time.monotonic() + self.startup_timeout

@@ -17,10 +17,18 @@ from pathlib import Path
 
 from video_caption.cut.detectors import DETECTORS
 from video_caption.cut.plan import PlanSettings
-from video_caption.cut.split import CutSettings, cut_source
+from video_caption.cut.split import CutSettings, cut_source, remove_partial_clips
 from video_caption.inputs import list_sources
 from video_caption.logs import progress, setup_logging
-from video_caption.manifest import ErrorLog, ManifestWriter, done_keys, lock_folder, read_rows
+from video_caption.manifest import (
+    ErrorLog,
+    ManifestWriter,
+    done_keys,
+    is_storage_error,
+    lock_folder,
+    read_rows,
+    stops_on_storage_errors,
+)
 from video_caption.media import EncoderSettings, MediaError
 from video_caption.summary import record_stage, throughput
 from video_caption.workers import run_isolated
@@ -54,11 +62,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--crf", type=int, default=22)
     g.add_argument("--fast", action="store_true", help="fast mode: preset ultrafast at CRF 18 (bigger files)")
     g.add_argument("--keep-audio", action="store_true", help="keep the source's audio (AAC), trimmed to the clip")
-    g.add_argument("--encoder-threads", type=int, default=0)
+    g.add_argument("--encoder-threads", type=int, default=0,
+                   help="threads per encoder (0: the encoder's choice).  libx264 with several threads writes "
+                        "slightly different streams from run to run under varying load; 1 makes clips "
+                        "byte-reproducible")
     g = p.add_argument_group("execution")
     g.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
                    help="sources processed in parallel (default: %(default)s)")
     g.add_argument("--buffer-mb", type=int, default=512, help="raw frames held per clip before encoding starts")
+    g.add_argument("--stall-timeout", type=float, default=300,
+                   help="seconds a source may go without decoding a frame before its worker is killed and "
+                        "the source recorded in errors.jsonl (a read that hangs); 0: no limit (default: %(default)s)")
     g.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -78,6 +92,7 @@ def settings_from(args) -> CutSettings:
     )
 
 
+@stops_on_storage_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
@@ -104,6 +119,9 @@ def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
             ErrorLog(out / ERRORS) as errors, progress(len(todo), "stage 1: cut") as bar:
 
         def failed(source, exc: Exception):
+            if is_storage_error(exc):
+                raise exc
+            remove_partial_clips(out, source)
             message = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
             counts["failed"] += 1
             errors.add(STAGE, source.key, message)
@@ -121,7 +139,7 @@ def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
             bar.update(1)
             bar.set_postfix(clips=counts["clips"], failed=counts["failed"])
 
-        run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed)
+        run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed, args.stall_timeout)
     elapsed = time.time() - started
     log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips written to %s",
              elapsed, counts["ok"], counts["failed"], counts["no_clip"], counts["clips"], out)

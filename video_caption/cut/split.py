@@ -21,8 +21,9 @@ from pathlib import Path, PurePosixPath
 
 from video_caption.cut.detectors import make_detector
 from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
-from video_caption.inputs import Source, output_path
+from video_caption.inputs import Source, path_under
 from video_caption.media import DecodedFrame, Encoder, EncoderSettings, MediaError, VideoInfo, decode_frames, probe
+from video_caption.workers import heartbeat
 
 TMP_SUFFIX = ".tmp.mp4"
 
@@ -59,7 +60,7 @@ class _SourceCutter:
     def __init__(self, source: Source, output_folder: Path, settings: CutSettings, info: VideoInfo):
         self.source, self.settings, self.info = source, settings, info
         self.output_folder = output_folder
-        self.clip_dir = output_path(output_folder / "clips", source.key)
+        self.clip_dir = path_under(output_folder / "clips", source.key)
         self.width, self.height = info.width // 2 * 2, info.height // 2 * 2
         self.frame_bytes = self.width * self.height * 3 // 2
         self.min_frames, self.max_frames = settings.plan.frame_limits(info.fps)
@@ -129,16 +130,16 @@ class _SourceCutter:
             piece.encoder.out_path.unlink(missing_ok=True)
 
     def _reap(self) -> None:
-        encoder, final, row = self.finishing.popleft()
+        encoder, final, row = self.finishing[0]
         encoder.wait()
+        self.finishing.popleft()
         os.replace(encoder.out_path, final)
         self.rows.append(row)
 
     # -- the pass -------------------------------------------------------------------------------
     def run(self) -> tuple[list[int], int]:
         self.clip_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.clip_dir.glob(f".*{TMP_SUFFIX}"):
-            stale.unlink()
+        remove_partial_clips(self.output_folder, self.source)
         settings = self.settings
         detector = make_detector(settings.detector, self.info.fps, settings.threshold, settings.min_scene_len,
                                  settings.black_level, settings.device)
@@ -157,6 +158,7 @@ class _SourceCutter:
 
         try:
             for frame in decode_frames(self.source.path, self.info):
+                heartbeat()
                 count += 1
                 image = frame.image(det_w, det_h, detector.image_format, detector.exact_resize)
                 cuts.update(detector.push(frame.index, image))
@@ -190,6 +192,13 @@ class _SourceCutter:
         for encoder, _, _ in self.finishing:
             encoder.kill()
             encoder.out_path.unlink(missing_ok=True)
+
+
+def remove_partial_clips(output_folder: Path, source: Source) -> None:
+    """Delete the unfinished clip files a killed, crashed or stalled run left for this source."""
+    clip_dir = path_under(output_folder / "clips", source.key)
+    for partial in clip_dir.glob(f".*{TMP_SUFFIX}"):
+        partial.unlink(missing_ok=True)
 
 
 def cut_source(source: Source, output_folder: Path, settings: CutSettings) -> SourceResult:

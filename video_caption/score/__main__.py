@@ -21,9 +21,17 @@ import time
 from pathlib import Path
 
 from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
-from video_caption.loader import Item, load_batches
+from video_caption.loader import Item, load_batches, start_worker_server
 from video_caption.logs import progress, setup_logging
-from video_caption.manifest import KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, write_atomic
+from video_caption.manifest import (
+    KEY,
+    ErrorLog,
+    ManifestWriter,
+    lock_folder,
+    read_rows,
+    stops_on_storage_errors,
+    write_atomic,
+)
 from video_caption.models import ModelMissing
 from video_caption.score.base import Scorer
 from video_caption.score.gate import Gate, split_by_gates
@@ -167,9 +175,12 @@ def run_scorer(scorer: Scorer, rows: list[dict], root: Path, args, device: str, 
         bar.close()
 
 
+@stops_on_storage_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
+    if args.num_workers:
+        start_worker_server()
     out = Path(args.output_folder)
     names = [n.strip() for n in args.scorers.split(",") if n.strip()]
     scorers, skipped = [], []
