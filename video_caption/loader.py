@@ -31,6 +31,30 @@ class FramePlan:
     def prepare(self, frames: list[np.ndarray]) -> Any:
         return frames
 
+    def prepared_bytes(self, row: dict) -> int:
+        """About how many bytes ``prepare`` returns for this clip (0: small, whatever the clip)."""
+        return 0
+
+
+# Prepared clips in one batch stay under this many bytes (a batch holds fewer clips when they are
+# big: 8K frames at full size must not fill the memory, with two batches prefetched per worker).
+BATCH_BYTES = 1 << 30
+
+
+def batch_indices(sizes: list[int], batch_size: int, budget: int = BATCH_BYTES) -> list[list[int]]:
+    """Consecutive row indices grouped into batches of at most ``batch_size`` rows and ``budget``
+    bytes (a single row bigger than the budget is a batch of its own)."""
+    batches, batch, total = [], [], 0
+    for i, size in enumerate(sizes):
+        if batch and (len(batch) == batch_size or total + size > budget):
+            batches.append(batch)
+            batch, total = [], 0
+        batch.append(i)
+        total += size
+    if batch:
+        batches.append(batch)
+    return batches
+
 
 @dataclass
 class Item:
@@ -95,7 +119,7 @@ def load_batches(rows: list[dict], root: Path, plan: FramePlan, batch_size: int,
 
     loader = DataLoader(
         ClipFrames(rows, root, plan),
-        batch_size=batch_size,
+        batch_sampler=batch_indices([plan.prepared_bytes(row) for row in rows], batch_size),
         num_workers=workers,
         collate_fn=list,
         worker_init_fn=_worker_init if workers else None,

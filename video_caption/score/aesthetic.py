@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.loader import FramePlan
-from video_caption.models import ModelMissing, hf_cache_dir
+from video_caption.models import ModelMissing, from_hub, hf_cache_dir
 from video_caption.score.base import Scorer
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -60,10 +60,9 @@ HF_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
     """(local weights file, open_clip's pretrained config of the tag) for a weights file or a tag.
 
-    A tag (``openai``) is looked up in the Hugging Face cache only; when it is not there the error
-    names the file, where it must go and how to fetch it on a connected machine."""
+    A tag (``openai``) is looked up in the Hugging Face cache, and downloaded into it on a connected
+    machine; when that fails the error names the file, where it must go and how to fetch it."""
     import open_clip
-    from huggingface_hub import try_to_load_from_cache
 
     if os.path.isfile(weights):
         return weights, {}
@@ -73,11 +72,12 @@ def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
         raise ModelMissing(f"CLIP weights {weights!r} for {model}: no such file, and not a pretrained tag of open_clip "
                            f"(tags for {model}: {', '.join(open_clip.list_pretrained_tags_by_model(model)) or 'none'})")
     for name in HF_NAMES:
-        found = try_to_load_from_cache(hub, name)
-        if isinstance(found, str):
+        found = from_hub(hub, name)
+        if found:
             return found, cfg
     raise ModelMissing(
-        f"CLIP {model} weights ({weights}) are not in the Hugging Face cache {hf_cache_dir()}: "
+        f"CLIP {model} weights ({weights}) are not in the Hugging Face cache {hf_cache_dir()} and could not be "
+        f"downloaded (offline?): "
         f"it needs {hub}/{HF_NAMES[0]}. "
         f"On a connected machine run 'huggingface-cli download {hub} {HF_NAMES[0]}' and copy the cache folder here "
         "(or set HF_HOME to it), or pass --clip-weights PATH to the weights file.")

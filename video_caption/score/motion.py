@@ -51,6 +51,13 @@ class MotionFrames(FramePlan):
     def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
         return list(range(0, num_frames, sample_step(num_frames, fps)))
 
+    def prepared_bytes(self, row: dict) -> int:
+        width, height, count = row.get("width") or 0, row.get("height") or 0, row.get("num_frames") or 0
+        if self.max_side and max(width, height) > self.max_side:
+            scale = self.max_side / max(width, height)
+            width, height = width * scale, height * scale
+        return int(width * height) * len(self.indices(count, row.get("fps") or 1.0, None)) if count else 0
+
     def prepare(self, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
         """The frames for the flow, and the factor that turns their flow back into full-size pixels."""
         h, w = frames[0].shape

@@ -1,7 +1,7 @@
 """transformers in this process: the model's own processor and chat template, then ``generate``.
 
 Runs on CPU too, so a laptop can caption a few clips.  The default VLM is Qwen2-VL-2B-Instruct,
-loaded from a local folder or the Hugging Face cache (never downloaded at run time).  A text-only
+loaded from a local folder or the Hugging Face cache (downloaded into it on a connected machine).  A text-only
 model (for the LLM step) loads as a causal LM through the same code.
 """
 
@@ -11,25 +11,23 @@ import io
 import os
 
 from video_caption.caption.backends import Backend, Request, Sampling
-from video_caption.models import ModelMissing, hf_cache_dir
+from video_caption.models import ModelMissing, from_hub, hf_cache_dir
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"
 
 
 def local_model(model: str) -> str:
-    """A model folder: ``model`` itself, or its snapshot in the Hugging Face cache."""
+    """A model folder: ``model`` itself, or its snapshot in the Hugging Face cache (downloaded there
+    first on a connected machine)."""
     if os.path.isdir(model):
         return model
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(model, local_files_only=True)
-    except (LocalEntryNotFoundError, ValueError) as exc:
+    found = from_hub(model)
+    if found is None:
         raise ModelMissing(
-            f"model {model!r} is neither a folder nor in the Hugging Face cache {hf_cache_dir()}. On a connected "
-            f"machine run 'huggingface-cli download {model}' and copy the cache here (or set HF_HOME to it), "
-            "or pass the model's folder") from exc
+            f"model {model!r} is neither a folder nor in the Hugging Face cache {hf_cache_dir()}, and it could not "
+            f"be downloaded (offline?). On a connected machine run 'huggingface-cli download {model}' and copy the "
+            "cache here (or set HF_HOME to it), or pass the model's folder")
+    return found
 
 
 def _messages(request: Request) -> list[dict]:
