@@ -7,8 +7,9 @@
 #   SCORERS        comma list, in gate order                               [aesthetic,text,motion]
 #   AESTHETIC_MIN [4.0], TEXT_MAX [0.02], MOTION_MIN [3] and MOTION_MAX [8] (open bounds)
 #   MIN_DURATION, MAX_DURATION, MIN_SIDE, MIN_FPS   metadata gates, off unless set
-#   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, MOTION_FAST=1
-#   BATCH_SIZE, NUM_WORKERS, DEVICE, CPU=1
+#   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, TEXT_ENGINE,
+#   MOTION_FAST=1
+#   BATCH_SIZE, NUM_WORKERS, STALL_TIMEOUT (s without a decoded batch: the clip is an error), DEVICE, CPU=1
 #   SKIP_MISSING_MODELS=1  go on without a model that is not on this machine (warned, in summary.json)
 #   NUM_PROCESSES  >1: run under 'accelerate launch --multi_gpu --num_processes N' (one per GPU; CPU=1: on CPU)
 #   LAUNCHER       a whole launcher command instead, e.g. "accelerate launch --config_file multi_node.yaml"
@@ -35,8 +36,10 @@ opt MODELS_FOLDER --models-folder
 opt TEXT_MAX_SIDE --text-max-side
 opt TEXT_PRESCREEN_SIDE --text-prescreen-side
 opt TEXT_FRAMES --text-frames
+opt TEXT_ENGINE --text-engine
 opt BATCH_SIZE --batch-size
 opt NUM_WORKERS --num-workers
+opt STALL_TIMEOUT --stall-timeout
 opt DEVICE --device
 if [ "${MOTION_FAST:-0}" = "1" ]; then args+=(--motion-fast); fi
 if [ "${CPU:-0}" = "1" ]; then args+=(--cpu); fi

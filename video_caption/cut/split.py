@@ -131,7 +131,7 @@ class _SourceCutter:
 
     def _reap(self) -> None:
         encoder, final, row = self.finishing[0]
-        encoder.wait()
+        encoder.wait()  # on failure it stays in ``finishing``, so _abort deletes its partial file
         self.finishing.popleft()
         os.replace(encoder.out_path, final)
         self.rows.append(row)

@@ -90,6 +90,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--batch-size", type=int, default=8, help="clips per model call")
     g.add_argument("--num-workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
                    help="DataLoader processes decoding frames (default: %(default)s)")
+    g.add_argument("--stall-timeout", type=float, default=300,
+                   help="seconds without a decoded batch before the clip being read is given up as hanging "
+                        "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")
     g.add_argument("--device", help="torch device (default: this rank's accelerator, else cpu)")
     g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
     g.add_argument("--skip-missing-models", action="store_true",
@@ -153,7 +156,8 @@ def run_scorer(scorer: Scorer, rows: list[dict], root: Path, args, device: str, 
         errors.add(stage, item.row[KEY], message)
         log.warning("%s failed: %s: %s", scorer.name, item.row[KEY], message)
 
-    for batch in load_batches(rows, root, scorer.frames, args.batch_size, args.num_workers):
+    for batch in load_batches(rows, root, scorer.frames, args.batch_size, args.num_workers,
+                              args.stall_timeout):
         good = [item for item in batch if item.error is None]
         for item in batch:
             if item.error is not None:

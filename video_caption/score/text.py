@@ -16,6 +16,7 @@ once per weights file and cached.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,30 @@ def default_weights() -> Path:
     return Path(model_dir()) / "craft_mlt_25k.pth"
 
 
+@functools.cache
+def easyocr_module(name: str):
+    """EasyOCR's submodule ``name`` (imgproc, craft_utils, utils, craft) without running
+    ``easyocr/__init__.py``: that builds the whole Reader (recognizers, torchvision), about 170 MB
+    more per process, where only the detector's pre- and post-processing is used here.  The stand-in
+    package is taken out of ``sys.modules`` again, so a later ``import easyocr`` gets the real one."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    if "easyocr" in sys.modules:
+        return importlib.import_module(f"easyocr.{name}")
+    spec = importlib.util.find_spec("easyocr")
+    package = types.ModuleType("easyocr")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["easyocr"] = package
+    try:
+        return importlib.import_module(f"easyocr.{name}")
+    finally:
+        for loaded in [m for m in sys.modules if m == "easyocr" or m.startswith("easyocr.")]:
+            del sys.modules[loaded]
+
+
 @dataclass
 class CraftInput:
     """One frame ready for CRAFT: its resized input image(s) and the ratios that map boxes back."""
@@ -56,17 +81,15 @@ def craft_input(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """The frame resized and padded as EasyOCR does, still uint8 (its pixels are whole numbers, and a
     quarter of the float size while it waits in the loader's queue), and the ratio to map boxes back."""
     import cv2
-    from easyocr.imgproc import resize_aspect_ratio
 
-    resized, ratio, _ = resize_aspect_ratio(frame, max_side, interpolation=cv2.INTER_LINEAR)
+    imgproc = easyocr_module("imgproc")
+    resized, ratio, _ = imgproc.resize_aspect_ratio(frame, max_side, interpolation=cv2.INTER_LINEAR)
     return resized.astype(np.uint8), ratio
 
 
 def craft_tensor(image: np.ndarray) -> np.ndarray:
     """CRAFT's normalised CHW float input for a ``craft_input`` image."""
-    from easyocr.imgproc import normalizeMeanVariance
-
-    return np.ascontiguousarray(normalizeMeanVariance(image).transpose(2, 0, 1))
+    return np.ascontiguousarray(easyocr_module("imgproc").normalizeMeanVariance(image).transpose(2, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -91,12 +114,12 @@ class TextFrames(FramePlan):
 
 def text_area(boxes: list[np.ndarray], height: int, width: int) -> float:
     """Union area of CRAFT boxes (8 ints each) after EasyOCR's line grouping, over the frame area."""
-    from easyocr.utils import group_text_box
     from shapely import box, polygons, union_all
 
     if not boxes:
         return 0.0
-    horizontal, free = group_text_box(boxes, SLOPE_THS, YCENTER_THS, HEIGHT_THS, WIDTH_THS, ADD_MARGIN, True)
+    horizontal, free = easyocr_module("utils").group_text_box(boxes, SLOPE_THS, YCENTER_THS, HEIGHT_THS, WIDTH_THS,
+                                                              ADD_MARGIN, True)
     shapes = [box(x0, y0, x1, y1) for x0, x1, y0, y1 in horizontal if max(x1 - x0, y1 - y0) > MIN_SIZE]
     for points in free:
         xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -199,10 +222,8 @@ class TextScorer(Scorer):
 
     def _torch_net(self):
         import torch
-        from easyocr.craft import CRAFT
-
         state = torch.load(self.weights, map_location="cpu", weights_only=True)
-        net = CRAFT()
+        net = easyocr_module("craft").CRAFT()
         net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
         return net.eval()
 
@@ -234,8 +255,7 @@ class TextScorer(Scorer):
     def _boxes(self, inputs: list[tuple[np.ndarray, float]]) -> list[list[np.ndarray]]:
         """CRAFT boxes (8 ints each, in frame pixels) for inputs of one shape, one forward pass."""
         import torch
-        from easyocr.craft_utils import adjustResultCoordinates, getDetBoxes
-
+        craft_utils = easyocr_module("craft_utils")
         batch = np.stack([craft_tensor(image) for image, _ in inputs])
         if self.session is not None:
             y = self.session.run(["score"], {"image": batch})[0]
@@ -246,9 +266,10 @@ class TextScorer(Scorer):
                 y = self.net(x)[0].float().cpu().numpy()
         result = []
         for out, (_, ratio) in zip(y, inputs, strict=True):
-            boxes, polys, _ = getDetBoxes(out[:, :, 0], out[:, :, 1], TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT)
-            polys = adjustResultCoordinates(polys, 1 / ratio, 1 / ratio)
-            boxes = adjustResultCoordinates(boxes, 1 / ratio, 1 / ratio)
+            boxes, polys, _ = craft_utils.getDetBoxes(out[:, :, 0], out[:, :, 1], TEXT_THRESHOLD, LINK_THRESHOLD,
+                                                      LOW_TEXT)
+            polys = craft_utils.adjustResultCoordinates(polys, 1 / ratio, 1 / ratio)
+            boxes = craft_utils.adjustResultCoordinates(boxes, 1 / ratio, 1 / ratio)
             result.append([np.array(p if p is not None else b).astype(np.int32).reshape(-1)
                            for p, b in zip(polys, boxes, strict=True)])
         return result

@@ -1,0 +1,64 @@
+"""The worker pool under stage 1: an item that crashes or hangs its worker is reported as that item's
+failure, a slow item that keeps reporting progress is left alone, and the others all finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from video_caption.workers import CRASHED, Stalled, heartbeat, run_isolated
+
+
+def work(item: str, pause: float, pids: str = "") -> str:
+    if pids:  # the test checks afterwards that this worker is gone
+        open(os.path.join(pids, str(os.getpid())), "w").close()
+    if item == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if item == "hang":
+        time.sleep(600)
+    if item == "slow":  # longer than the stall timeout, but never silent for long
+        for _ in range(12):
+            time.sleep(0.25)
+            heartbeat()
+    time.sleep(pause)
+    if item == "bad":
+        raise ValueError("bad item")
+    return item.upper()
+
+
+def test_crashed_and_stalled_items_are_reported_and_the_rest_finish():
+    items = ["a", "crash", "b", "hang", "slow", "bad", "c", "d"]
+    results, errors = {}, {}
+    started = time.monotonic()
+    run_isolated(items, work, (0.05,), 2, results.__setitem__, errors.__setitem__, stall_timeout=1.5)
+    assert results == {"a": "A", "b": "B", "c": "C", "d": "D", "slow": "SLOW"}
+    assert set(errors) == {"crash", "hang", "bad"}
+    assert str(errors["crash"]) == CRASHED
+    assert isinstance(errors["hang"], Stalled) and "no progress for 1.5 s" in str(errors["hang"])
+    assert isinstance(errors["bad"], ValueError)
+    assert time.monotonic() - started < 120, "the hanging item was not cut off"
+
+
+def test_a_callback_that_gives_up_stops_every_worker(tmp_path):
+    def give_up(item, exc):
+        raise RuntimeError("stop the run")
+
+    try:
+        run_isolated(["hang", "bad", "hang"], work, (1.0, str(tmp_path)), 2, lambda *_: None, give_up)
+    except RuntimeError as exc:
+        assert str(exc) == "stop the run"
+    else:
+        raise AssertionError("the callback's exception was swallowed")
+    pids = [int(p.name) for p in tmp_path.iterdir()]
+    assert len(pids) == 2  # both workers started an item
+    time.sleep(0.5)
+    assert not [pid for pid in pids if _alive(pid)], "workers outlived the run"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
