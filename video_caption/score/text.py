@@ -205,6 +205,21 @@ def quantize_int8(fp32: Path) -> Path:
     return _cached(path, make)
 
 
+def large_allocations_from_mmap(threshold: int = 1 << 20) -> None:
+    """Have glibc serve allocations of ``threshold`` bytes or more from mmap, handed back on free.
+    By default its threshold climbs after the first such free, and from then on CRAFT's activations
+    (tens of MB each, a different set for each frame size) come from the heap, which keeps them:
+    measured, the scoring process peaked 70 MiB higher over the 24 benchmark clips."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # -3: M_MMAP_THRESHOLD
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
 class TextScorer(Scorer):
     name = "text"
     key = "text_score"
@@ -247,6 +262,7 @@ class TextScorer(Scorer):
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
             options.enable_cpu_mem_arena = False
+            large_allocations_from_mmap()
             self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
             return
         self.net = self._torch_net().to(device)
