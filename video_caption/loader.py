@@ -8,6 +8,7 @@ model and the model never waits on them.  Stage 2's scorers and stage 3's captio
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,6 +104,15 @@ def start_worker_server() -> None:
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
+
+
+def add_loader_arguments(group) -> None:
+    """The loader's command-line settings (stages 2 and 3 take the same)."""
+    group.add_argument("--num-workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
+                       help="DataLoader processes decoding frames (default: %(default)s)")
+    group.add_argument("--stall-timeout", type=float, default=300,
+                       help="seconds without a decoded batch before the clip being read is given up as hanging "
+                            "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")
 
 
 def _worker_init(_: int) -> None:

@@ -33,7 +33,7 @@ from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
 from video_caption.caption.server import ENGINES, ManagedServer, check_engine
 from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
-from video_caption.loader import load_batches, start_worker_server
+from video_caption.loader import add_loader_arguments, load_batches, start_worker_server
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import (
     KEY,
@@ -96,11 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight (default: %(default)s)")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request")
     g.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP request, with backoff")
-    g.add_argument("--num-workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-                   help="DataLoader processes decoding frames (default: %(default)s)")
-    g.add_argument("--stall-timeout", type=float, default=300,
-                   help="seconds without a decoded batch before the clip being read is given up as hanging "
-                        "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")
+    add_loader_arguments(g)
     g.add_argument("--device", help="torch device of in-process models (default: this rank's accelerator)")
     g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
     g.add_argument("--skip-missing-models", action="store_true",

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
-from video_caption.loader import Item, load_batches, start_worker_server
+from video_caption.loader import Item, add_loader_arguments, load_batches, start_worker_server
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import (
     KEY,
@@ -88,11 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames in fast mode")
     g = p.add_argument_group("execution")
     g.add_argument("--batch-size", type=int, default=8, help="clips per model call")
-    g.add_argument("--num-workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-                   help="DataLoader processes decoding frames (default: %(default)s)")
-    g.add_argument("--stall-timeout", type=float, default=300,
-                   help="seconds without a decoded batch before the clip being read is given up as hanging "
-                        "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")
+    add_loader_arguments(g)
     g.add_argument("--device", help="torch device (default: this rank's accelerator, else cpu)")
     g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
     g.add_argument("--skip-missing-models", action="store_true",
