@@ -202,12 +202,10 @@ def _until_failure(loader, stall_timeout: float) -> Iterator[list[Item]]:
 def _read_alone(dataset: ClipFrames, i: int, stall_timeout: float) -> Item:
     """Clip ``i`` read by a worker of its own, so that a hang or a crash is surely this clip's."""
     try:
-        for batch in _until_failure(_loader(dataset, [[i]], 1), stall_timeout):
-            return batch[0]
+        return next(_until_failure(_loader(dataset, [[i]], 1), stall_timeout))[0]
     except _LoaderFailed as exc:
         if exc.stalled:
             message = f"no progress for {stall_timeout:g} s reading this clip (a read that hangs): reader stopped"
         else:
             message = f"reading this clip crashed its worker process ({exc})"
         return Item(dataset.rows[i], error=message)
-    raise AssertionError("a one-clip loader gave no batch")
