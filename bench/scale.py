@@ -31,7 +31,7 @@ import stage2_speed  # noqa: E402
 from stage1_speed import SOURCES, VIDEOS  # noqa: E402
 
 from video_caption.manifest import ManifestWriter, read_rows  # noqa: E402
-from video_caption.media import probe  # noqa: E402
+from video_caption.media.probe import probe  # noqa: E402
 
 SECONDS = 3.5
 OPEN_GATES = ["--scorers", "motion,text", "--motion-min", "-1", "--motion-max", "1e9", "--text-max", "1"]

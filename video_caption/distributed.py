@@ -9,7 +9,6 @@ as done work and merges: resuming never depends on how many ranks wrote what.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from video_caption.manifest import ManifestWriter, read_rows
@@ -76,26 +75,3 @@ def merge_parts(path: Path, key: str | None = "video_path") -> int:
 
 def _identity(row: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in row.items()))
-
-
-def pending(path: Path, rows: list[dict], ranks: Ranks, key: str = "video_path") -> list[dict]:
-    """The rows whose key is in neither ``path`` nor its parts.  Every rank reads before any rank
-    writes again (a barrier), or a fast rank's new rows would change a slow rank's list and shards."""
-    done = {row[key] for row in read_with_parts(path)}
-    todo = [row for row in rows if row[key] not in done]
-    ranks.barrier()
-    return todo
-
-
-def run_sharded(path: Path, todo: list, ranks: Ranks, work: Callable[[list, ManifestWriter], None]) -> None:
-    """Every rank runs ``work`` on its share of ``todo``, appending rows to its own part of ``path``;
-    then rank 0 merges the parts into ``path`` while the others wait."""
-    mine = ranks.shard(todo)
-    if mine:
-        with ManifestWriter(part_path(path, ranks.rank)) as writer:
-            work(mine, writer)
-    ranks.barrier()
-    if ranks.main:
-        merge_parts(path)
-    ranks.barrier()
-

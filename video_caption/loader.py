@@ -18,13 +18,15 @@ from typing import Any
 import numpy as np
 
 from video_caption.inputs import path_under
-from video_caption.media import MediaError, probe, read_frames
+from video_caption.media.decode import read_frames
+from video_caption.media.probe import probe
+from video_caption.media.process import MediaError
 
 
 class FramePlan:
     """Which frames a scorer needs and how to prepare them (runs in worker processes)."""
 
-    fmt = "rgb24"  # "rgb24", "bgr24" or "gray", as media.read_frames takes
+    fmt = "rgb24"  # "rgb24", "bgr24" or "gray", as read_frames takes
 
     def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
         """Decode indices of the frames wanted (``path`` is there for plans that look at the file)."""

@@ -18,6 +18,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 KEY = "video_path"
+
+# The contract's file names (other tools read them), defined here once.  Stage 2 also writes one
+# ``<scorer>_score.jsonl`` per scorer.
+SCENE_INFO, META_CLIPS = "meta_scene_info.jsonl", "meta_clips.jsonl"  # stage 1
+TRAIN_JSONL, GATE_DECISIONS = "train.jsonl", "gate_decisions.jsonl"  # stage 2
+FRAME_CAPTION, VIDEO_CAPTION = "frame_caption.jsonl", "video_caption.jsonl"  # stage 3
+SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"
+ERRORS, SUMMARY_JSON = "errors.jsonl", "summary.json"  # every stage
 # The output folder itself is failing (full, over quota, read-only, not ours): no file is to blame,
 # so the run stops instead of writing an error row for every remaining file.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
@@ -145,6 +153,11 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def rewrite(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Replace a whole manifest atomically with ``rows`` (a reader sees the old file or the new one)."""
+    write_atomic(path, b"".join(_dumps(row) for row in rows))
 
 
 def is_storage_error(exc: BaseException) -> bool:

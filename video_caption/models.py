@@ -1,8 +1,11 @@
-"""Where model weights come from, and the one error for weights that are not on this machine."""
+"""Where model weights come from, their digests, and the one error for weights that are not on this machine."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from pathlib import Path
 
 
 class ModelMissing(RuntimeError):
@@ -32,3 +35,37 @@ def from_hub(repo: str, filename: str | None = None) -> str | None:
         except (OSError, ValueError, EntryNotFoundError):  # not cached; offline, unknown repo or file
             continue
     return None
+
+
+def cache_dir() -> Path:
+    """Where the project keeps what it derives from weights (exported models, digests)."""
+    return Path(os.environ.get("VIDEO_CAPTION_CACHE") or Path.home() / ".cache" / "video_caption")
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """The first 16 hex digits of a weights file's sha256, recorded with every result the file made.
+
+    Hashing a 1.7 GB CLIP takes seconds, so digests are cached per path, size and modification time
+    (a cache that cannot be written only costs the hashing again)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    entry = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = cache_dir() / "weights_digests.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if entry not in known:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        known[entry] = digest.hexdigest()[:16]
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=0))
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    return known[entry]

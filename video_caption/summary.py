@@ -14,10 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from video_caption.manifest import read_rows, write_atomic
-
-SUMMARY = "summary.json"
-ERRORS = "errors.jsonl"
+from video_caption.manifest import ERRORS, SUMMARY_JSON, read_rows, write_atomic
 
 
 def errors_by_kind(out: Path) -> dict[str, int]:
@@ -32,7 +29,7 @@ def throughput(count: int, seconds: float) -> float:
 def record_stage(out: Path, stage: str, facts: dict) -> dict:
     """Store ``facts`` as this stage's section of summary.json (replacing an earlier run's) and
     refresh the error counts.  Only one stage runs in a folder at a time (each holds its lock)."""
-    path = out / SUMMARY
+    path = out / SUMMARY_JSON
     summary = json.loads(path.read_text()) if path.is_file() else {}
     summary.setdefault("stages", {})[stage] = {**facts, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     summary["errors_by_kind"] = errors_by_kind(out)
@@ -74,6 +71,8 @@ def lines(summary: dict) -> list[str]:
         for item in section.get("skipped", []):
             what = item.get("scorer") or item.get("step")
             out.append(f"skipped in {name}: {what} ({item['reason'].split('. ')[0]})")
+        for step, count in section.get("superseded", {}).items():
+            out.append(f"redone in {name}: {step}, {count} rows made with other settings (old rows in superseded/)")
     total = summary.get("totals")
     if total:
         counts = ", ".join(f"{total[k]} {k.replace('_', ' ')}" for k in ("sources", "clips", "train_clips", "captioned")
@@ -89,9 +88,9 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-folder", required=True)
     args = p.parse_args(argv)
-    path = Path(args.output_folder) / SUMMARY
+    path = Path(args.output_folder) / SUMMARY_JSON
     if not path.is_file():
-        print(f"no {SUMMARY} in {args.output_folder}: no stage has finished there yet", file=sys.stderr)
+        print(f"no {SUMMARY_JSON} in {args.output_folder}: no stage has finished there yet", file=sys.stderr)
         return 1
     print("\n".join(lines(json.loads(path.read_text()))))
     return 0

@@ -10,25 +10,16 @@ decoded frame), so a long source that keeps decoding is never cut off, while one
 from __future__ import annotations
 
 import multiprocessing
-import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 
+from video_caption.media.process import die_with_parent
+
 CRASHED = "the worker process crashed while processing this file"
 
 _beat = None  # this worker's shared last-progress time (None outside a worker)
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Have the kernel send ``sig`` to this process when its parent dies: a worker, encoder or
-    server must not outlive a killed run (it would race the rerun or hold a GPU)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
 
 
 def heartbeat() -> None:

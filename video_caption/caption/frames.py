@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.loader import FramePlan
-from video_caption.media import keyframe_indices, middle_indices, uniform_indices
+from video_caption.media.decode import keyframe_indices, middle_indices, uniform_indices
 
 SAMPLINGS = ("uniform", "mid", "first", "last", "keyframes")
 

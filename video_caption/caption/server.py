@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from video_caption.caption.backends import BackendError
-from video_caption.workers import die_with_parent
+from video_caption.media.process import die_with_parent
 
 log = logging.getLogger("video_caption.caption")
 ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")

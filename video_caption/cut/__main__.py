@@ -21,6 +21,9 @@ from video_caption.cut.split import CutSettings, cut_source, remove_partial_clip
 from video_caption.inputs import list_sources
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import (
+    ERRORS,
+    META_CLIPS,
+    SCENE_INFO,
     ErrorLog,
     ManifestWriter,
     done_keys,
@@ -29,12 +32,12 @@ from video_caption.manifest import (
     read_rows,
     stops_on_storage_errors,
 )
-from video_caption.media import EncoderSettings, MediaError
+from video_caption.media.encode import EncoderSettings
+from video_caption.media.process import MediaError
 from video_caption.summary import record_stage, throughput
 from video_caption.workers import run_isolated
 
 STAGE = "cut"
-SCENE_INFO, CLIPS, ERRORS = "meta_scene_info.jsonl", "meta_clips.jsonl", "errors.jsonl"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -115,7 +118,7 @@ def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
              len(todo), settings.detector)
     started = time.time()
     counts = {"ok": 0, "failed": 0, "no_clip": 0, "clips": 0}
-    with ManifestWriter(out / SCENE_INFO) as scenes, ManifestWriter(out / CLIPS) as clips, \
+    with ManifestWriter(out / SCENE_INFO) as scenes, ManifestWriter(out / META_CLIPS) as clips, \
             ErrorLog(out / ERRORS) as errors, progress(len(todo), "stage 1: cut") as bar:
 
         def failed(source, exc: Exception):
@@ -146,7 +149,7 @@ def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
     cut = done_keys(out / SCENE_INFO)
     record_stage(out, "cut", {
         "sources": len(sources), "sources_done": len(cut), "sources_failed": sum(s.key not in cut for s in sources),
-        "clips": len(read_rows(out / CLIPS)),
+        "clips": len(read_rows(out / META_CLIPS)),
         "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
                 "sources_per_s": throughput(len(todo), elapsed)}})
     return 2 if counts["failed"] else 0

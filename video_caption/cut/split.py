@@ -22,7 +22,10 @@ from pathlib import Path, PurePosixPath
 from video_caption.cut.detectors import make_detector
 from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
 from video_caption.inputs import Source, path_under
-from video_caption.media import DecodedFrame, Encoder, EncoderSettings, MediaError, VideoInfo, decode_frames, probe
+from video_caption.media.decode import DecodedFrame, decode_frames
+from video_caption.media.encode import Encoder, EncoderSettings
+from video_caption.media.probe import VideoInfo, probe
+from video_caption.media.process import MediaError
 from video_caption.workers import heartbeat
 
 TMP_SUFFIX = ".tmp.mp4"

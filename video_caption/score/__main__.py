@@ -6,47 +6,42 @@
 Reads OUT/meta_clips.jsonl (or --input, any manifest with video_path).  Metadata gates (duration,
 size, fps) run first, then each scorer in the order given, on the clips that passed every gate
 before it.  Writes OUT/<scorer>_score.jsonl, OUT/train.jsonl (clips that passed every enabled gate,
-with stage-1 metadata and all scores) and OUT/errors.jsonl.  Rerunning resumes: clips already in a
-score file are not scored again; changing a threshold only re-gates.
+with stage-1 metadata and all scores), OUT/gate_decisions.jsonl (every clip once: passed, or the gate
+that rejected it and its value) and OUT/errors.jsonl.  Rerunning resumes: clips already scored with
+the same settings are not scored again, rows made with other settings (--motion-fast, --text-engine,
+other weights ...) are moved to OUT/superseded/ and redone; changing a threshold only re-gates.
 Exit status: 0 when every clip could be scored, 2 when some could not (errors.jsonl), 1 on a fatal error.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from video_caption.distributed import Ranks, merge_parts, part_path, pending, run_sharded
-from video_caption.loader import Item, add_loader_arguments, load_batches, start_worker_server
-from video_caption.logs import progress, setup_logging
+from video_caption.loader import start_worker_server
+from video_caption.logs import setup_logging
 from video_caption.manifest import (
+    GATE_DECISIONS,
     KEY,
-    ErrorLog,
-    ManifestWriter,
-    lock_folder,
+    META_CLIPS,
+    TRAIN_JSONL,
     read_rows,
+    rewrite,
     stops_on_storage_errors,
-    write_atomic,
 )
 from video_caption.models import ModelMissing
+from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
 from video_caption.score.base import Scorer
-from video_caption.score.gate import Gate, split_by_gates
-from video_caption.summary import record_stage, throughput
+from video_caption.score.gate import Gate, decision, split_by_gates
 
 SCORERS = ("aesthetic", "text", "motion")
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m video_caption.score", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output-folder", required=True, help="stage 1's output folder; stage 2 writes here too")
-    p.add_argument("--input", help="clip manifest (default: OUTPUT_FOLDER/meta_clips.jsonl)")
-    p.add_argument("--root", help="folder the manifest's video_path values are relative to (default: OUTPUT_FOLDER)")
+    p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS)
     p.add_argument("--scorers", default=",".join(SCORERS),
                    help="comma list, run in this order, each on the survivors of the gates before it; "
                         "empty for metadata gates only (default: %(default)s)")
@@ -88,13 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames in fast mode")
     g = p.add_argument_group("execution")
     g.add_argument("--batch-size", type=int, default=8, help="clips per model call")
-    add_loader_arguments(g)
-    g.add_argument("--device", help="torch device (default: this rank's accelerator, else cpu)")
-    g.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
-    g.add_argument("--skip-missing-models", action="store_true",
-                   help="run without a scorer whose model is not on this machine (warned, listed in summary.json) "
-                        "instead of stopping; for demos on offline machines")
-    g.add_argument("-v", "--verbose", action="store_true")
+    add_run_arguments(g, "a scorer")
     return p.parse_args(argv)
 
 
@@ -115,7 +104,7 @@ def score_gates(args) -> dict[str, Gate]:
             "motion": Gate("motion_score", args.motion_min, args.motion_max, strict=True)}
 
 
-def build_scorer(name: str, args) -> Scorer:
+def build_scorer(name: str, args, device: str) -> Scorer:
     """Resolves every weights file now, so a missing model stops the run before any work."""
     if name == "aesthetic":
         from video_caption.score.aesthetic import AestheticScorer
@@ -126,7 +115,7 @@ def build_scorer(name: str, args) -> Scorer:
         from video_caption.score.text import TextScorer
 
         scorer = TextScorer(args.text_weights, args.text_frames, args.text_max_side, args.text_prescreen_side,
-                            engine=args.text_engine)
+                            engine=args.text_engine, device=device)
         if not scorer.weights.is_file():
             scorer.setup("cpu")  # raises ModelMissing naming the file
         return scorer
@@ -137,56 +126,18 @@ def build_scorer(name: str, args) -> Scorer:
     raise ValueError(f"unknown scorer {name!r} (known: {', '.join(SCORERS)})")
 
 
-def _message(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def run_scorer(scorer: Scorer, rows: list[dict], root: Path, args, device: str, writer: ManifestWriter,
-               errors: ErrorLog, log, show_progress: bool) -> None:
-    """Score ``rows``, appending to ``writer`` batch by batch and failures to ``errors``."""
-    scorer.setup(device)
-    stage = f"score:{scorer.name}"
-    bar = progress(len(rows), f"stage 2: {scorer.name}") if show_progress else None
-
-    def fail(item: Item, message: str) -> None:
-        errors.add(stage, item.row[KEY], message)
-        log.warning("%s failed: %s: %s", scorer.name, item.row[KEY], message)
-
-    for batch in load_batches(rows, root, scorer.frames, args.batch_size, args.num_workers,
-                              args.stall_timeout):
-        good = [item for item in batch if item.error is None]
-        for item in batch:
-            if item.error is not None:
-                fail(item, item.error)
-        results: list[tuple[Item, dict]] = []
-        try:
-            results = list(zip(good, scorer.score([item.data for item in good]), strict=True)) if good else []
-        except Exception:  # noqa: BLE001 - find the clip that broke the batch, keep the others
-            for item in good:
-                try:
-                    results.append((item, scorer.score([item.data])[0]))
-                except Exception as exc:  # noqa: BLE001
-                    fail(item, _message(exc))
-        writer.append([{KEY: item.row[KEY], **values, f"{scorer.name}_frame_idx": item.frame_indices}
-                       for item, values in results])
-        if bar is not None:
-            bar.update(len(batch))
-    if bar is not None:
-        bar.close()
-
-
 @stops_on_storage_errors
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
-    if args.num_workers:
-        start_worker_server()
-    out = Path(args.output_folder)
-    names = [n.strip() for n in args.scorers.split(",") if n.strip()]
+    source = input_manifest(args, META_CLIPS, "stage 1", log)
+    if source is None:
+        return 1
+    ranks, device = ranks_and_device(args)
     scorers, skipped = [], []
-    for name in names:
+    for name in [n.strip() for n in args.scorers.split(",") if n.strip()]:
         try:
-            scorers.append(build_scorer(name, args))
+            scorers.append(build_scorer(name, args, device))
         except ModelMissing as exc:
             if not args.skip_missing_models:
                 log.error("%s", exc)
@@ -196,69 +147,55 @@ def main(argv=None) -> int:
         except ValueError as exc:
             log.error("%s", exc)
             return 1
-    args.skipped = skipped
-    ranks = Ranks(cpu=args.cpu)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = lock_folder(out, "stage2") if ranks.main else None
-    try:
-        return _score_all(args, scorers, ranks, out, log)
-    finally:
-        if lock is not None:
-            lock.close()
+    if args.num_workers:
+        start_worker_server()
+    with StageRun.for_args("score", "stage2", args, ranks, device, log) as run:
+        return _score_all(run, args, scorers, skipped, read_rows(source))
 
 
-def _score_all(args, scorers: list[Scorer], ranks: Ranks, out: Path, log) -> int:
-    started = time.time()
-    source = Path(args.input) if args.input else out / "meta_clips.jsonl"
-    root = Path(args.root) if args.root else out
-    if not source.is_file():
-        log.error("no clip manifest at %s (run stage 1 first, or pass --input)", source)
-        return 1
-    rows = list({row[KEY]: row for row in read_rows(source)}.values())
-    device = args.device or ("cpu" if args.cpu else ranks.device)
-    survivors, rejected = split_by_gates(rows, metadata_gates(args))
-    if ranks.main:
+def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], rows: list[dict]) -> int:
+    log, main = run.log, run.ranks.main
+    rows = list({row[KEY]: row for row in rows}.values())
+    fates: dict[str, dict] = {}
+    gates = metadata_gates(args)
+    survivors, rejected = split_by_gates(rows, gates)
+    for row, gate in rejected:
+        fates[row[KEY]] = decision(row[KEY], "rejected", "metadata", gate, row.get(gate.key))
+    stats = {"metadata": {"gate": ", ".join(g.describe() for g in gates), "reached": len(rows),
+                          "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
+    if main:
         log.info("%d clips; %d pass the metadata gates, %d rejected", len(rows), len(survivors), len(rejected))
-    unscored_total = 0
-    gates = score_gates(args)
-    stats = {"metadata": {"reached": len(rows), "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
-    newly_scored = 0
-    with ErrorLog(part_path(out / ERRORS, ranks.rank)) as errors:
-        for scorer in scorers:
-            path = out / f"{scorer.name}_score.jsonl"
-            todo = pending(path, survivors, ranks)
-            newly_scored += len(todo)
-            if ranks.main:
-                log.info("%s: %d clips reach this gate, %d already scored, %d to score on %d process(es), device %s",
-                         scorer.name, len(survivors), len(survivors) - len(todo), len(todo), ranks.world, device)
-            run_sharded(path, todo, ranks, lambda mine, writer, scorer=scorer: run_scorer(
-                scorer, mine, root, args, device, writer, errors, log, ranks.main))
-            scored = {row.pop(KEY): row for row in read_rows(path)}
-            reached = [{**row, **scored[row[KEY]]} for row in survivors if row[KEY] in scored]
-            unscored = len(survivors) - len(reached)
-            unscored_total += unscored
-            gate = gates[scorer.name]
-            reaching = len(survivors)
-            survivors, failed_gate = split_by_gates(reached, [gate])
-            stats[scorer.name] = {"gate": gate.describe(), "reached": reaching, "passed": len(survivors),
-                                  "rejected": len(failed_gate), "unscored": unscored}
-            if ranks.main:
-                log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)", scorer.name,
-                         gate.describe(), len(survivors), len(failed_gate), unscored)
-    ranks.barrier()
+    for scorer in scorers:
+        scored = run.step(scorer, survivors)
+        gate = score_gates(args)[scorer.name]
+        reached = []
+        for row in survivors:
+            if row[KEY] in scored:
+                reached.append({**row, **{k: v for k, v in scored[row[KEY]].items() if k != KEY}})
+            else:
+                fates[row[KEY]] = decision(row[KEY], "unscored", scorer.name, gate)
+        reaching = len(survivors)
+        survivors, failed_gate = split_by_gates(reached, [gate])
+        for row, _ in failed_gate:
+            fates[row[KEY]] = decision(row[KEY], "rejected", scorer.name, gate, row.get(gate.key))
+        unscored = reaching - len(reached)
+        stats[scorer.name] = {"gate": gate.describe(), "reached": reaching, "passed": len(survivors),
+                              "rejected": len(failed_gate), "unscored": unscored}
+        if main:
+            log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)", scorer.name,
+                     gate.describe(), len(survivors), len(failed_gate), unscored)
+    unscored_total = sum(s["unscored"] for s in stats.values())
     status = 2 if unscored_total else 0
-    if not ranks.main:
-        return status
-    merge_parts(out / ERRORS, key=None)
-    write_atomic(out / TRAIN, b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in survivors))
-    elapsed = time.time() - started
-    log.info("stage 2 done in %.1f s: %d clips in, %d passed every gate into %s, %d could not be scored",
-             elapsed, len(rows), len(survivors), out / TRAIN, unscored_total)
-    record_stage(out, "score", {
-        "clips": len(rows), "scorers": [s.name for s in scorers], "gates": stats, "train_clips": len(survivors),
-        "unscored": unscored_total, "skipped": args.skipped,
-        "run": {"wall_s": round(elapsed, 2), "processes": ranks.world, "clips_scored": newly_scored,
-                "clips_per_s": throughput(newly_scored, elapsed)}})
+    if main:
+        for row in survivors:
+            fates[row[KEY]] = decision(row[KEY], "passed")
+        rewrite(run.out / TRAIN_JSONL, survivors)
+        rewrite(run.out / GATE_DECISIONS, (fates[row[KEY]] for row in rows))
+        log.info("stage 2 done in %.1f s: %d clips in, %d passed every gate into %s, %d could not be scored; "
+                 "every clip's outcome in %s", time.time() - run.started, len(rows), len(survivors),
+                 run.out / TRAIN_JSONL, unscored_total, GATE_DECISIONS)
+    run.finish({"clips": len(rows), "scorers": [s.name for s in scorers], "gates": stats,
+                "train_clips": len(survivors), "unscored": unscored_total, "skipped": skipped})
     return status
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.loader import FramePlan
-from video_caption.models import ModelMissing, from_hub, hf_cache_dir
+from video_caption.models import ModelMissing, from_hub, hf_cache_dir, weights_digest
 from video_caption.score.base import Scorer
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -103,7 +103,7 @@ class AestheticFrames(FramePlan):
     fmt = "rgb24"
 
     def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
-        from video_caption.media import uniform_indices
+        from video_caption.media.decode import uniform_indices
 
         return uniform_indices(num_frames, self.count)
 
@@ -139,8 +139,13 @@ class AestheticScorer(Scorer):
             config["vision_cfg"].get("image_size", 224), is_train=False, mean=pre.get("mean"), std=pre.get("std"),
             interpolation=pre.get("interpolation", "bicubic"), resize_mode=pre.get("resize_mode", "shortest"))
         self.frames = AestheticFrames(transform=transform, count=frames)
+        self.model_name = model
         self.model = self.head = None
         self.device = "cpu"
+
+    def settings(self) -> dict:
+        return {"model": self.model_name, "clip": self.clip_model, "clip_weights": weights_digest(self.clip_weights),
+                "quick_gelu": self.quick_gelu, "head": weights_digest(self.head_path), "frames": self.frames.count}
 
     def setup(self, device: str) -> None:
         import open_clip
@@ -165,9 +170,4 @@ class AestheticScorer(Scorer):
             emb = self.model.encode_image(x).float()
             emb = emb / emb.norm(dim=-1, keepdim=True)
             scores = self.head(emb).squeeze(-1).cpu().tolist()
-        rows, i = [], 0
-        for clip in batch:
-            frame_scores = scores[i:i + len(clip)]
-            i += len(clip)
-            rows.append({"aesthetic_score": float(np.mean(frame_scores)), "aesthetic_frame_scores": frame_scores})
-        return rows
+        return self.frame_means(scores, batch)

@@ -34,6 +34,15 @@ class Gate:
         return f"{lo}{self.key}{hi}"
 
 
+def decision(key: str, outcome: str, step: str | None = None, gate: Gate | None = None,
+              value: object = None) -> dict:
+    """One row of gate_decisions.jsonl: a clip's fate.  ``outcome`` is ``passed``, ``rejected`` (by
+    ``step``'s ``gate``, with the ``value`` it had) or ``unscored`` (``step`` could not score it: its
+    errors.jsonl row says why).  Every row has every field, so the file loads as one table."""
+    return {"video_path": key, "outcome": outcome, "step": step, "gate": gate.describe() if gate else None,
+            "value": value}
+
+
 def split_by_gates(rows: list[dict], gates: list[Gate]) -> tuple[list[dict], list[tuple[dict, Gate]]]:
     """(rows passing every gate, [(row, first gate it failed)])."""
     kept, rejected = [], []

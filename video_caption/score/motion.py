@@ -79,6 +79,9 @@ class MotionScorer(Scorer):
         self.threads = threads
         self._pool = None
 
+    def settings(self) -> dict:
+        return {"mode": self.mode, "max_side": self.frames.max_side}
+
     def setup(self, device: str) -> None:
         import os
 
@@ -93,3 +96,8 @@ class MotionScorer(Scorer):
 
     def score(self, batch: list[tuple[list[np.ndarray], float]]) -> list[dict]:
         return list(self._pool.map(self._clip, batch))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

@@ -16,7 +16,6 @@ once per weights file and cached.
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.loader import FramePlan
-from video_caption.media import middle_indices
-from video_caption.models import ModelMissing
+from video_caption.media.decode import middle_indices
+from video_caption.models import ModelMissing, cache_dir, weights_digest
 from video_caption.score.base import Scorer
+from video_caption.score.easyocr_parts import easyocr_module
 
 # easyocr.Reader.detect's defaults: the boxes its users' thresholds were set with.
 TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT = 0.7, 0.4, 0.4
@@ -40,30 +40,6 @@ def default_weights() -> Path:
     except ImportError:
         return Path("craft_mlt_25k.pth")
     return Path(model_dir()) / "craft_mlt_25k.pth"
-
-
-@functools.cache
-def easyocr_module(name: str):
-    """EasyOCR's submodule ``name`` (imgproc, craft_utils, utils, craft) without running
-    ``easyocr/__init__.py``: that builds the whole Reader (recognizers, torchvision), about 170 MB
-    more per process, where only the detector's pre- and post-processing is used here.  The stand-in
-    package is taken out of ``sys.modules`` again, so a later ``import easyocr`` gets the real one."""
-    import importlib
-    import importlib.util
-    import sys
-    import types
-
-    if "easyocr" in sys.modules:
-        return importlib.import_module(f"easyocr.{name}")
-    spec = importlib.util.find_spec("easyocr")
-    package = types.ModuleType("easyocr")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["easyocr"] = package
-    try:
-        return importlib.import_module(f"easyocr.{name}")
-    finally:
-        for loaded in [m for m in sys.modules if m == "easyocr" or m.startswith("easyocr.")]:
-            del sys.modules[loaded]
 
 
 @dataclass
@@ -135,10 +111,6 @@ ENGINES = ("auto", "int8", "onnx", "torch")
 CALIBRATION = Path(__file__).with_name("craft_calibration")
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("VIDEO_CAPTION_CACHE") or Path.home() / ".cache" / "video_caption")
-
-
 def _cached(path: Path, make) -> Path:
     """``path``, made by ``make(tmp)`` unless it exists.  One process makes it while the others (ranks
     starting together) wait on a lock; a temporary name and a rename mean no half file is ever read."""
@@ -159,12 +131,9 @@ def _cached(path: Path, make) -> Path:
 def export_onnx(make_net, weights: Path) -> Path:
     """CRAFT as fp32 ONNX, exported once per weights file and torch version (``make_net()`` builds the
     torch module only when there is no export yet: it would hold 100 MB for nothing)."""
-    import hashlib
-
     import torch
 
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = cache_dir() / f"craft-{digest}-torch{torch.__version__.split('+')[0]}.onnx"
+    path = cache_dir() / f"craft-{weights_digest(weights)}-torch{torch.__version__.split('+')[0]}.onnx"
     return _cached(path, lambda tmp: torch.onnx.export(
         make_net(), torch.zeros(1, 3, 64, 64), str(tmp), input_names=["image"], output_names=["score", "feature"],
         opset_version=17, dynamo=False, dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}}))
@@ -223,15 +192,22 @@ class TextScorer(Scorer):
     key = "text_score"
 
     def __init__(self, weights: str | os.PathLike | None = None, frames: int = 1, max_side: int = FULL_SIZE,
-                 prescreen_side: int = 640, batch_pixels: int = 1280 * 736, engine: str = "auto"):
+                 prescreen_side: int = 640, batch_pixels: int = 1280 * 736, engine: str = "auto",
+                 device: str = "cpu"):
         if engine not in ENGINES:
             raise ValueError(f"unknown text engine {engine!r} (known: {', '.join(ENGINES)})")
-        self.engine = engine
+        # auto: int8 in onnxruntime on CPU, torch fp16 on CUDA
+        self.engine = engine if engine != "auto" else ("torch" if device.startswith("cuda") else "int8")
         self.weights = Path(weights) if weights else default_weights()
         self.frames = TextFrames(count=frames, max_side=max_side, prescreen_side=prescreen_side)
         self.batch_pixels = batch_pixels
         self.net = self.session = None
-        self.device = "cpu"
+        self.device = device
+
+    def settings(self) -> dict:
+        return {"engine": self.engine, "weights": weights_digest(self.weights),
+                "frames": self.frames.count, "max_side": self.frames.max_side,
+                "prescreen_side": self.frames.prescreen_side}
 
     def _torch_net(self):
         import torch
@@ -251,7 +227,7 @@ class TextScorer(Scorer):
                 "(EasyOCR's detection model, from its model hub, on a connected machine).")
         self.device = device
         on_gpu = device.startswith("cuda")
-        engine = self.engine if self.engine != "auto" else ("torch" if on_gpu else "int8")
+        engine = self.engine
         if engine in ("int8", "onnx"):
             import onnxruntime
 
@@ -318,9 +294,4 @@ class TextScorer(Scorer):
         full = [i for i, area in enumerate(areas) if area is None]
         for i, boxes in zip(full, self._detect([(frames[i].full, frames[i].full_ratio) for i in full]), strict=True):
             areas[i] = text_area(boxes, *frames[i].size)
-        rows, i = [], 0
-        for clip in batch:
-            scores = areas[i:i + len(clip)]
-            i += len(clip)
-            rows.append({"text_score": float(np.mean(scores)), "text_frame_scores": scores})
-        return rows
+        return self.frame_means(areas, batch)

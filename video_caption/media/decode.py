@@ -1,138 +1,14 @@
-"""Everything that touches media files: the subprocess helper, ffprobe, frame decoding, encoding.
-
-Decoding uses PyAV (libav in-process): it was the fastest way to get every decoded frame with its
-timestamp on this machine (docs/decoders.md).  Probing and encoding use the ffmpeg command-line
-tools, always with argument lists and absolute paths so that no file name is read as an option,
-a protocol or shell syntax.
-"""
+"""Frame decoding with PyAV (libav in-process), and which frames a sampler takes."""
 
 from __future__ import annotations
 
-import errno
-import json
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
-from video_caption.workers import die_with_parent
-
-
-class MediaError(RuntimeError):
-    """A file that cannot be probed, decoded or encoded; the message is meant for errors.jsonl."""
-
-
-def run(cmd: list[str], timeout: float | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run a command (an argument list, never a shell string); raise MediaError with its stderr."""
-    if not isinstance(cmd, list):
-        raise TypeError("commands are argument lists")
-    try:
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False,
-                              preexec_fn=die_with_parent)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from exc
-    if proc.returncode != 0:
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise MediaError(f"{Path(cmd[0]).name} exited {proc.returncode}: {' | '.join(tail) or 'no message'}")
-    return proc
-
-
-def _abs(path: str | os.PathLike) -> str:
-    # An absolute path never starts with '-' and never looks like 'proto:...' to ffmpeg.
-    return os.path.abspath(path)
-
-
-@dataclass
-class VideoInfo:
-    fps: Fraction  # average frame rate (what a variable-frame-rate file averages to)
-    num_frames: int  # from the container; the decoded count may differ and is what stage 1 records
-    duration: float
-    width: int  # as displayed, after rotation
-    height: int
-    rotation: int  # clockwise degrees the decoded picture must be turned to display it upright
-    codec: str
-    pix_fmt: str
-    start_time: float
-    variable_frame_rate: bool
-    has_audio: bool
-
-    def as_row(self) -> dict:
-        return {
-            "fps": round(float(self.fps), 6),
-            "num_frames": self.num_frames,
-            "duration": round(self.duration, 6),
-            "width": self.width,
-            "height": self.height,
-            "rotation": self.rotation,
-            "codec": self.codec,
-            "start_time": round(self.start_time, 6),
-            "variable_frame_rate": self.variable_frame_rate,
-        }
-
-
-def _rate(text: str | None) -> Fraction:
-    try:
-        rate = Fraction(text or "0")
-    except (ValueError, ZeroDivisionError):
-        return Fraction(0)
-    return rate if rate > 0 else Fraction(0)
-
-
-def _rotation(stream: dict) -> int:
-    degrees = 0.0
-    for side in stream.get("side_data_list", []):
-        if "rotation" in side:
-            degrees = float(side["rotation"])
-    if not degrees and "rotate" in stream.get("tags", {}):
-        degrees = -float(stream["tags"]["rotate"])
-    # ffprobe reports counter-clockwise degrees; display needs the clockwise turn.
-    return int(round(-degrees)) % 360
-
-
-def probe(path: str | os.PathLike, timeout: float = 60) -> VideoInfo:
-    """Probe the first video stream with ffprobe."""
-    out = run(
-        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", _abs(path)], timeout=timeout
-    ).stdout
-    data = json.loads(out or b"{}")
-    streams = data.get("streams", [])
-    video = next(
-        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
-        None,
-    )
-    if video is None:
-        raise MediaError("no video stream")
-    fmt = data.get("format", {})
-    avg, nominal = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
-    fps = avg or nominal
-    if not fps:
-        raise MediaError("no frame rate")
-    duration = float(video.get("duration") or fmt.get("duration") or 0)
-    num_frames = int(video.get("nb_frames") or round(duration * fps))
-    rotation = _rotation(video)
-    width, height = int(video.get("width", 0)), int(video.get("height", 0))
-    if not width or not height:
-        raise MediaError("video stream has no size")
-    if rotation in (90, 270):
-        width, height = height, width
-    return VideoInfo(
-        fps=fps,
-        num_frames=num_frames,
-        duration=duration,
-        width=width,
-        height=height,
-        rotation=rotation,
-        codec=video.get("codec_name", "unknown"),
-        pix_fmt=video.get("pix_fmt", "unknown"),
-        start_time=float(video.get("start_time") or fmt.get("start_time") or 0),
-        variable_frame_rate=bool(avg and nominal and avg != nominal),
-        has_audio=any(s.get("codec_type") == "audio" for s in streams),
-    )
+from video_caption.media.probe import VideoInfo
+from video_caption.media.process import MediaError, media_path
 
 
 def _turn(plane: np.ndarray, rotation: int) -> np.ndarray:
@@ -203,7 +79,7 @@ def decode_frames(path: str | os.PathLike, info: VideoInfo | None = None) -> Ite
     import av
 
     try:
-        container = av.open(_abs(path), timeout=60)
+        container = av.open(media_path(path), timeout=60)
     except av.error.FFmpegError as exc:
         raise MediaError(f"cannot open: {exc}") from exc
     with container:
@@ -243,7 +119,7 @@ def _packets(path: str | os.PathLike) -> list[tuple[int | None, bool]]:
     import av
 
     try:
-        with av.open(_abs(path), timeout=60) as container:
+        with av.open(media_path(path), timeout=60) as container:
             if not container.streams.video:
                 raise MediaError("no video stream")
             return [(p.pts, p.is_keyframe) for p in container.demux(container.streams.video[0]) if p.size]
@@ -273,7 +149,7 @@ def _sparse_frames(path: str | os.PathLike, wanted: set[int]) -> Iterator[Decode
     rank = {pts: i for i, pts in enumerate(sorted(stamps))}
 
     def frames() -> Iterator[DecodedFrame]:
-        with av.open(_abs(path), timeout=60) as container:
+        with av.open(media_path(path), timeout=60) as container:
             stream = container.streams.video[0]
             stream.thread_type = "SLICE"  # frame threads would apply the skip setting to the wrong packets
             context = stream.codec_context
@@ -320,85 +196,3 @@ def read_frames(path: str | os.PathLike, indices: list[int], fmt: str = "rgb24")
                     return [by_index[i] for i in indices]
     missing = min(wanted - set(by_index))
     raise MediaError(f"video ends before frame {missing} ({len(by_index)} of {len(wanted)} frames read)")
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    codec: str = "libx264"
-    preset: str = "veryfast"
-    crf: int = 22
-    audio: bool = True
-    threads: int = 0  # 0: let the encoder decide
-
-
-class Encoder:
-    """An ffmpeg process that turns raw upright YUV frames on stdin into one clip file.
-
-    Audio (when kept) is read by the same process straight from the source, seeking to the clip's
-    start time, so the clip's audio stays in sync with exactly the frames that were written.
-    """
-
-    def __init__(self, out_path: Path, width: int, height: int, fps: Fraction, settings: EncoderSettings,
-                 audio_source: Path | None = None, audio_start: float = 0.0, audio_duration: float = 0.0):
-        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
-               "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0"]
-        if audio_source is not None:
-            cmd += ["-ss", f"{max(audio_start, 0.0):.6f}", "-t", f"{audio_duration:.6f}", "-i", _abs(audio_source),
-                    "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "128k", "-shortest"]
-        else:
-            cmd += ["-map", "0:v:0", "-an"]
-        cmd += ["-c:v", settings.codec, "-preset", settings.preset, "-crf", str(settings.crf), "-pix_fmt", "yuv420p"]
-        if settings.threads:
-            cmd += ["-threads", str(settings.threads)]
-        cmd += ["-f", "mp4", _abs(out_path)]
-        self.out_path = out_path
-        self.frames = 0
-        # stderr goes to a file: a pipe nobody reads could fill up and stall the encoder.
-        self._log = tempfile.TemporaryFile()
-        # A killed worker takes its encoders along (they would finish a clip nobody will use).
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
-                                      preexec_fn=die_with_parent)
-
-    def write(self, planes: list) -> None:
-        """Write one frame given as its Y, U and V buffers."""
-        try:
-            for plane in planes:
-                self._proc.stdin.write(plane)
-        except BrokenPipeError:
-            self._fail("encoder stopped")
-        self.frames += 1
-
-    def _fail(self, what: str) -> None:
-        """Raise the encoder's failure: OSError when the output disk is at fault, else MediaError."""
-        self._proc.wait()
-        self._log.seek(0)
-        tail = self._log.read().decode(errors="replace").strip().splitlines()[-3:]
-        message = f"{what}: {' | '.join(tail) or f'exit {self._proc.returncode}'}"
-        for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            if os.strerror(code) in message:
-                raise OSError(code, os.strerror(code), str(self.out_path))
-        raise MediaError(message)
-
-    def close(self) -> None:
-        """Signal end of input; the encoder finishes in the background until ``wait``."""
-        try:
-            self._proc.stdin.close()
-        except BrokenPipeError:
-            pass
-
-    def wait(self) -> None:
-        """Wait for the encoder; raise MediaError if it failed."""
-        self.close()
-        if self._proc.wait() != 0:
-            self._fail("encoder failed")
-        self._log.close()
-
-    def kill(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
-        try:
-            self._proc.stdin.close()
-        except OSError:
-            pass
-        self._log.close()

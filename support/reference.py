@@ -1,6 +1,6 @@
 """Plain reference implementations of the stage-2 scores, written straight from their definitions.
 
-They are what the fast scorers are checked against (tests/test_score_*.py) and raced against
+They are what the fast scorers are checked against (tests/test_score.py) and raced against
 (bench/stage2_speed.py): no batching, no workers, every frame decoded with OpenCV.
 """
 
@@ -86,7 +86,7 @@ def aesthetic_score(path: str, model, preprocess, head, frames: int = 4) -> floa
 
 
 def main() -> None:
-    """python bench/reference.py {motion,text,aesthetic} MANIFEST ROOT [CLIP_MODEL CLIP_WEIGHTS HEAD]:
+    """python support/reference.py {motion,text,aesthetic} MANIFEST ROOT [CLIP_MODEL CLIP_WEIGHTS HEAD]:
     prints {"scores": {video_path: score}, "seconds": time spent scoring (models loaded before)}."""
     import json
     import sys

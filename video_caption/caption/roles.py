@@ -1,0 +1,57 @@
+"""The two model roles of stage 3, the VLM and the LLM: each one's backend, checked before any work
+and opened only for the step that uses it (one model in memory at a time)."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from pathlib import Path
+
+from video_caption.caption.backends import Backend, BackendError, Sampling, make_backend
+from video_caption.caption.server import ManagedServer, check_engine
+
+
+class Role:
+    """``role`` is ``vlm`` or ``llm``: its settings are the ``--<role>-*`` flags."""
+
+    def __init__(self, role: str, args, device: str, out: Path):
+        self.role, self.args, self.device, self.out = role, args, device, out
+        self.kind = getattr(args, f"{role}_backend")
+        self.engine = getattr(args, f"{role}_serve")
+        self.model = getattr(args, f"{role}_model") or ""  # filled in by check() when a server names it
+        self.sampling = Sampling(getattr(args, f"{role}_max_tokens"), args.temperature, args.top_p, args.seed)
+        self._stack: contextlib.ExitStack | None = None
+
+    def _backend(self, base_url: str | None = None) -> Backend:
+        a = self.args
+        return make_backend("openai" if base_url else self.kind, self.model or None,
+                            base_url or getattr(a, f"{self.role}_base_url"), device=self.device,
+                            concurrency=a.concurrency, timeout=a.timeout, retries=a.retries,
+                            api_key=getattr(a, f"{self.role}_api_key"))
+
+    def check(self) -> None:
+        """Raise now if the model or server cannot be had, loading nothing: a missing LLM must not
+        be found after hours of VLM work."""
+        if self.engine:
+            if not self.model:
+                raise BackendError(f"--{self.role}-serve {self.engine} needs --{self.role}-model")
+            check_engine(self.engine)
+            return
+        backend = self._backend()
+        backend.check()
+        self.model = backend.model
+
+    def open(self) -> Backend:
+        """The backend, set up: its model loaded, or its server started and health-checked."""
+        self._stack = contextlib.ExitStack()
+        base_url = None
+        if self.engine:
+            extra = shlex.split(getattr(self.args, f"{self.role}_serve_args"))
+            base_url = self._stack.enter_context(
+                ManagedServer(self.engine, self.model, self.out / f"{self.role}_server.log", extra=extra))
+        return self._stack.enter_context(self._backend(base_url))
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None

@@ -1,0 +1,14 @@
+"""Everything that touches media files, one concern per module:
+
+- ``process``: ``MediaError``, the subprocess helper ``run``, ``media_path`` (the absolute paths every
+  tool is given) and ``die_with_parent``; the bottom layer, importing nothing from the project.
+- ``probe``: ``VideoInfo`` and ``probe`` (ffprobe).
+- ``decode``: frame decoding with PyAV (``decode_frames``, ``read_frames``) and which frames to
+  sample (``uniform_indices``, ``middle_indices``, ``keyframe_indices``).
+- ``encode``: ``EncoderSettings`` and ``Encoder`` (an ffmpeg process fed raw frames).
+
+Decoding uses PyAV (libav in-process): it was the fastest way to get every decoded frame with its
+timestamp on this machine (docs/decoders.md).  Probing and encoding use the ffmpeg command-line
+tools, always with argument lists and absolute paths so that no file name is read as an option,
+a protocol or shell syntax.
+"""

@@ -1,0 +1,305 @@
+"""The stage runner: how every step of stages 2 and 3 runs over an output folder.
+
+A step (``Step``) holds only its own logic: the manifest it writes, the settings that define its
+results, its model (``setup``, once per process) and its batch function (``process``).  The runner
+does the rest, the same way for every step:
+
+- one run of a stage per folder (a lock); ranks under ``accelerate launch``, each taking every
+  world-th pending row and appending to its own part file, merged by rank 0 after the step;
+- resume that respects settings: a clip is done once the step's output holds its row made with the
+  step's current settings (recorded on every row as ``<step>_settings``, with a digest of the input
+  row for steps whose results depend on it).  Rows made with other settings are moved to
+  ``superseded/<output>`` (kept, never lost) and redone;
+- frames decoded in DataLoader workers (``video_caption.loader``), so the model never waits on them;
+- a clip that cannot be read or processed is an ``errors.jsonl`` row (``<stage>:<step>``) and the
+  others go on; a batch that fails as a whole is retried clip by clip to find the culprit;
+- progress bars, and the stage's section of ``summary.json`` with this run's wall time.
+
+Adding a step: subclass ``Step``, set ``stage``, ``name``, ``output`` and, when it reads frames,
+``frames``; implement ``settings``, ``setup`` and ``process``; run it with ``StageRun.step``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from video_caption.distributed import Ranks, merge_parts, part_path, parts, read_with_parts
+from video_caption.loader import FramePlan, Item, add_loader_arguments, load_batches
+from video_caption.logs import progress
+from video_caption.manifest import ERRORS, KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, rewrite
+from video_caption.summary import record_stage, throughput
+
+SUPERSEDED = "superseded"  # folder of rows whose settings a later run changed
+
+
+class Step:
+    """One step of a stage.  Subclasses set the class attributes and implement the methods."""
+
+    stage = ""  # "score" or "caption": its errors.jsonl rows say "<stage>:<name>"
+    name = ""
+    output = ""  # the manifest it writes, in the output folder
+    frames: FramePlan | None = None  # the frames it needs per clip (None: it reads manifest rows only)
+
+    @property
+    def settings_key(self) -> str:
+        return f"{self.name}_settings"
+
+    def settings(self) -> dict:
+        """What defines this step's results (model and weights digest, mode, frame counts, sizes;
+        not gate thresholds, which only re-gate).  Recorded on every row it writes."""
+        return {}
+
+    def input_digest(self, row: dict) -> str | None:
+        """For a step whose results depend on the content of its input row (a summary of captions):
+        a digest of that content, recorded with the settings, so a changed input is done again."""
+        return None
+
+    def setup(self, device: str) -> None:
+        """Load the model: once per process, and only when this process has clips to do."""
+
+    def process(self, items: list[Item]) -> list[dict | Exception]:
+        """One result per item: the row's fields (the runner adds ``video_path`` and the settings),
+        or the exception that clip failed with (the others still count)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the model (or stop its server): the next step may need the memory."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    root: Path  # the folder manifest video_path values are relative to
+    device: str
+    batch_size: int
+    num_workers: int
+    stall_timeout: float
+
+
+
+def stage_parser(prog: str, doc: str, producer: str, default_input: str) -> argparse.ArgumentParser:
+    """A command line for a stage that reads a manifest of clips made by ``producer``."""
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output-folder", required=True, help=f"{producer}'s output folder; this stage writes there too")
+    p.add_argument("--input", help=f"clip manifest (default: OUTPUT_FOLDER/{default_input})")
+    p.add_argument("--root", help="folder the manifest's video_path values are relative to (default: OUTPUT_FOLDER)")
+    return p
+
+
+def add_run_arguments(group, skipping: str) -> None:
+    """The execution settings of stages 2 and 3 (the loader's among them); ``skipping`` says what
+    --skip-missing-models leaves out."""
+    add_loader_arguments(group)
+    group.add_argument("--device", help="torch device of in-process models (default: this rank's accelerator, "
+                                        "else cpu)")
+    group.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    group.add_argument("--skip-missing-models", action="store_true",
+                       help=f"run without {skipping} whose model is not on this machine (warned, listed in "
+                            "summary.json) instead of stopping; for demos on offline machines")
+    group.add_argument("-v", "--verbose", action="store_true")
+
+
+def input_manifest(args, default: str, producer: str, log) -> Path | None:
+    """The manifest a stage reads (``--input``, else ``default`` in the output folder); None, said
+    in one line, when it is not there."""
+    path = Path(args.input) if args.input else Path(args.output_folder) / default
+    if not path.is_file():
+        log.error("no clip manifest at %s (run %s first, or pass --input)", path, producer)
+        return None
+    return path
+
+
+def ranks_and_device(args) -> tuple[Ranks, str]:
+    ranks = Ranks(cpu=args.cpu)
+    return ranks, args.device or ("cpu" if args.cpu else ranks.device)
+
+
+def normalized(settings: dict) -> dict:
+    """Settings as they read back from a manifest (tuples become lists), so the two compare equal."""
+    return json.loads(json.dumps(settings, sort_keys=True))
+
+
+def digest(value) -> str:
+    """A short, stable digest of settings or a prompt, for a step whose settings include another's."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expected_settings(step: Step, rows: list[dict]) -> dict[str, dict]:
+    """The settings a current row of each input clip records."""
+    base = normalized(step.settings())
+    found = {}
+    for row in rows:
+        input_digest = step.input_digest(row)
+        found[row[KEY]] = base if input_digest is None else {**base, "input": input_digest}
+    return found
+
+
+def current_rows(path: Path, step: Step, inputs: list[dict]) -> dict[str, dict]:
+    """The rows of ``path`` for the input clips that were made with the step's current settings."""
+    expected = expected_settings(step, inputs)
+    return {row[KEY]: row for row in read_rows(path)
+            if row[KEY] in expected and row.get(step.settings_key) == expected[row[KEY]]}
+
+
+def supersede(out: Path, step: Step, expected: dict[str, dict]) -> int:
+    """Make the step's output hold no row of an input clip made with other settings, one row per
+    clip, and no part files: such rows are appended to ``superseded/<output>``, parts left by a killed
+    run are merged.  Rows of clips not in this run's input are left as they are.  Returns how many
+    rows were superseded.  Rank 0 only."""
+    path, key = out / step.output, step.settings_key
+    rows = read_with_parts(path)
+    stale = [row for row in rows if row[KEY] in expected and row.get(key) != expected[row[KEY]]]
+    if not stale:
+        merge_parts(path)
+        return 0
+    # Kept before the output is rewritten, so a kill in between loses nothing (a rerun skips the
+    # rows already there).
+    with ManifestWriter(out / SUPERSEDED / step.output, key=None) as kept:
+        there = {json.dumps(row, sort_keys=True) for row in read_rows(kept.path)}
+        kept.append(row for row in stale if json.dumps(row, sort_keys=True) not in there)
+    current, seen = [], set()
+    for row in rows:
+        if row[KEY] not in seen and not (row[KEY] in expected and row.get(key) != expected[row[KEY]]):
+            seen.add(row[KEY])
+            current.append(row)
+    rewrite(path, current)
+    for part in parts(path):
+        os.unlink(part)
+    return len(stale)
+
+
+def _message(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
+class StageRun:
+    """One run of stage ``name`` over ``out``: its lock, its error log, its steps and its summary."""
+
+    def __init__(self, name: str, lock: str, out: Path, ranks: Ranks, options: RunOptions, log):
+        self.name, self.lock_name, self.out, self.ranks, self.options, self.log = name, lock, out, ranks, options, log
+        self.failed = 0  # clips that failed a step in this process
+        self.clip_steps = 0  # (clip, step) pairs this process worked on
+        self.superseded: dict[str, int] = {}
+
+    @classmethod
+    def for_args(cls, name: str, lock: str, args, ranks: Ranks, device: str, log) -> StageRun:
+        """The run a stage's command line asks for (``stage_parser`` and ``add_run_arguments``)."""
+        out = Path(args.output_folder)
+        options = RunOptions(Path(args.root) if args.root else out, device, args.batch_size, args.num_workers,
+                             args.stall_timeout)
+        return cls(name, lock, out, ranks, options, log)
+
+    def __enter__(self) -> StageRun:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self._lock = lock_folder(self.out, self.lock_name) if self.ranks.main else None
+        self.errors = ErrorLog(part_path(self.out / ERRORS, self.ranks.rank))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.errors.close()
+        if self._lock is not None:
+            self._lock.close()
+
+    def fail(self, step: Step, key: str, message: str) -> None:
+        self.failed += 1
+        self.errors.add(f"{step.stage}:{step.name}", key, message)
+        self.log.warning("%s failed: %s: %s", step.name, key, message)
+
+    def step(self, step: Step, rows: list[dict]) -> dict[str, dict]:
+        """Run ``step`` on the rows it has no current row for; returns its output rows by clip."""
+        path = self.out / step.output
+        expected = expected_settings(step, rows)
+        if self.ranks.main:
+            superseded = supersede(self.out, step, expected)
+            if superseded:
+                self.superseded[step.name] = superseded
+                self.log.warning("%s: %d rows were made with other settings: moved to %s and redone",
+                                 step.name, superseded, Path(SUPERSEDED) / step.output)
+        self.ranks.barrier()
+        done = {row[KEY] for row in read_rows(path)}
+        todo = [row for row in rows if row[KEY] not in done]
+        # Every rank reads before any rank writes: a fast rank's rows must not change a slow rank's shards.
+        self.ranks.barrier()
+        if self.ranks.main:
+            self.log.info("%s: %d clips, %d already done, %d to do on %d process(es), device %s", step.name, len(rows),
+                          len(rows) - len(todo), len(todo), self.ranks.world, self.options.device)
+        mine = self.ranks.shard(todo)
+        if mine:
+            self.clip_steps += len(mine)
+            step.setup(self.options.device)
+            try:
+                with ManifestWriter(part_path(path, self.ranks.rank)) as writer:
+                    self._work(step, mine, expected, writer)
+            finally:
+                step.close()
+        self.ranks.barrier()
+        if self.ranks.main:
+            merge_parts(path)
+        self.ranks.barrier()
+        return current_rows(path, step, rows)
+
+    def _batches(self, step: Step, rows: list[dict]) -> Iterator[list[Item]]:
+        o = self.options
+        if step.frames is None:
+            for start in range(0, len(rows), o.batch_size):
+                yield [Item(row) for row in rows[start:start + o.batch_size]]
+        else:
+            yield from load_batches(rows, o.root, step.frames, o.batch_size, o.num_workers, o.stall_timeout)
+
+    def _work(self, step: Step, rows: list[dict], expected: dict[str, dict], writer: ManifestWriter) -> None:
+        bar = progress(len(rows), f"{self.name}: {step.name}") if self.ranks.main else None
+        for batch in self._batches(step, rows):
+            good = []
+            for item in batch:
+                if item.error is None:
+                    good.append(item)
+                else:
+                    self.fail(step, item.row[KEY], item.error)
+            done = []
+            for item, result in zip(good, _process(step, good), strict=True):
+                if isinstance(result, Exception):
+                    self.fail(step, item.row[KEY], _message(result))
+                else:
+                    done.append({KEY: item.row[KEY], **result, step.settings_key: expected[item.row[KEY]]})
+            writer.append(done)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+
+    def finish(self, facts: dict) -> None:
+        """Merge the error logs and record the stage's section of summary.json (rank 0)."""
+        self.errors.close()
+        self.ranks.barrier()
+        if not self.ranks.main:
+            return
+        merge_parts(self.out / ERRORS, key=None)
+        elapsed = time.time() - self.started
+        record_stage(self.out, self.name, {
+            **facts, "superseded": self.superseded,
+            "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, "failed": self.failed,
+                    "clip_steps": self.clip_steps, "clip_steps_per_s": throughput(self.clip_steps, elapsed)}})
+
+
+def _process(step: Step, items: list[Item]) -> list[dict | Exception]:
+    if not items:
+        return []
+    try:
+        return step.process(items)
+    except Exception as exc:  # noqa: BLE001 - find the clip that broke the batch, keep the others
+        if len(items) == 1:
+            return [exc]
+        results: list[dict | Exception] = []
+        for item in items:
+            try:
+                results += step.process([item])
+            except Exception as one:  # noqa: BLE001
+                results.append(one)
+        return results
