@@ -18,13 +18,14 @@ class Role:
         self.role, self.args, self.device, self.out = role, args, device, out
         self.kind = getattr(args, f"{role}_backend")
         self.engine = getattr(args, f"{role}_serve")
-        self.model = getattr(args, f"{role}_model") or ""  # filled in by check() when a server names it
+        self.model_arg = getattr(args, f"{role}_model")
+        self.model = self.model_arg or ""  # the name results are recorded with: check() fills it in
         self.sampling = Sampling(getattr(args, f"{role}_max_tokens"), args.temperature, args.top_p, args.seed)
         self._stack: contextlib.ExitStack | None = None
 
     def _backend(self, base_url: str | None = None) -> Backend:
         a = self.args
-        return make_backend("openai" if base_url else self.kind, self.model or None,
+        return make_backend("openai" if base_url else self.kind, self.model_arg,
                             base_url or getattr(a, f"{self.role}_base_url"), device=self.device,
                             concurrency=a.concurrency, timeout=a.timeout, retries=a.retries,
                             api_key=getattr(a, f"{self.role}_api_key"))
@@ -33,7 +34,7 @@ class Role:
         """Raise now if the model or server cannot be had, loading nothing: a missing LLM must not
         be found after hours of VLM work."""
         if self.engine:
-            if not self.model:
+            if not self.model_arg:
                 raise BackendError(f"--{self.role}-serve {self.engine} needs --{self.role}-model")
             check_engine(self.engine)
             return
@@ -48,7 +49,7 @@ class Role:
         if self.engine:
             extra = shlex.split(getattr(self.args, f"{self.role}_serve_args"))
             base_url = self._stack.enter_context(
-                ManagedServer(self.engine, self.model, self.out / f"{self.role}_server.log", extra=extra))
+                ManagedServer(self.engine, self.model_arg, self.out / f"{self.role}_server.log", extra=extra))
         return self._stack.enter_context(self._backend(base_url))
 
     def close(self) -> None:
