@@ -21,12 +21,13 @@ ENV PATH=/opt/venv/bin:$PATH PYTHON=/opt/venv/bin/python
 WORKDIR /opt/video_caption
 COPY requirements.txt pyproject.toml README.md ./
 RUN pip install --no-cache-dir -r requirements.txt
+# The prompts and the aesthetic head are package data inside video_caption/.
 COPY video_caption ./video_caption
-COPY prompts ./prompts
-COPY models ./models
-COPY stage_1_video_cut.sh stage_2_filter_data.sh stage_3_video_caption.sh ./
+COPY run_pipeline.sh stage_1_video_cut.sh stage_2_filter_data.sh stage_3_video_caption.sh ./
+COPY scripts ./scripts
 RUN pip install --no-cache-dir --no-deps -e .
 
 # Data and models are bind-mounted (see above); weights are read from the Hugging Face cache.
 ENV VIDEO_FOLDER=/data/videos OUTPUT_FOLDER=/data/output
-CMD ["bash", "-c", "bash stage_1_video_cut.sh && bash stage_2_filter_data.sh && bash stage_3_video_caption.sh"]
+# run_pipeline.sh, as the README runs it: a stage where some files failed (exit 2) lets the next go on.
+CMD ["bash", "run_pipeline.sh"]

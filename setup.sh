@@ -2,9 +2,14 @@
 # Install everything video_caption needs on Debian/Ubuntu (ffmpeg from apt, the Python packages),
 # then, with --demo, run the pipeline on the bundled demo dataset.
 #   bash setup.sh           install only
-#   bash setup.sh --demo    install, then run the stages on datasets/demo
+#   bash setup.sh --demo    install, then run the stages on datasets/demo (output in datasets/demo/output)
 set -euo pipefail
-cd "$(dirname "$0")"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+case "${1:-}" in
+    -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    ""|--demo) ;;
+    *) echo "error: unknown argument '$1' (--help)" >&2; exit 1 ;;
+esac
 
 if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -12,11 +17,12 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg
 fi
 PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install -q -r requirements-dev.txt
-"$PYTHON" -m pip install -q --no-deps -e .
+"$PYTHON" -m pip install -q -r "$HERE/requirements-dev.txt"
+"$PYTHON" -m pip install -q --no-deps -e "$HERE"
 
 if [ "${1:-}" = "--demo" ]; then
   # Offline demo: every stage runs; a model this machine cannot have (the CLIP weights of the
   # aesthetic scorer, a VLM server) is skipped with a warning and listed in the summary.
-  SKIP_MISSING_MODELS=1 PYTHON="$PYTHON" bash run_pipeline.sh
+  VIDEO_FOLDER="$HERE/datasets/demo/videos" OUTPUT_FOLDER="$HERE/datasets/demo/output" SKIP_MISSING_MODELS=1 \
+    PYTHON="$PYTHON" bash "$HERE/run_pipeline.sh"
 fi

@@ -1,36 +1,39 @@
 #!/usr/bin/env bash
 # Stage 1: detect shots and cut single-shot clips of MIN_SECONDS..MAX_SECONDS.
-# Settings come from the environment; every one has a default.
-#   VIDEO_FOLDER   folder of videos (recursive) or a .txt/.csv/.jsonl list   [datasets/demo/videos]
-#   OUTPUT_FOLDER  where clips/ and the manifests go                        [datasets/demo/output]
-#   DETECTOR (content|adaptive|transnetv2), THRESHOLD, MIN_SCENE_LEN, BLACK_LEVEL, DEVICE
-#   MIN_SECONDS [3], MAX_SECONDS [10], MARGIN_FRAMES [2], MIN_SIDE [0]
+#   VIDEO_FOLDER=/data/raw OUTPUT_FOLDER=/data/curated bash stage_1_video_cut.sh [flags]
+# Settings come from the environment (relative paths are relative to where you run the script):
+#   VIDEO_FOLDER   required: a folder of videos (searched recursively) or a .txt/.csv/.jsonl list
+#   OUTPUT_FOLDER  required: where clips/ and the manifests go
+#   DETECTOR (content|adaptive|transnetv2), THRESHOLD, MIN_SCENE_LEN, BLACK_LEVEL
+#   DETECTOR_DEVICE  torch device of the transnetv2 detector [cuda if present]
+#   MIN_SECONDS [3], MAX_SECONDS [10], MARGIN_FRAMES [2]
+#   MIN_SOURCE_SIDE  skip sources whose shorter side is smaller, pixels [0: any]
 #   CODEC [libx264], PRESET [veryfast], CRF [22], FAST=1, KEEP_AUDIO=1, WORKERS
-#   ENCODER_THREADS [encoder's choice; 1 makes clips byte-reproducible], STALL_TIMEOUT [300 s]
-# Rerunning resumes where a previous run stopped.
+#   ENCODER_THREADS [encoder's choice; 1 makes clips byte-reproducible]
+#   SOURCE_STALL_TIMEOUT  seconds a source may decode no frame before it is given up [300]
+# Rerunning the same command resumes where a previous run stopped.
 set -euo pipefail
-cd "$(dirname "$0")"
-VIDEO_FOLDER="${VIDEO_FOLDER:-datasets/demo/videos}"
-OUTPUT_FOLDER="${OUTPUT_FOLDER:-datasets/demo/output}"
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+begin "$0" video_caption.cut "$@"
+require VIDEO_FOLDER "the videos to cut: a folder or a list file"
+require OUTPUT_FOLDER "where the clips and manifests go"
 
 args=(--video-folder "$VIDEO_FOLDER" --output-folder "$OUTPUT_FOLDER")
-opt() { if [ -n "${!1:-}" ]; then args+=("$2" "${!1}"); fi; }
 opt DETECTOR --detector
 opt THRESHOLD --threshold
 opt MIN_SCENE_LEN --min-scene-len
 opt BLACK_LEVEL --black-level
-opt DEVICE --device
+opt DETECTOR_DEVICE --device
 opt MIN_SECONDS --min-seconds
 opt MAX_SECONDS --max-seconds
 opt MARGIN_FRAMES --margin-frames
-opt MIN_SIDE --min-side
+opt MIN_SOURCE_SIDE --min-side
 opt CODEC --codec
 opt PRESET --preset
 opt CRF --crf
 opt WORKERS --workers
 opt ENCODER_THREADS --encoder-threads
-opt STALL_TIMEOUT --stall-timeout
-if [ "${FAST:-0}" = "1" ]; then args+=(--fast); fi
-if [ "${KEEP_AUDIO:-0}" = "1" ]; then args+=(--keep-audio); fi
-
-exec "${PYTHON:-python3}" -m video_caption.cut "${args[@]}" "$@"
+opt SOURCE_STALL_TIMEOUT --stall-timeout
+flag FAST --fast
+flag KEEP_AUDIO --keep-audio
+run video_caption.cut "$@"

@@ -20,6 +20,7 @@ from score_helpers import by_key, clip_rows, write_manifest
 from scripted_server import ScriptedServer
 from vlm_helpers import save_tiny_qwen2_vl
 
+from video_caption.caption.__main__ import PROMPTS
 from video_caption.caption.server import ManagedServer
 from video_caption.manifest import read_rows
 from video_caption.media.decode import decode_frames, keyframe_indices
@@ -86,6 +87,7 @@ def test_embedded_llamacpp_summary_killed_and_resumed(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode in (0, 2), done.stderr[-3000:]
     assert f"{len(first)} already done" in done.stderr
+    assert "llama_" not in done.stderr, "llama.cpp's load chatter without -v"
     rows = by_key(tmp_path / "summary_caption.jsonl")  # asserts no duplicate
     failed = {r["video_path"] for r in read_rows(tmp_path / "errors.jsonl")}
     assert set(rows) | failed == set(KEYS) and not set(rows) & failed
@@ -115,7 +117,7 @@ def test_vision_requests_are_captured_in_the_documented_format(stage1, tmp_path)
         caption(tmp_path, "--root", stage1, "--mode", "video_then_rewrite", "--llm-backend", "none",
                 "--vlm-backend", "openai", "--vlm-base-url", server.url, "--frames", "3", "--max-side", "256",
                 "--concurrency", "1")
-    prompt = (REPO / "prompts" / "video_caption.txt").read_text().strip()
+    prompt = (PROMPTS / "video_caption.txt").read_text().strip()
     assert len(server.bodies) == len(rows)
     for body in server.bodies:
         assert body["model"] == "scripted-model"  # taken from the server's /v1/models
@@ -157,6 +159,30 @@ def test_an_unreachable_llm_stops_the_run_before_the_vlm_works(stage1, tmp_path)
     assert proc.returncode == 1
     assert "no OpenAI-compatible server answers at http://127.0.0.1:9/v1" in proc.stderr
     assert vlm.bodies == [] and not (tmp_path / "frame_caption.jsonl").exists()
+
+
+def test_a_text_only_vlm_backend_is_refused_before_any_work(videos, tmp_path):
+    """llama.cpp here takes no image: refused at once (also with --skip-missing-models), never one
+    error row per clip and per rerun."""
+    write_manifest(tmp_path / "train.jsonl", [{"video_path": "moviepy/sintel_5s.mp4"}])
+    proc = caption(tmp_path, "--root", videos, "--vlm-backend", "llamacpp", "--skip-missing-models", check=False)
+    assert proc.returncode == 1
+    [line] = [line for line in proc.stderr.splitlines() if "llamacpp" in line]
+    assert "text-only" in line and "--vlm-backend openai" in line and "Traceback" not in proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"], "something was written"
+
+
+def test_a_served_llamacpp_without_a_model_serves_the_packaged_gguf_in_its_chat_format(tmp_path):
+    """LLM_SERVE=llamacpp alone; without --chat_format the server would fall back to Llama 2's format."""
+    summary_inputs(tmp_path, KEYS[:2])
+    proc = caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-serve", "llamacpp",
+                   "--llm-max-tokens", "16", "--temperature", "0")
+    [start] = [line for line in proc.stderr.splitlines() if "starting " in line]
+    assert f"--model {gemma_gguf()} " in start and "--chat_format gemma" in start
+    assert "fallback chat format" not in (tmp_path / "llm_server.log").read_text()
+    rows = by_key(tmp_path / "summary_caption.jsonl")
+    assert set(rows) == set(KEYS[:2]) and not any("[INST]" in r["summary_caption"] for r in rows.values())
+    assert all(r["summary_settings"]["model"] == "gemma-3-270m-q4_k_m.gguf" for r in rows.values())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -260,6 +286,7 @@ def test_summaries_are_redone_when_a_setting_or_their_captions_change(tmp_path):
 
         proc = caption(tmp_path, *args[:-1], "64", "--llm-base-url", server.url)
         assert f"{len(keys)} rows were made with other settings" in proc.stderr
+        assert "HTTP Request:" not in proc.stderr, "httpx logs every request without -v"
     assert len(server.bodies) == 2 * len(keys) + 1
     rows = by_key(tmp_path / "summary_caption.jsonl")
     assert {r["summary_caption"] for r in rows.values()} == {"A dog in 64 tokens."}
@@ -305,7 +332,7 @@ def test_frames_then_summary_end_to_end_with_a_tiny_transformers_vlm(stage1, tmp
     assert proc.returncode in (0, 2), proc.stderr[-3000:]
     frames = by_key(tmp_path / "frame_caption.jsonl")
     assert set(frames) == {r["video_path"] for r in rows}
-    prompt = (REPO / "prompts" / "frame_caption.txt").read_text().strip()
+    prompt = (PROMPTS / "frame_caption.txt").read_text().strip()
     for key, row in frames.items():
         assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "sampled_frame_caption",
                             "caption_settings"}

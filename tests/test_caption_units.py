@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 
 import pytest
+from caption_helpers import gemma_gguf
+from scripted_server import ScriptedServer
 
-from video_caption.caption.__main__ import PROMPTS, read_prompt
+from video_caption.caption.__main__ import PROMPTS, parse_args, read_prompt
 from video_caption.caption.backends import Request, Sampling, openai_messages
-from video_caption.caption.backends.openai_http import api_root, request_body
+from video_caption.caption.backends.openai_http import HTTPStatusError, OpenAIHTTP, api_root, request_body
 from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import encode_jpeg, pick_frames
+from video_caption.caption.roles import Role
 from video_caption.caption.server import server_command
 from video_caption.caption.summarize import summary_request
 from video_caption.caption.train_json import train_entries
@@ -113,3 +116,27 @@ def test_api_root_and_server_commands_are_argument_lists():
     assert vllm[:3] == ["vllm", "serve", model] and vllm[-2:] == ["--port", "8001"]
     assert server_command("sglang", model, 8002)[1:4] == ["-m", "sglang.launch_server", "--model-path"]
     assert model in server_command("lmdeploy", model, 8003) and model in server_command("llamacpp", model, 8004)
+
+
+def test_every_5xx_and_the_passing_4xx_are_retried_other_4xx_are_not():
+    script = {"a": [507, 501, 200], "b": [429, 425, 200], "c": [404, 200]}
+    with ScriptedServer(lambda body, attempt: (script[body["messages"][-1]["content"]][attempt - 1], "ok", 0.0)) \
+            as server:
+        results = OpenAIHTTP(server.url, "m", retries=2, backoff=0).generate(
+            [Request("a"), Request("b"), Request("c")], Sampling())
+    assert results[:2] == ["ok", "ok"]
+    assert isinstance(results[2], HTTPStatusError) and "HTTP 404" in str(results[2])
+    assert [b["messages"][-1]["content"] for b in server.bodies].count("c") == 1, "a 404 would fail again"
+
+
+def test_a_served_llamacpp_without_a_model_is_the_packaged_gguf_in_its_chat_format(tmp_path):
+    def served(*argv):
+        return Role("llm", parse_args(["--output-folder", str(tmp_path), "--llm-serve", "llamacpp", *argv]),
+                    "cpu", tmp_path).served()
+
+    assert served() == (str(gemma_gguf()), ["--chat_format", "gemma"])
+    # A chat format the user gave is theirs; a model the user named gets none added.
+    assert served("--llm-serve-args=--chat_format chatml --n_ctx 2048")[1] == ["--chat_format", "chatml", "--n_ctx",
+                                                                               "2048"]
+    assert served("--llm-serve-args=--chat_format=chatml")[1] == ["--chat_format=chatml"]
+    assert served("--llm-model", "my.gguf") == ("my.gguf", [])

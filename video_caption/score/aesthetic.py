@@ -21,14 +21,15 @@ from video_caption.loader import FramePlan
 from video_caption.models import ModelMissing, from_hub, hf_cache_dir, weights_digest
 from video_caption.score.base import Scorer
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+# Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
+PACKAGED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 @dataclass(frozen=True)
 class AestheticModel:
     clip: str  # open_clip model name
     clip_weights: str  # pretrained tag of open_clip, or a file
-    head: str  # file name of the head, looked up in the models folder
+    head: str  # file name of the head, looked up in --models-folder and the packaged weights
     head_url: str
 
 
@@ -84,11 +85,11 @@ def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
 
 
 def find_head(name: str, model: AestheticModel, folder: str | os.PathLike | None) -> Path:
-    """The head file: ``name`` itself if it is a file, else looked up in ``folder`` and the repo's models/."""
+    """The head file: ``name`` itself if it is a file, else looked up in ``folder`` and the packaged weights."""
     if os.path.isfile(name):
         return Path(name)
     folders = [Path(folder)] if folder else []
-    folders.append(REPO_MODELS)
+    folders.append(PACKAGED_WEIGHTS)
     for base in folders:
         if (base / model.head).is_file():
             return base / model.head

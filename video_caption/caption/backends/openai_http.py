@@ -15,7 +15,9 @@ import random
 from video_caption.caption.backends import Backend, BackendError, Request, Sampling, openai_messages
 
 log = logging.getLogger("video_caption.caption")
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# Worth another try: every 5xx (the server's fault, often passing) and these 4xx (timeout, conflict, too early,
+# rate limit).  Other 4xx are the request's fault and would fail again.
+RETRY_4XX = {408, 409, 425, 429}
 
 
 class HTTPStatusError(RuntimeError):
@@ -93,7 +95,7 @@ class OpenAIHTTP(Backend):
         while True:
             try:
                 reply = await client.post(f"{self.root}/chat/completions", json=body)
-                if reply.status_code not in RETRY_STATUS:
+                if reply.status_code < 500 and reply.status_code not in RETRY_4XX:
                     if reply.status_code >= 400:
                         raise HTTPStatusError(f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
                     return reply.json()["choices"][0]["message"].get("content") or ""
