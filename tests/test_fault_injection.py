@@ -34,7 +34,8 @@ WRITES = {1: ["meta_scene_info.jsonl", "meta_clips.jsonl", "clips"],
 def environment(tmp: Path, out: Path) -> dict:
     return {**os.environ, "PYTHON": sys.executable, "VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"),
             "OUTPUT_FOLDER": str(out), "SCORERS": "motion,text", "MOTION_MIN": "0", "MOTION_MAX": "1e9",
-            "TEXT_MAX": "1", "TEXT_MAX_SIDE": "640", "BATCH_SIZE": "2", "VLM_BACKEND": "transformers",
+            "TEXT_MAX": "1", "TEXT_MAX_SIDE": "640", "SCORE_BATCH_SIZE": "2", "CAPTION_BATCH_SIZE": "2",
+            "VLM_BACKEND": "transformers",
             "VLM_MODEL": str(tmp / "vlm"), "CPU": "1", "FRAMES": "2", "MAX_SIDE": "128", "VLM_MAX_TOKENS": "8",
             "LLM_MAX_TOKENS": "24", "TEMPERATURE": "0", "ENCODER_THREADS": "1"}
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import os
+import threading
 from pathlib import Path
+
+HUB_CHECK_SECONDS = 3.0
 
 
 class ModelMissing(RuntimeError):
@@ -18,15 +23,47 @@ def hf_cache_dir() -> str:
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
 
 
+@functools.cache
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub answers one request within HUB_CHECK_SECONDS, checked once per process.
+
+    Without it, each download attempt on an offline machine costs half a minute of huggingface_hub's
+    retries and warnings.  ``HF_HUB_OFFLINE=1`` skips the check."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    reached = []
+
+    def ask():
+        # huggingface_hub's own client, so a proxy (HTTPS_PROXY) or CA bundle that downloads use counts.
+        try:
+            reached.append(get_session().head(constants.ENDPOINT, timeout=HUB_CHECK_SECONDS).status_code < 500)
+        except Exception:  # noqa: BLE001 - no answer, whatever the reason, is unreachable
+            pass
+
+    # In a thread, because the name lookup before the connect has no timeout of its own.
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(HUB_CHECK_SECONDS)
+    reachable = any(reached)  # read once: an answer that lands after the timeout does not count
+    if not reachable:
+        logging.getLogger("video_caption").warning(
+            "the Hugging Face hub (%s) cannot be reached: using models from the local cache %s only "
+            "(set HF_HUB_OFFLINE=1 to skip this check)", constants.ENDPOINT, hf_cache_dir())
+    return reachable
+
+
 def from_hub(repo: str, filename: str | None = None) -> str | None:
     """A file of a Hugging Face repo (or, without ``filename``, the repo's snapshot folder) from the
-    cache, downloaded into the cache first when it is not there and the machine is online
-    (``HF_HUB_OFFLINE`` unset).  None when it cannot be had."""
-    from huggingface_hub import constants, hf_hub_download, snapshot_download
+    cache, downloaded into the cache first when it is not there and the hub is reachable
+    (``hub_reachable``).  None when it cannot be had."""
+    from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import EntryNotFoundError
 
     for cached_only in (True, False):
-        if not cached_only and constants.HF_HUB_OFFLINE:
+        if not cached_only and not hub_reachable():
             break
         try:
             if filename:

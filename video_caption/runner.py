@@ -82,7 +82,6 @@ class RunOptions:
     stall_timeout: float
 
 
-
 def stage_parser(prog: str, doc: str, producer: str, default_input: str) -> Parser:
     """A command line for a stage that reads a manifest of clips made by ``producer``."""
     p = Parser(prog, doc)
@@ -126,7 +125,7 @@ def normalized(settings: dict) -> dict:
 
 
 def digest(value) -> str:
-    """A short, stable digest of settings or a prompt, for a step whose settings include another's."""
+    """A short, stable digest of a prompt or of an input row's content, recorded among settings."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from video_caption.caption.backends import Backend, BackendError, Request, Sampling, openai_messages
+from video_caption.logs import native_stderr_hidden
 from video_caption.models import ModelMissing
 
 DEFAULT_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -55,8 +56,10 @@ class LlamaCpp(Backend):
         path = self.check()
         # The packaged GGUF carries no chat template, and llama.cpp's fallback is Llama 2's format.
         chat_format = None if self.path else "gemma"
-        self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.threads, chat_format=chat_format,
-                         verbose=False)
+        # llama.cpp prints some load lines (llama_kv_cache_iswa: ...) from C even with verbose=False.
+        with native_stderr_hidden():
+            self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.threads,
+                             chat_format=chat_format, verbose=False)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
         results: list[str | Exception] = []
