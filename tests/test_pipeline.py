@@ -98,4 +98,5 @@ def test_demo_mode_skips_models_this_machine_cannot_have_and_lists_them(tmp_path
     assert "skipped in score: aesthetic" in proc.stderr and "skipped in caption: caption" in proc.stderr
     assert json.loads((out / "train.json").read_text()) == []
     result = proc.stderr.strip().splitlines()[-1]
-    assert result.startswith("result: no caption: the caption step was skipped (no OpenAI-compatible server"), result
+    assert result.startswith("result: no caption: the caption step was skipped (the openai backend needs a "
+                             "server URL"), result
