@@ -1,9 +1,22 @@
-"""Shot-boundary precision/recall per file for each detector, against ground_truth.json.
+"""Shot-boundary scores per file for each detector, and the clips of a stage-1 run, against a ground truth.
 
-    python bench/shot_detection.py [--detectors content adaptive transnetv2]
+    python bench/shot_detection.py [--videos DIR] [--detectors content adaptive transnetv2] [--clips OUT]
 
-Hard cuts only, matched within ±2 frames; a detection that matches no cut but lies inside a listed
-gradual transition counts neither way.  Prints a markdown table (docs/benchmarks.md quotes it).
+DIR holds the videos and their ground_truth.json: ../shared/data/videos by default, or a spliced
+set made by bench/splice.py (exact gradual ranges, with their kinds).
+- Hard cuts: matched within ±2 frames; a detection that matches no cut but lies inside a listed
+  gradual transition counts neither way.  Precision / recall per file, and F1 over all files.
+- Gradual transitions: a range is found when a detection that matched no hard cut lies from 2
+  frames before its first frame to 2 frames after the frame after its last (so a cut at the first
+  pure frame of the incoming shot counts here, and as a false positive above), or a detected range
+  overlaps it (a detector with a ``transitions`` attribute after ``finish()``, ``[[first, last],
+  ...]``, or a stage-1 run's ``transitions``): video_caption.cut.evaluate.gradual_found.  Per kind
+  where the ground truth has ``gradual_kinds``.
+- ``--clips OUT``: a stage-1 output folder made from DIR.  Its meta_scene_info.jsonl is scored as one
+  more detector column, and its clips (meta_clips.jsonl) are checked: how many overlap a gradual
+  range by more than 2 frames, and how many contain a hard cut (frames from both sides of it).
+``--detectors`` with no name scores only ``--clips``.  Prints markdown tables (docs/benchmarks.md
+quotes them).
 """
 
 from __future__ import annotations
@@ -12,13 +25,16 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from video_caption.cut.detectors import DETECTORS, make_detector  # noqa: E402
-from video_caption.cut.evaluate import Score, score_cuts  # noqa: E402
+from video_caption.cut.evaluate import Score, clip_faults, gradual_found, score_cuts  # noqa: E402
 from video_caption.cut.plan import clean_cuts  # noqa: E402
+from video_caption.manifest import read_rows  # noqa: E402
 from video_caption.media.decode import decode_frames  # noqa: E402
 from video_caption.media.probe import probe  # noqa: E402
 from video_caption.media.process import MediaError  # noqa: E402
@@ -26,7 +42,18 @@ from video_caption.media.process import MediaError  # noqa: E402
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 
 
-def detect(path: Path, detector_name: str) -> list[int]:
+def ranges(items) -> list[tuple[int, int]]:
+    """``[[first, last], ...]`` (an optional kind after them) or ``[{"first", "last"}, ...]`` as pairs."""
+    pairs = []
+    for item in items or ():
+        if isinstance(item, dict):
+            item = item.get("range") or (item["first"], item["last"])
+        pairs.append((int(item[0]), int(item[1])))
+    return pairs
+
+
+def detect(path: Path, detector_name: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """(cuts, transition ranges) of one detector on one file."""
     info = probe(path)
     detector = make_detector(detector_name, info.fps)
     width, height = detector.image_size(info.width, info.height)
@@ -34,41 +61,125 @@ def detect(path: Path, detector_name: str) -> list[int]:
     for frame in decode_frames(path, info):
         cuts += detector.push(frame.index, frame.image(width, height, detector.image_format, detector.exact_resize))
         count += 1
-    return clean_cuts(cuts + detector.finish(), count)
+    cuts = clean_cuts(cuts + detector.finish(), count)
+    return cuts, ranges(getattr(detector, "transitions", None))
+
+
+@dataclass
+class Result:
+    score: Score
+    found: list[bool]  # one per gradual range of the file
+
+
+@dataclass
+class ClipCheck:
+    clips: int = 0
+    over_gradual: int = 0  # clips overlapping a gradual range by more than 2 frames
+    with_cut: int = 0  # clips containing a hard cut
+    kinds: Counter = field(default_factory=Counter)  # kinds of the ranges those clips overlap
+
+    def __add__(self, other: ClipCheck) -> ClipCheck:
+        return ClipCheck(self.clips + other.clips, self.over_gradual + other.over_gradual,
+                         self.with_cut + other.with_cut, self.kinds + other.kinds)
+
+
+def kinds_of(gt: dict) -> list[str]:
+    return gt.get("gradual_kinds") or ["gradual"] * len(gt["gradual"])
+
+
+def result(gt: dict, cuts, detected_ranges) -> Result:
+    return Result(score_cuts(cuts, gt["cuts"], gt["gradual"]),
+                  gradual_found(cuts, gt["cuts"], gt["gradual"], detected_ranges))
+
+
+def check_clips(rows: list[dict], gt: dict) -> ClipCheck:
+    check = ClipCheck(clips=len(rows))
+    kinds = kinds_of(gt)
+    for row in rows:
+        inside, overlapped = clip_faults(row["start_frame"], row["end_frame"], gt["cuts"], gt["gradual"])
+        check.with_cut += bool(inside)
+        check.over_gradual += bool(overlapped)
+        check.kinds.update(kinds[i] for i in overlapped)
+    return check
+
+
+def cells(r: Result) -> str:
+    s = r.score
+    misses = f" (+{s.false_positives} FP, -{s.false_negatives} FN)" if s.false_positives or s.false_negatives else ""
+    return f"{s.precision:.2f} / {s.recall:.2f}{misses} | {sum(r.found)}/{len(r.found)}"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
+    p.add_argument("--videos", type=Path, default=VIDEOS, help=f"folder with ground_truth.json (default {VIDEOS})")
+    p.add_argument("--detectors", nargs="*", default=list(DETECTORS), choices=DETECTORS)
+    p.add_argument("--clips", type=Path, help="a stage-1 output folder made from --videos: score its manifests")
     args = p.parse_args()
-    truth = json.loads((VIDEOS / "ground_truth.json").read_text())["files"]
-    table: dict[str, dict[str, Score]] = {}
-    seconds = {}
+    truth = json.loads((args.videos / "ground_truth.json").read_text())["files"]
+    table: dict[str, dict[str, Result]] = {file: {} for file in truth}
+    columns, seconds = [], {}
     for name in args.detectors:
+        columns.append(name)
         start = time.perf_counter()
         for file, gt in truth.items():
             try:
-                cuts = detect(VIDEOS / file, name)
+                table[file][name] = result(gt, *detect(args.videos / file, name))
             except MediaError:
                 continue  # corrupted.mp4: stage 1 records it as an error
-            table.setdefault(file, {})[name] = score_cuts(cuts, gt["cuts"], gt["gradual"])
         seconds[name] = time.perf_counter() - start
-    header = " | ".join(f"{d} P / R" for d in args.detectors)
-    print(f"| file | cuts | {header} |\n|---|---|" + "---|" * len(args.detectors))
-    totals = {d: Score() for d in args.detectors}
-    for file, scores in table.items():
-        cells = []
-        for d in args.detectors:
-            s = scores[d]
-            totals[d] += s
-            cells.append(f"{s.precision:.2f} / {s.recall:.2f}" + (f" (+{s.false_positives} FP, -{s.false_negatives} FN)"
-                                                                  if s.false_positives or s.false_negatives else ""))
-        print(f"| {file} | {len(truth[file]['cuts'])} | " + " | ".join(cells) + " |")
-    print("| **all files** | " + str(sum(len(t["cuts"]) for t in truth.values())) + " | " + " | ".join(
-        f"**{totals[d].precision:.3f} / {totals[d].recall:.3f}, F1 {totals[d].f1:.3f}**" for d in args.detectors)
-        + " |")
-    print("\ndetection time over all files (decode + detector): "
-          + ", ".join(f"{d} {seconds[d]:.1f} s" for d in args.detectors))
+    clip_checks: dict[str, ClipCheck] = {}
+    if args.clips:
+        scenes = {row["video_path"]: row for row in read_rows(args.clips / "meta_scene_info.jsonl")}
+        detectors = sorted({row.get("detector", "?") for row in scenes.values()})
+        column = f"stage 1 ({', '.join(detectors)})"
+        columns.append(column)
+        clips: dict[str, list[dict]] = {}
+        for row in read_rows(args.clips / "meta_clips.jsonl"):
+            clips.setdefault(row["source_path"], []).append(row)
+        for file, gt in truth.items():
+            if file in scenes:
+                table[file][column] = result(gt, scenes[file]["cuts"], ranges(scenes[file].get("transitions")))
+                clip_checks[file] = check_clips(clips.get(file, []), gt)
+
+    print("Hard cuts (P / R) and gradual transitions found, per file\n")
+    print("| file | cuts | gradual | " + " | ".join(f"{c} P / R | {c} gradual" for c in columns) + " |")
+    print("|---|---|---|" + "---|---|" * len(columns))
+    totals = {c: Score() for c in columns}
+    for file, results in table.items():
+        for c in results:
+            totals[c] += results[c].score
+        row = " | ".join(cells(results[c]) if c in results else "- | -" for c in columns)
+        print(f"| {file} | {len(truth[file]['cuts'])} | {len(truth[file]['gradual'])} | {row} |")
+    found = {c: Counter() for c in columns}
+    counts: Counter = Counter()
+    for file, gt in truth.items():
+        kinds = kinds_of(gt)
+        counts.update(kinds)
+        for c, r in table[file].items():
+            found[c].update(k for k, hit in zip(kinds, r.found, strict=True) if hit)
+    print(f"| **all files** | {sum(len(t['cuts']) for t in truth.values())} | {sum(counts.values())} | " + " | ".join(
+        f"**{totals[c].precision:.3f} / {totals[c].recall:.3f}, F1 {totals[c].f1:.3f}** | "
+        f"**{sum(found[c].values())}/{sum(counts.values())}**" for c in columns) + " |")
+    if seconds:
+        print("\ndetection time over all files (decode + detector): "
+              + ", ".join(f"{d} {seconds[d]:.1f} s" for d in seconds))
+
+    print("\nGradual transitions found, by kind\n")
+    print("| kind | ranges | " + " | ".join(columns) + " |\n|---|---|" + "---|" * len(columns))
+    for kind in sorted(counts):
+        print(f"| {kind} | {counts[kind]} | " + " | ".join(f"{found[c][kind]}" for c in columns) + " |")
+
+    if clip_checks:
+        print(f"\nClips of {args.clips}: overlapping a gradual range by more than 2 frames, containing a hard cut\n")
+        print("| file | clips | over a gradual range | containing a cut |\n|---|---|---|---|")
+        total = ClipCheck()
+        for file, check in clip_checks.items():
+            total += check
+            print(f"| {file} | {check.clips} | {check.over_gradual} | {check.with_cut} |")
+        share = f" ({total.over_gradual / total.clips:.0%})" if total.clips else ""
+        print(f"| **all files** | **{total.clips}** | **{total.over_gradual}{share}** | **{total.with_cut}** |")
+        print("\nclips over a gradual range, by the kind of range (a clip over two counts for each): "
+              + (", ".join(f"{k} {n}" for k, n in sorted(total.kinds.items())) or "none"))
 
 
 if __name__ == "__main__":

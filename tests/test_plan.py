@@ -3,7 +3,16 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts, plan_clips, shots, split_shot
+from video_caption.cut.plan import (
+    ClipAssembler,
+    PlanSettings,
+    clean_cuts,
+    in_transition,
+    plan_clips,
+    shots,
+    split_shot,
+    transition_bounds,
+)
 
 
 def test_frame_limits_at_ntsc_rate():
@@ -37,12 +46,20 @@ def test_plan_drops_short_shots():
     assert plan_clips([50], 100, 75, 250, 2) == []
 
 
-def _assemble(cuts, num_frames, min_frames, max_frames, margin):
+def test_plan_keeps_clips_clear_of_gradual_transitions():
+    # A dissolve over frames 100..119: cuts at 100 and 120, the margin at each side, no clip inside.
+    assert plan_clips([], 600, 75, 250, 2, transitions=[(100, 119)]) == [(0, 98), (122, 372), (372, 600)]
+    # A hard cut detected inside the dissolve changes nothing; a fade-in at the start is left out.
+    assert plan_clips([110], 600, 75, 250, 2, transitions=[(100, 119)]) == [(0, 98), (122, 372), (372, 600)]
+    assert plan_clips([], 300, 75, 250, 2, transitions=[(0, 12)]) == [(15, 265)]
+
+
+def _assemble(cuts, num_frames, min_frames, max_frames, margin, transitions=()):
     assembler = ClipAssembler(min_frames, max_frames, margin)
-    cut_set = set(clean_cuts(cuts, num_frames))
+    cut_set = set(clean_cuts(cuts, num_frames)) | transition_bounds(transitions)
     events = []
     for i in range(num_frames):
-        events += assembler.push(i, i in cut_set)
+        events += assembler.push(i, i in cut_set, in_transition(i, transitions))
     events += assembler.finish()
     committed, added, current = [], [], []
     for e in events:
@@ -58,6 +75,17 @@ def _assemble(cuts, num_frames, min_frames, max_frames, margin):
     return committed
 
 
+def _ranges(starts_lengths):
+    """Disjoint (first, last) ranges from (start, length) pairs."""
+    ranges, taken = [], set()
+    for start, length in starts_lengths:
+        frames = set(range(start, start + length))
+        if not frames & taken:
+            taken |= frames
+            ranges.append((start, start + length - 1))
+    return sorted(ranges)
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     num_frames=st.integers(1, 400),
@@ -65,11 +93,16 @@ def _assemble(cuts, num_frames, min_frames, max_frames, margin):
     min_frames=st.integers(1, 60),
     extra=st.integers(0, 80),
     margin=st.integers(0, 4),
+    gradual=st.lists(st.tuples(st.integers(0, 400), st.integers(1, 40)), max_size=4),
 )
-def test_streaming_assembler_equals_plan(num_frames, cuts, min_frames, extra, margin):
+def test_streaming_assembler_equals_plan(num_frames, cuts, min_frames, extra, margin, gradual):
     max_frames = min_frames + extra
-    expected = plan_clips(cuts, num_frames, min_frames, max_frames, margin)
-    assert _assemble(cuts, num_frames, min_frames, max_frames, margin) == expected
+    transitions = [(a, min(b, num_frames - 1)) for a, b in _ranges(gradual) if a < num_frames]
+    expected = plan_clips(cuts, num_frames, min_frames, max_frames, margin, transitions)
+    assert _assemble(cuts, num_frames, min_frames, max_frames, margin, transitions) == expected
+    for start, end in expected:
+        assert not any(start - margin <= last and first < end + margin for first, last in transitions), \
+            "a clip comes within the margin of a transition"
 
 
 @settings(max_examples=200, deadline=None)

@@ -52,6 +52,9 @@ def parse_args(argv=None):
     g.add_argument("--black-level", type=float, default=4.0,
                    help="content/adaptive: also cut where the mean level crosses this (0-255; 0 disables)")
     g.add_argument("--device", default=None, help="torch device for transnetv2 (default: cuda if present)")
+    g.add_argument("--transitions", action="store_true",
+                   help="also find dissolves and fades through black or white (meta_scene_info.jsonl "
+                        "'transitions': [first, last, kind]) and keep clips clear of them; experimental")
     g = p.add_argument_group("clip planning")
     g.add_argument("--min-seconds", type=float, default=3.0)
     g.add_argument("--max-seconds", type=float, default=10.0)
@@ -90,6 +93,7 @@ def settings_from(args) -> CutSettings:
         encoder=EncoderSettings(args.codec, preset, crf, args.keep_audio, args.encoder_threads),
         buffer_mb=args.buffer_mb,
         device=args.device,
+        transitions=args.transitions,
     )
 
 

@@ -2,7 +2,9 @@
 
 A detected cut matches a true cut within ``tolerance`` frames (each true cut matches at most
 one detection, nearest first).  A detection that matches nothing but falls inside a listed
-gradual transition counts neither way.
+gradual transition counts neither way.  Gradual transitions are ``[first, last]`` frame ranges,
+inclusive; a cut is the first frame of the new shot, so a boundary that a detector puts at either
+end of a transition is at ``first`` or ``last + 1``.
 """
 
 from __future__ import annotations
@@ -36,15 +38,40 @@ class Score:
                      self.false_negatives + other.false_negatives)
 
 
-def score_cuts(detected, truth, gradual=(), tolerance: int = 2) -> Score:
+def _match(detected, truth, tolerance: int) -> tuple[int, list[int], list[int]]:
+    """(true positives, detections that matched no true cut, true cuts that no detection matched)."""
     unmatched = sorted(set(truth))
-    score = Score()
+    matched, extra = 0, []
     for cut in sorted(set(detected)):
         near = [t for t in unmatched if abs(t - cut) <= tolerance]
         if near:
             unmatched.remove(min(near, key=lambda t: abs(t - cut)))
-            score.true_positives += 1
-        elif not any(lo <= cut <= hi for lo, hi in gradual):
-            score.false_positives += 1
-    score.false_negatives = len(unmatched)
-    return score
+            matched += 1
+        else:
+            extra.append(cut)
+    return matched, extra, unmatched
+
+
+def score_cuts(detected, truth, gradual=(), tolerance: int = 2) -> Score:
+    matched, extra, missed = _match(detected, truth, tolerance)
+    false_positives = sum(1 for cut in extra if not any(lo <= cut <= hi for lo, hi in gradual))
+    return Score(matched, false_positives, len(missed))
+
+
+def gradual_found(detected, truth, gradual, detected_ranges=(), tolerance: int = 2) -> list[bool]:
+    """For each true gradual range: whether a detection marks it.  A detected range ``[first, last]``
+    that overlaps it (within ``tolerance``) does, and so does a detected cut that matched no true
+    hard cut and lies from ``first - tolerance`` to ``last + 1 + tolerance``.  Such a cut outside
+    ``[first, last]`` still counts as a false positive in ``score_cuts``."""
+    _, extra, _ = _match(detected, truth, tolerance)
+    return [any(first - tolerance <= cut <= last + 1 + tolerance for cut in extra)
+            or any(a <= last + tolerance and b >= first - tolerance for a, b in detected_ranges)
+            for first, last in gradual]
+
+
+def clip_faults(start: int, end: int, cuts, gradual, max_overlap: int = 2) -> tuple[list[int], list[int]]:
+    """For the clip of frames ``[start, end)``: (the true cuts inside it, with frames of both
+    shots, and the indices of the gradual ranges it overlaps by more than ``max_overlap`` frames)."""
+    inside = [c for c in cuts if start < c < end]
+    overlapped = [i for i, (first, last) in enumerate(gradual) if min(end, last + 1) - max(start, first) > max_overlap]
+    return inside, overlapped

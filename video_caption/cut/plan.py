@@ -1,9 +1,11 @@
 """Clip planning: which source frames become which clip.  Pure functions, no I/O.
 
-A shot runs from one cut to the next.  Each shot loses ``margin`` frames at every side that
-touches a cut (so a cut detected a frame or two late or early leaks nothing from the neighbour),
-is dropped when what remains is shorter than ``min_frames``, and is otherwise split into
-consecutive pieces of ``max_frames``; a last piece shorter than ``min_frames`` is dropped.
+A shot runs from one cut to the next.  A gradual transition [first, last] (a dissolve, a fade) is
+bounded by a cut at ``first`` and one at ``last + 1``, and its frames belong to no clip.  Each shot
+loses ``margin`` frames at every side that touches a cut (so a cut detected a frame or two late or
+early leaks nothing from the neighbour), is dropped when what remains is shorter than
+``min_frames``, and is otherwise split into consecutive pieces of ``max_frames``; a last piece
+shorter than ``min_frames`` is dropped.
 
 ``plan_clips`` computes the plan for a whole video; ``ClipAssembler`` reaches the same plan frame
 by frame, so stage 1 can cut while it decodes without holding a whole shot in memory.
@@ -56,10 +58,22 @@ def split_shot(start: int, end: int, min_frames: int, max_frames: int) -> list[t
     return pieces
 
 
-def plan_clips(cuts, num_frames: int, min_frames: int, max_frames: int, margin: int) -> list[tuple[int, int]]:
+def transition_bounds(transitions) -> set[int]:
+    """The cuts that bound gradual transitions given as (first, last) frame ranges."""
+    return {bound for first, last in transitions for bound in (first, last + 1)}
+
+
+def in_transition(index: int, transitions) -> bool:
+    return any(first <= index <= last for first, last in transitions)
+
+
+def plan_clips(cuts, num_frames: int, min_frames: int, max_frames: int, margin: int,
+               transitions=()) -> list[tuple[int, int]]:
     """All clips of a video as [start_frame, end_frame) ranges, in order."""
     clips = []
-    for start, end in shots(cuts, num_frames):
+    for start, end in shots(set(cuts) | transition_bounds(transitions), num_frames):
+        if in_transition(start, transitions):
+            continue
         start += margin if start > 0 else 0
         end -= margin if end < num_frames else 0
         clips += split_shot(start, end, min_frames, max_frames)
@@ -79,19 +93,21 @@ class Event:
 class ClipAssembler:
     """``plan_clips`` computed incrementally.
 
-    Push every frame in order with whether it starts a new shot (final: the caller has waited out
-    the detector's lag).  A frame is decided once the ``margin`` frames after it are known; at
-    most ``margin + 1`` frames are pending at any time.
+    Push every frame in order with whether it starts a new shot and whether it lies in a gradual
+    transition (final: the caller has waited out the detectors' lag; a transition's bounds come as
+    cuts).  A frame is decided once the ``margin`` frames after it are known; at most
+    ``margin + 1`` frames are pending at any time.
     """
 
     def __init__(self, min_frames: int, max_frames: int, margin: int):
         self.min_frames, self.max_frames, self.margin = min_frames, max_frames, margin
         self._shot_start = 0
+        self._in_transition = False  # the current shot is a gradual transition: no frame of it is placed
         self._pending: deque[int] = deque()
         self._piece_start: int | None = None
         self._piece_end = 0
 
-    def push(self, index: int, is_cut: bool) -> list[Event]:
+    def push(self, index: int, is_cut: bool, in_transition: bool = False) -> list[Event]:
         events: list[Event] = []
         if is_cut and index > 0:
             for frame in self._pending:
@@ -100,6 +116,8 @@ class ClipAssembler:
             self._pending.clear()
             events += self._end_piece()
             self._shot_start = index
+        if index == 0 or (is_cut and index > 0):
+            self._in_transition = in_transition
         self._pending.append(index)
         while self._pending and self._pending[0] + self.margin <= index:
             events += self._place(self._pending.popleft())
@@ -113,7 +131,7 @@ class ClipAssembler:
         return events + self._end_piece()
 
     def _place(self, frame: int) -> list[Event]:
-        if self._shot_start > 0 and frame < self._shot_start + self.margin:
+        if self._in_transition or (self._shot_start > 0 and frame < self._shot_start + self.margin):
             return []
         if self._piece_start is None:
             self._piece_start = frame

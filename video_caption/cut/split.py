@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from video_caption.cut.detectors import make_detector
 from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
+from video_caption.cut.transitions import SIZE, Transition, TransitionFinder, TransitionSettings, grey, merge_fades
 from video_caption.inputs import Source, path_under
 from video_caption.media.decode import DecodedFrame, decode_frames
 from video_caption.media.encode import Encoder, EncoderSettings
@@ -42,6 +43,7 @@ class CutSettings:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     buffer_mb: int = 512
     device: str | None = None
+    transitions: bool = False  # find dissolves and fades, and keep clips clear of them
 
 
 @dataclass
@@ -140,24 +142,37 @@ class _SourceCutter:
         self.rows.append(row)
 
     # -- the pass -------------------------------------------------------------------------------
-    def run(self) -> tuple[list[int], int]:
+    def run(self) -> tuple[list[int], list[Transition], int]:
         self.clip_dir.mkdir(parents=True, exist_ok=True)
         remove_partial_clips(self.output_folder, self.source)
         settings = self.settings
         detector = make_detector(settings.detector, self.info.fps, settings.threshold, settings.min_scene_len,
                                  settings.black_level, settings.device)
         det_w, det_h = detector.image_size(self.info.width, self.info.height)
+        finder = TransitionFinder(TransitionSettings.for_fps(float(self.info.fps))) if settings.transitions else None
+        lag = max(detector.lag, finder.lag if finder else 0)
         assembler = ClipAssembler(self.min_frames, self.max_frames, settings.plan.margin_frames)
         margin = settings.plan.margin_frames
         cuts: set[int] = set()
+        transitions: list[Transition] = []
+        bounds: set[int] = set()  # the cuts that bound transitions
+        excluded: set[int] = set()  # frames inside transitions
         queue: deque[DecodedFrame] = deque()
         count = 0
+
+        def found(more: list[Transition]) -> None:
+            for t in more:
+                transitions.append(t)
+                bounds.update((t.first, t.last + 1))
+                excluded.update(range(t.first, t.last + 1))
 
         def settle(frame: DecodedFrame) -> None:
             self.recent[frame.index] = frame
             self.recent.pop(frame.index - margin - 2, None)
-            for event in assembler.push(frame.index, frame.index in cuts):
+            index = frame.index
+            for event in assembler.push(index, index in cuts or index in bounds, index in excluded):
                 self._apply(event)
+            excluded.discard(index)
 
         try:
             for frame in decode_frames(self.source.path, self.info):
@@ -165,10 +180,14 @@ class _SourceCutter:
                 count += 1
                 image = frame.image(det_w, det_h, detector.image_format, detector.exact_resize)
                 cuts.update(detector.push(frame.index, image))
+                if finder is not None:
+                    found(finder.push(frame.index, grey(frame.image(*SIZE))))
                 queue.append(frame)
-                while queue[0].index + detector.lag <= frame.index:
+                while queue[0].index + lag <= frame.index:
                     settle(queue.popleft())
             cuts.update(detector.finish())
+            if finder is not None:
+                found(finder.finish())
             while queue:
                 settle(queue.popleft())
             for event in assembler.finish():
@@ -178,7 +197,7 @@ class _SourceCutter:
         except BaseException:
             self._abort()
             raise
-        return clean_cuts(cuts, count), count
+        return clean_cuts(cuts, count), merge_fades(transitions, gap=round(float(self.info.fps) / 2)), count
 
     def _apply(self, event) -> None:
         if event.kind == "add":
@@ -213,10 +232,12 @@ def cut_source(source: Source, output_folder: Path, settings: CutSettings) -> So
         scene_row.update(cuts=[], num_clips=0, skipped=reason)
         return SourceResult(scene_row, [])
     cutter = _SourceCutter(source, output_folder, settings, info)
-    cuts, decoded = cutter.run()
+    cuts, transitions, decoded = cutter.run()
     if decoded == 0:
         raise MediaError("no frame could be decoded")
     scene_row.update(num_frames=decoded, cuts=cuts, num_clips=len(cutter.rows))
+    if settings.transitions:
+        scene_row["transitions"] = [t.as_row() for t in transitions]
     if not cutter.rows:
         scene_row["skipped"] = f"no shot lasts {settings.plan.min_seconds:g} s"
     return SourceResult(scene_row, cutter.rows)
