@@ -15,7 +15,9 @@ For each input length, in one run, with the runs alternating and the fastest of 
   stage 1         default settings (first detector), and --fast against its own true floor; peak
                   memory of all processes of the run summed; total clip size and luma PSNR of a
                   sample of clips against their source frames
-Every encoder runs with libx264's default thread count, as stage 1's do (--encoder-threads 0).
+Each run's wall time and CPU time (user + system over its whole process tree) are recorded: on a
+machine shared with other work the CPU time still shows the work done.  Every encoder runs with
+libx264's default thread count, as stage 1's do (--encoder-threads 0).
 Further detectors run once each, against the default true floor.  Results go to
 OUT/stage1_speed.json; docs/benchmarks.md quotes them.
 """
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -76,57 +79,78 @@ def build_input(minutes: int, work: Path) -> Path:
 
 
 class TreeMemory:
-    """Peak of the summed RSS of a process and all its descendants, sampled every 100 ms, and the
-    largest RSS any one of them reached (``peak_process``)."""
+    """A process and all its descendants, sampled every 100 ms: the peak of their summed RSS
+    (``peak``), the largest RSS any one of them reached (``peak_process``), and the CPU time they
+    used (``cpu_s``: user + system of every process of the tree as last seen, which misses at most
+    100 ms of each one's end, or, where larger, what getrusage counted for the process and the
+    descendants it reaped, given to ``stop``: exact for a single process such as ffmpeg)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+    PAGE = os.sysconf("SC_PAGE_SIZE")
 
     def __init__(self, pid: int):
-        self.pid, self.peak, self.peak_process, self._stop = pid, 0, 0, threading.Event()
+        self.pid, self.peak, self.peak_process, self.reaped_s, self._stop = pid, 0, 0, 0.0, threading.Event()
+        self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _tree_rss(self) -> int:
         children: dict[int, list[int]] = {}
         rss: dict[int, int] = {}
+        cpu: dict[int, float] = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                status = Path(f"/proc/{entry}/status").read_text()
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-            rss[int(entry)] = next((int(line.split()[1]) for line in status.splitlines()
-                                    if line.startswith("VmRSS:")), 0)
+            pid = int(entry)
+            children.setdefault(int(fields[1]), []).append(pid)
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / self.TICK
+            rss[pid] = int(fields[21]) * self.PAGE
         total, stack = 0, [self.pid]
         while stack:
             pid = stack.pop()
             total += rss.get(pid, 0)
-            self.peak_process = max(self.peak_process, rss.get(pid, 0) * 1024)
+            self.peak_process = max(self.peak_process, rss.get(pid, 0))
+            if pid in cpu:
+                self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu[pid])
             stack += children.get(pid, [])
-        return total * 1024
+        return total
 
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self._tree_rss())
             time.sleep(0.1)
 
-    def stop(self) -> int:
+    def stop(self, reaped_s: float = 0.0) -> int:
         self._stop.set()
         self._thread.join()
+        self.reaped_s = reaped_s
         return self.peak
+
+    @property
+    def cpu_s(self) -> float:
+        return max(sum(self._cpu.values()), self.reaped_s)
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's reaped children and what they reaped."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def timed(cmd: list[str], stdin: bytes | None = None) -> tuple[float, TreeMemory]:
-    """Run a command (``stdin`` piped to it); its wall time and the peak memory of its process tree."""
+    """Run a command (``stdin`` piped to it); its wall time and its process tree's memory and CPU time."""
+    before = children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     memory = TreeMemory(proc.pid)
     _, err = proc.communicate(stdin)
     elapsed = time.perf_counter() - start
-    memory.stop()
+    memory.stop(children_cpu() - before)
     if proc.returncode not in (0, 2):
         raise RuntimeError(f"{cmd[:4]} failed: {err.decode()[-2000:]}")
     return elapsed, memory
@@ -145,19 +169,19 @@ def balanced_sum(terms: list[str]) -> str:
     return f"({balanced_sum(terms[:half])}+{balanced_sum(terms[half:])})"
 
 
-def true_floor(source: Path, clips: list[dict], out: Path, preset: str, crf: int) -> float:
-    """Seconds for one ffmpeg process to decode ``source`` once and encode exactly the kept frames."""
+def true_floor(source: Path, clips: list[dict], out: Path, preset: str, crf: int) -> tuple[float, float]:
+    """Wall and CPU seconds for one ffmpeg process to decode ``source`` once and encode exactly the kept frames."""
     ranges = balanced_sum([f"between(n,{c['start_frame']},{c['end_frame'] - 1})" for c in clips])
     script = out.with_suffix(".filter")
     script.write_text(f"select='{ranges}',setpts=N/FRAME_RATE/TB")
-    elapsed, _ = timed(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:v:0",
-                        "-filter_script:v", str(script), *x264(preset, crf), str(out)])
+    elapsed, memory = timed(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-map", "0:v:0",
+                             "-filter_script:v", str(script), *x264(preset, crf), str(out)])
     out.unlink()
-    return elapsed
+    return elapsed, memory.cpu_s
 
 
 def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str, tuple[str, int]]) -> dict:
-    """Seconds to encode the kept frames from raw frames, without decoding cost, per preset, two ways:
+    """Wall and CPU seconds to encode the kept frames from raw frames, without decoding cost, per preset:
     ``clips``, one ffmpeg per clip fed its raw yuv420p frames on stdin, as stage 1's encoders are
     (the sum over the clips), and ``stream``, one ffmpeg encoding all kept frames as one stream from a
     raw file on local disk, as the true floor encodes them.  The source is decoded once beforehand
@@ -166,7 +190,7 @@ def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str,
     and read once to put it in the page cache."""
     spans = sorted((c["start_frame"], c["end_frame"]) for c in clips)
     raw_file, out = work / "kept.yuv", work / "kept.mp4"
-    seconds, frames, k = {"clips": dict.fromkeys(presets, 0.0), "stream": {}}, [], 0
+    seconds, frames, k = {"clips": {name: (0.0, 0.0) for name in presets}, "stream": {}}, [], 0
     with av.open(str(source)) as container, raw_file.open("wb") as sink:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -186,15 +210,18 @@ def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str,
             for name, (preset, crf) in presets.items():
                 cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw_input, "-i", "pipe:0", *x264(preset, crf),
                        "-f", "mp4", str(out)]
-                seconds["clips"][name] += timed(cmd, raw)[0]
+                elapsed, memory = timed(cmd, raw)
+                wall, cpu = seconds["clips"][name]
+                seconds["clips"][name] = (wall + elapsed, cpu + memory.cpu_s)
             if k == len(spans):
                 break
     with raw_file.open("rb") as f:
         while f.read(1 << 24):
             pass
     for name, (preset, crf) in presets.items():
-        seconds["stream"][name] = timed(["ffmpeg", "-nostdin", "-v", "error", "-y", *raw_input, "-i", str(raw_file),
-                                         *x264(preset, crf), "-f", "mp4", str(out)])[0]
+        elapsed, memory = timed(["ffmpeg", "-nostdin", "-v", "error", "-y", *raw_input, "-i", str(raw_file),
+                                 *x264(preset, crf), "-f", "mp4", str(out)])
+        seconds["stream"][name] = (elapsed, memory.cpu_s)
     raw_file.unlink()
     out.unlink()
     return seconds
@@ -225,9 +252,10 @@ def psnr_and_size(output: Path, source: Path, sample: int = 6, frames: int = 48)
             "psnr_frames": len(values)}
 
 
-def decode_seconds(path: Path) -> float:
-    elapsed, _ = timed(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"])
-    return elapsed
+def decode_seconds(path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds for ffmpeg to decode the video of ``path`` once."""
+    elapsed, memory = timed(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"])
+    return elapsed, memory.cpu_s
 
 
 def run_stage1(source: Path, output: Path, *extra: str) -> tuple[float, TreeMemory]:
@@ -246,16 +274,18 @@ def spans(output: Path) -> list[tuple[int, int]]:
 
 def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
     """The true floors, their parts and stage 1 (default and --fast) on one input, ``repeats`` times
-    in alternation; the fastest of each is kept (noise on this machine only ever adds time)."""
-    times: dict[str, list[float]] = {k: [] for k in ("stage1", "floor", "fast", "fast_floor", "decode", "encode_stream",
-                                                      "encode_clips", "fast_encode_stream", "fast_encode_clips")}
+    in alternation: stage 1 then its floor, --fast then its floor, decode, encode alone.  The fastest
+    wall time and the least CPU time of each are kept (noise on this machine only ever adds time)."""
+    times: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("stage1", "floor", "fast", "fast_floor", "decode", "encode_stream", "encode_clips",
+                        "fast_encode_stream", "fast_encode_clips")}
     peaks: dict[str, list[TreeMemory]] = {"stage1": [], "fast": []}
     outs = {"stage1": work / f"out_{detector}", "fast": work / f"out_{detector}_fast"}
     for _ in range(repeats):
         for run, floor, preset, extra in (("stage1", "floor", "default", ()),
                                           ("fast", "fast_floor", "fast", ("--fast",))):
             wall, memory = run_stage1(source, outs[run], "--detector", detector, *extra)
-            times[run].append(wall)
+            times[run].append((wall, memory.cpu_s))
             peaks[run].append(memory)
             clips = read_rows(outs[run] / "meta_clips.jsonl")
             times[floor].append(true_floor(source, clips, work / "kept.mp4", *PRESETS[preset]))
@@ -267,18 +297,25 @@ def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
         for way in ("stream", "clips"):
             times[f"encode_{way}"].append(encoded[way]["default"])
             times[f"fast_encode_{way}"].append(encoded[way]["fast"])
-    best = {k: round(min(v), 2) for k, v in times.items()}
+    wall = {k: round(min(w for w, _ in v), 2) for k, v in times.items()}
+    cpu = {k: round(min(c for _, c in v), 2) for k, v in times.items()}
     row = {"frames": read_rows(outs["stage1"] / "meta_scene_info.jsonl")[0]["num_frames"], "repeats": repeats,
-           "best_s": best, "all_s": {k: [round(x, 1) for x in v] for k, v in times.items()}}
+           "wall_s": wall, "cpu_s": cpu, "all_wall_s": {k: [round(w, 1) for w, _ in v] for k, v in times.items()},
+           "all_cpu_s": {k: [round(c, 1) for _, c in v] for k, v in times.items()}}
     for run, floor in (("stage1", "floor"), ("fast", "fast_floor")):
-        row[run] = {"wall_s": best[run], "peak_rss_mb": round(max(m.peak for m in peaks[run]) / 2**20),
+        row[run] = {"over_true_floor": round(wall[run] / wall[floor], 3),
+                    "cpu_over_true_floor": round(cpu[run] / cpu[floor], 3),
+                    "over_true_floor_each_repeat": [round(a[0] / b[0], 3) for a, b in zip(times[run], times[floor],
+                                                                                          strict=True)],
+                    "over_decode": round(wall[run] / wall["decode"], 2),
+                    "peak_rss_mb": round(max(m.peak for m in peaks[run]) / 2**20),
                     "peak_process_rss_mb": round(max(m.peak_process for m in peaks[run]) / 2**20),
-                    "over_true_floor": round(best[run] / best[floor], 3),
-                    "over_decode": round(best[run] / best["decode"], 2), **psnr_and_size(outs[run], source)}
-    row["fast"]["over_default_stage1"] = round(best["fast"] / best["stage1"], 3)
-    row["floor_over_decode_plus_encode_stream"] = round(best["floor"] / (best["decode"] + best["encode_stream"]), 3)
-    row["fast_floor_over_decode_plus_encode_stream"] = round(
-        best["fast_floor"] / (best["decode"] + best["fast_encode_stream"]), 3)
+                    **psnr_and_size(outs[run], source)}
+    row["fast"]["over_default_stage1"] = round(wall["fast"] / wall["stage1"], 3)
+    row["fast"]["cpu_over_default_stage1"] = round(cpu["fast"] / cpu["stage1"], 3)
+    for prefix in ("", "fast_"):
+        row[f"{prefix}floor_over_decode_plus_encode_stream"] = round(
+            wall[f"{prefix}floor"] / (wall["decode"] + wall[f"{prefix}encode_stream"]), 3)
     return row
 
 
@@ -303,8 +340,9 @@ def main() -> None:
         for detector in args.detectors[1:]:
             out = args.work / f"out_{detector}"
             wall, memory = run_stage1(source, out, "--detector", detector)
-            row[detector] = {"wall_s": round(wall, 2), "peak_rss_mb": round(memory.peak / 2**20),
-                             "over_true_floor": round(wall / row["best_s"]["floor"], 3), **psnr_and_size(out, source)}
+            row[detector] = {"wall_s": round(wall, 2), "cpu_s": round(memory.cpu_s, 2),
+                             "peak_rss_mb": round(memory.peak / 2**20),
+                             "over_true_floor": round(wall / row["wall_s"]["floor"], 3), **psnr_and_size(out, source)}
         results["inputs"][f"{minutes}min"] = row
         (args.out / "stage1_speed.json").write_text(json.dumps(results, indent=1))
         print(json.dumps({f"{minutes}min": row}), flush=True)
