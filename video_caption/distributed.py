@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from video_caption.manifest import ManifestWriter, read_rows
+from video_caption.manifest import ManifestWriter, read_rows, row_identity
 
 
 class Ranks:
@@ -61,17 +61,14 @@ def merge_parts(path: Path, key: str | None = "video_path") -> int:
         return 0
     added = 0
     with ManifestWriter(path, key=key) as writer:
-        seen = None if key else {_identity(row) for row in read_rows(path)}
+        seen = None if key else {row_identity(row) for row in read_rows(path)}
         for part in found:
             rows = read_rows(part)
             if seen is not None:
-                rows = [r for r in rows if _identity(r) not in seen]
-                seen.update(_identity(r) for r in rows)
+                rows = [r for r in rows if row_identity(r) not in seen]
+                seen.update(row_identity(r) for r in rows)
             added += writer.append(rows)
     for part in found:
         os.unlink(part)
     return added
 
-
-def _identity(row: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in row.items()))

@@ -70,6 +70,11 @@ def _dumps(row: dict) -> bytes:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
+def row_identity(row: dict) -> tuple:
+    """A row's whole content, hashable: how manifests without a key (errors.jsonl) skip a row they hold."""
+    return tuple(sorted((k, repr(v)) for k, v in row.items()))
+
+
 class ManifestWriter:
     """Appends rows to one manifest, never writing a key twice.
 

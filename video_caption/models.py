@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+from video_caption.manifest import write_atomic
+
 HUB_CHECK_SECONDS = 3.0
 
 
@@ -86,7 +88,12 @@ def weights_digest(path: str | os.PathLike) -> str:
     (a cache that cannot be written only costs the hashing again)."""
     path = Path(path).resolve()
     stat = path.stat()
-    entry = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    return _digest(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _digest(path: Path, size: int, mtime_ns: int) -> str:
+    entry = f"{path}|{size}|{mtime_ns}"
     cache = cache_dir() / "weights_digests.json"
     try:
         known = json.loads(cache.read_text())
@@ -100,9 +107,7 @@ def weights_digest(path: str | os.PathLike) -> str:
         known[entry] = digest.hexdigest()[:16]
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known, indent=0))
-            os.replace(tmp, cache)
+            write_atomic(cache, json.dumps(known, indent=0).encode())
         except OSError:
             pass
     return known[entry]

@@ -33,7 +33,7 @@ from video_caption.cli import Parser, output_folder
 from video_caption.distributed import Ranks, merge_parts, part_path, parts, read_with_parts
 from video_caption.loader import FramePlan, Item, add_loader_arguments, load_batches
 from video_caption.logs import progress
-from video_caption.manifest import ERRORS, KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, rewrite
+from video_caption.manifest import ERRORS, KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, rewrite, row_identity
 from video_caption.summary import record_stage, result, throughput
 
 SUPERSEDED = "superseded"  # folder of rows whose settings a later run changed
@@ -139,11 +139,9 @@ def expected_settings(step: Step, rows: list[dict]) -> dict[str, dict]:
     return found
 
 
-def current_rows(path: Path, step: Step, inputs: list[dict]) -> dict[str, dict]:
-    """The rows of ``path`` for the input clips that were made with the step's current settings."""
-    expected = expected_settings(step, inputs)
-    return {row[KEY]: row for row in read_rows(path)
-            if row[KEY] in expected and row.get(step.settings_key) == expected[row[KEY]]}
+def _stale(row: dict, key: str, expected: dict[str, dict]) -> bool:
+    """A row of an input clip made with other settings than its current ones."""
+    return row[KEY] in expected and row.get(key) != expected[row[KEY]]
 
 
 def supersede(out: Path, step: Step, expected: dict[str, dict]) -> int:
@@ -153,18 +151,18 @@ def supersede(out: Path, step: Step, expected: dict[str, dict]) -> int:
     rows were superseded.  Rank 0 only."""
     path, key = out / step.output, step.settings_key
     rows = read_with_parts(path)
-    stale = [row for row in rows if row[KEY] in expected and row.get(key) != expected[row[KEY]]]
+    stale = [row for row in rows if _stale(row, key, expected)]
     if not stale:
         merge_parts(path)
         return 0
     # Kept before the output is rewritten, so a kill in between loses nothing (a rerun skips the
     # rows already there).
     with ManifestWriter(out / SUPERSEDED / step.output, key=None) as kept:
-        there = {json.dumps(row, sort_keys=True) for row in read_rows(kept.path)}
-        kept.append(row for row in stale if json.dumps(row, sort_keys=True) not in there)
+        there = {row_identity(row) for row in read_rows(kept.path)}
+        kept.append(row for row in stale if row_identity(row) not in there)
     current, seen = [], set()
     for row in rows:
-        if row[KEY] not in seen and not (row[KEY] in expected and row.get(key) != expected[row[KEY]]):
+        if row[KEY] not in seen and not _stale(row, key, expected):
             seen.add(row[KEY])
             current.append(row)
     rewrite(path, current)
@@ -241,7 +239,8 @@ class StageRun:
         if self.ranks.main:
             merge_parts(path)
         self.ranks.barrier()
-        return current_rows(path, step, rows)
+        return {row[KEY]: row for row in read_rows(path)
+                if row[KEY] in expected and not _stale(row, step.settings_key, expected)}
 
     def _batches(self, step: Step, rows: list[dict]) -> Iterator[list[Item]]:
         o = self.options

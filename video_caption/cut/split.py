@@ -181,7 +181,9 @@ class _SourceCutter:
                 image = frame.image(det_w, det_h, detector.image_format, detector.exact_resize)
                 cuts.update(detector.push(frame.index, image))
                 if finder is not None:
-                    found(finder.push(frame.index, grey(frame.image(*SIZE))))
+                    # The detector's copy, when it is at least as large (no second conversion).
+                    small = image if image.shape[1] >= SIZE[0] and image.shape[0] >= SIZE[1] else frame.image(*SIZE)
+                    found(finder.push(frame.index, grey(small)))
                 queue.append(frame)
                 while queue[0].index + lag <= frame.index:
                     settle(queue.popleft())
