@@ -6,7 +6,7 @@
 #   OUTPUT_FOLDER  required: where clips/ and the manifests go
 #   DETECTOR (content|adaptive|transnetv2), THRESHOLD, MIN_SCENE_LEN, BLACK_LEVEL
 #   DETECTOR_DEVICE  torch device of the transnetv2 detector [cuda if present]
-#   TRANSITIONS=1  also find dissolves and fades, keep clips clear of them (experimental)
+#   TRANSITIONS=0  hard cuts only: no dissolves, fades or wipes kept out of clips [1]
 #   MIN_SECONDS [3], MAX_SECONDS [10], MARGIN_FRAMES [2]
 #   MIN_SOURCE_SIDE  skip sources whose shorter side is smaller, pixels [0: any]
 #   CODEC [libx264], PRESET [veryfast], CRF [22], FAST=1, KEEP_AUDIO=1, WORKERS
@@ -35,7 +35,7 @@ opt CRF --crf
 opt WORKERS --workers
 opt ENCODER_THREADS --encoder-threads
 opt SOURCE_STALL_TIMEOUT --stall-timeout
-flag TRANSITIONS --transitions
+if [ "${TRANSITIONS:-1}" = "0" ]; then args+=(--no-transitions); fi
 flag FAST --fast
 flag KEEP_AUDIO --keep-audio
 run video_caption.cut "$@"

@@ -4,11 +4,10 @@
 
 DIR holds the videos and their ground_truth.json: ../shared/data/videos by default, or a spliced
 set made by bench/splice.py (exact gradual ranges, with their kinds).
-- Hard cuts: matched within ±2 frames; a detection that matches no cut but lies inside a listed
-  gradual transition counts neither way.  Precision / recall per file, and F1 over all files.
-- Gradual transitions: a range is found when a detection that matched no hard cut lies from 2
-  frames before its first frame to 2 frames after the frame after its last (so a cut at the first
-  pure frame of the incoming shot counts here, and as a false positive above), or a detected range
+- Hard cuts: matched within ±2 frames; a detection that matches no cut but marks a listed gradual
+  transition (from 2 frames before its first frame to 2 frames after the frame after its last)
+  counts neither way.  Precision / recall per file, and F1 over all files.
+- Gradual transitions: a range is found when such a detection marks it, or a detected range
   overlaps it (a detector with a ``transitions`` attribute after ``finish()``, ``[[first, last],
   ...]``, or a stage-1 run's ``transitions``): video_caption.cut.evaluate.gradual_found.  Per kind
   where the ground truth has ``gradual_kinds``.

@@ -9,6 +9,8 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 
 from __future__ import annotations
 
+import argparse
+
 import os
 import sys
 import time
@@ -52,9 +54,10 @@ def parse_args(argv=None):
     g.add_argument("--black-level", type=float, default=4.0,
                    help="content/adaptive: also cut where the mean level crosses this (0-255; 0 disables)")
     g.add_argument("--device", default=None, help="torch device for transnetv2 (default: cuda if present)")
-    g.add_argument("--transitions", action="store_true",
-                   help="also find dissolves and fades through black or white (meta_scene_info.jsonl "
-                        "'transitions': [first, last, kind]) and keep clips clear of them; experimental")
+    g.add_argument("--transitions", action=argparse.BooleanOptionalAction, default=True,
+                   help="find gradual transitions (dissolves, fades, wipes and other changes between shots; "
+                        "meta_scene_info.jsonl 'transitions': [first, last, kind]) and keep clips clear of "
+                        "them; off: hard cuts only, less memory for very large frames (default: on)")
     g = p.add_argument_group("clip planning")
     g.add_argument("--min-seconds", type=float, default=3.0)
     g.add_argument("--max-seconds", type=float, default=10.0)

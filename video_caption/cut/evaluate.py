@@ -1,8 +1,9 @@
 """Shot-boundary scoring against ground truth (pure functions).
 
 A detected cut matches a true cut within ``tolerance`` frames (each true cut matches at most
-one detection, nearest first).  A detection that matches nothing but falls inside a listed
-gradual transition counts neither way.  Gradual transitions are ``[first, last]`` frame ranges,
+one detection, nearest first).  A detection that matches nothing but marks a listed gradual
+transition (from ``tolerance`` frames before its first frame to ``tolerance`` after ``last + 1``)
+counts neither way.  Gradual transitions are ``[first, last]`` frame ranges,
 inclusive; a cut is the first frame of the new shot, so a boundary that a detector puts at either
 end of a transition is at ``first`` or ``last + 1``.
 """
@@ -54,7 +55,7 @@ def _match(detected, truth, tolerance: int) -> tuple[int, list[int], list[int]]:
 
 def score_cuts(detected, truth, gradual=(), tolerance: int = 2) -> Score:
     matched, extra, missed = _match(detected, truth, tolerance)
-    false_positives = sum(1 for cut in extra if not any(lo <= cut <= hi for lo, hi in gradual))
+    false_positives = sum(1 for cut in extra if not any(lo - tolerance <= cut <= hi + 1 + tolerance for lo, hi in gradual))
     return Score(matched, false_positives, len(missed))
 
 
@@ -62,7 +63,7 @@ def gradual_found(detected, truth, gradual, detected_ranges=(), tolerance: int =
     """For each true gradual range: whether a detection marks it.  A detected range ``[first, last]``
     that overlaps it (within ``tolerance``) does, and so does a detected cut that matched no true
     hard cut and lies from ``first - tolerance`` to ``last + 1 + tolerance``.  Such a cut outside
-    ``[first, last]`` still counts as a false positive in ``score_cuts``."""
+    ``[first, last]`` counts neither way in ``score_cuts``."""
     _, extra, _ = _match(detected, truth, tolerance)
     return [any(first - tolerance <= cut <= last + 1 + tolerance for cut in extra)
             or any(a <= last + tolerance and b >= first - tolerance for a, b in detected_ranges)

@@ -19,9 +19,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from video_caption.cut.detectors import make_detector
 from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
-from video_caption.cut.transitions import SIZE, Transition, TransitionFinder, TransitionSettings, grey, merge_fades
+from video_caption.cut.purity import ChangeFinder, PuritySettings, clip_contrast, colour_root
+from video_caption.cut.transitions import (
+    SIZE, BlackFrames, Transition, TransitionFinder, TransitionSettings, grey, merge_fades, merge_overlapping, shrink,
+)
 from video_caption.inputs import Source, path_under
 from video_caption.media.decode import DecodedFrame, decode_frames
 from video_caption.media.encode import Encoder, EncoderSettings
@@ -43,7 +48,7 @@ class CutSettings:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     buffer_mb: int = 512
     device: str | None = None
-    transitions: bool = False  # find dissolves and fades, and keep clips clear of them
+    transitions: bool = True  # find dissolves, fades and other changes, and keep clips clear of them
 
 
 @dataclass
@@ -59,6 +64,7 @@ class _Piece:
         self.start = start
         self.held: list[list] = []
         self.encoder: Encoder | None = None
+        self.roots: list = []  # colour histograms of its frames, for the purity check
 
 
 class _SourceCutter:
@@ -71,6 +77,9 @@ class _SourceCutter:
         self.min_frames, self.max_frames = settings.plan.frame_limits(info.fps)
         self.piece: _Piece | None = None
         self.recent: dict[int, DecodedFrame] = {}
+        self.roots: dict[int, np.ndarray] = {}
+        self.purity = PuritySettings.for_fps(float(info.fps))
+        self.dropped: list[list] = []  # [start, end, reason] of the clips the purity check dropped
         self.finishing: deque[tuple[Encoder, Path, dict]] = deque()
         self.rows: list[dict] = []
 
@@ -93,6 +102,7 @@ class _SourceCutter:
         piece = self.piece
         if piece is None:
             piece = self.piece = _Piece(frame)
+        piece.roots.append(self.roots[frame.index])
         data = frame.yuv420p(self.width, self.height)
         if piece.encoder is not None:
             piece.encoder.write(data)
@@ -103,6 +113,11 @@ class _SourceCutter:
             self._start_encoder(piece)
 
     def _commit(self, start: int, end: int) -> None:
+        value, split = clip_contrast(np.asarray(self.piece.roots), self.purity.min_part)
+        if value > self.purity.max_clip_contrast:
+            self.dropped.append([start, end, f"two shots: colour contrast {value:.2f} at frame {start + split}"])
+            self._drop()
+            return
         piece, self.piece = self.piece, None
         if piece.encoder is None:
             self._start_encoder(piece)
@@ -122,6 +137,7 @@ class _SourceCutter:
             "num_frames": num_frames,
             "width": self.width,
             "height": self.height,
+            "shot_change": round(value, 3),
         }
         self.finishing.append((piece.encoder, self.clip_dir / self._clip_name(start, end), row))
         # Encoders finish in the background; bound how many run at once.
@@ -149,8 +165,10 @@ class _SourceCutter:
         detector = make_detector(settings.detector, self.info.fps, settings.threshold, settings.min_scene_len,
                                  settings.black_level, settings.device)
         det_w, det_h = detector.image_size(self.info.width, self.info.height)
-        finder = TransitionFinder(TransitionSettings.for_fps(float(self.info.fps))) if settings.transitions else None
-        lag = max(detector.lag, finder.lag if finder else 0)
+        finders = [TransitionFinder(TransitionSettings.for_fps(float(self.info.fps))),
+                   ChangeFinder(self.purity)] if settings.transitions else []
+        black = BlackFrames(settings.black_level)
+        lag = max([detector.lag] + [finder.lag for finder in finders])
         assembler = ClipAssembler(self.min_frames, self.max_frames, settings.plan.margin_frames)
         margin = settings.plan.margin_frames
         cuts: set[int] = set()
@@ -162,14 +180,23 @@ class _SourceCutter:
 
         def found(more: list[Transition]) -> None:
             for t in more:
+                if t.kind == "cut":  # the purity check's; the detector may have it already
+                    if not any(abs(c - t.first) <= margin for c in cuts):
+                        cuts.add(t.first)
+                    continue
                 transitions.append(t)
                 bounds.update((t.first, t.last + 1))
                 excluded.update(range(t.first, t.last + 1))
+            # Black frames are known at once: out of clips before any of them settles.
+            if black.current is not None:
+                bounds.add(black.current)
+                excluded.update(range(black.current, black.last + 1))
 
         def settle(frame: DecodedFrame) -> None:
-            self.recent[frame.index] = frame
-            self.recent.pop(frame.index - margin - 2, None)
             index = frame.index
+            self.recent[index] = frame
+            self.recent.pop(index - margin - 2, None)
+            self.roots.pop(index - margin - 2, None)
             for event in assembler.push(index, index in cuts or index in bounds, index in excluded):
                 self._apply(event)
             excluded.discard(index)
@@ -180,16 +207,21 @@ class _SourceCutter:
                 count += 1
                 image = frame.image(det_w, det_h, detector.image_format, detector.exact_resize)
                 cuts.update(detector.push(frame.index, image))
-                if finder is not None:
-                    # The detector's copy, when it is at least as large (no second conversion).
-                    small = image if image.shape[1] >= SIZE[0] and image.shape[0] >= SIZE[1] else frame.image(*SIZE)
-                    found(finder.push(frame.index, grey(small)))
+                # The detector's copy, when it is at least as large (no second conversion).
+                small = shrink(image if image.shape[1] >= SIZE[0] and image.shape[0] >= SIZE[1] else frame.image(*SIZE))
+                root = self.roots[frame.index] = colour_root(small, detector.image_format)
+                if finders:
+                    level = grey(small)
+                    found(finders[0].push(frame.index, level) + finders[1].push(frame.index, root))
+                    found(black.push(frame.index, float(level.mean())))
                 queue.append(frame)
                 while queue[0].index + lag <= frame.index:
                     settle(queue.popleft())
             cuts.update(detector.finish())
-            if finder is not None:
+            for finder in finders:
                 found(finder.finish())
+            if finders:
+                found(black.finish())
             while queue:
                 settle(queue.popleft())
             for event in assembler.finish():
@@ -199,7 +231,8 @@ class _SourceCutter:
         except BaseException:
             self._abort()
             raise
-        return clean_cuts(cuts, count), merge_fades(transitions, gap=round(float(self.info.fps) / 2)), count
+        transitions = merge_fades(merge_overlapping(transitions), gap=round(float(self.info.fps) / 2))
+        return clean_cuts(cuts, count), transitions, count
 
     def _apply(self, event) -> None:
         if event.kind == "add":
@@ -240,6 +273,8 @@ def cut_source(source: Source, output_folder: Path, settings: CutSettings) -> So
     scene_row.update(num_frames=decoded, cuts=cuts, num_clips=len(cutter.rows))
     if settings.transitions:
         scene_row["transitions"] = [t.as_row() for t in transitions]
+    if cutter.dropped:
+        scene_row["dropped_clips"] = cutter.dropped
     if not cutter.rows:
         scene_row["skipped"] = f"no shot lasts {settings.plan.min_seconds:g} s"
     return SourceResult(scene_row, cutter.rows)

@@ -63,11 +63,15 @@ class Transition:
         return [self.first, self.last, self.kind]
 
 
-def grey(image: np.ndarray) -> np.ndarray:
-    """The small float grey frame the test runs on, from a detector image (BGR or RGB, any size)."""
+def shrink(image: np.ndarray) -> np.ndarray:
+    """A detector image (BGR or RGB, any size) at ``SIZE``, the size the tests compare."""
     import cv2
 
-    small = cv2.resize(image, SIZE, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, SIZE, interpolation=cv2.INTER_AREA)
+
+
+def grey(small: np.ndarray) -> np.ndarray:
+    """The float grey frame the blend test runs on, from a ``shrink``-ed image."""
     return small.mean(axis=2, dtype=np.float32) if small.ndim == 3 else small.astype(np.float32)
 
 
@@ -183,8 +187,51 @@ def merge_fades(transitions: list[Transition], gap: int) -> list[Transition]:
     merged: list[Transition] = []
     for t in sorted(transitions, key=lambda t: t.first):
         previous = merged[-1] if merged else None
-        if previous and t.kind == previous.kind != "dissolve" and t.first - previous.last - 1 <= gap:
+        if previous and t.kind == previous.kind and t.kind.startswith("fade") and t.first - previous.last - 1 <= gap:
             merged[-1] = Transition(previous.first, max(previous.last, t.last), t.kind)
+        else:
+            merged.append(t)
+    return merged
+
+
+class BlackFrames:
+    """Runs of black frames (mean level at most ``level``, PySceneDetect's ThresholdDetector rule):
+    the middle of a fade through black, or an empty title card, and no part of any clip.  Push
+    every frame's mean level; a run comes back (kind ``black``) when it ends, and ``current`` /
+    ``last`` tell the run going on."""
+
+    def __init__(self, level: float):
+        self.level = level
+        self.current: int | None = None  # first frame of the run going on
+        self.last = -1
+
+    def push(self, index: int, mean: float) -> list[Transition]:
+        if self.level > 0 and mean <= self.level:
+            if self.current is None:
+                self.current = index
+            self.last = index
+            return []
+        return self.finish()
+
+    def finish(self) -> list[Transition]:
+        if self.current is None:
+            return []
+        run, self.current = Transition(self.current, self.last, "black"), None
+        return [run]
+
+
+GENERIC = ("gradual", "black")  # kinds that say less than a test that recognised a dissolve or fade
+
+
+def merge_overlapping(transitions: list[Transition]) -> list[Transition]:
+    """Ranges that overlap or touch as one, with the kind the blend test gave (``gradual`` only when
+    no test knew better): the purity check's changes meet the dissolves and fades found here."""
+    merged: list[Transition] = []
+    for t in sorted(transitions, key=lambda t: t.first):
+        previous = merged[-1] if merged else None
+        if previous and t.first <= previous.last + 1:
+            kind = previous.kind if previous.kind not in GENERIC else t.kind
+            merged[-1] = Transition(previous.first, max(previous.last, t.last), kind)
         else:
             merged.append(t)
     return merged
