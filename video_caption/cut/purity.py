@@ -19,7 +19,9 @@ Two uses:
   frames long fits between them.  A run of frames with contrast at least ``min_contrast`` is a
   change; its range is the frames between that belong to neither side (further from B's mean, in
   B's direction towards A, than any frame of B, and likewise for A).  Stage 1 keeps clips clear of
-  it like a transition, so the shot is split there.  With no frame between, it is a hard cut.
+  it like a transition, so the shot is split there.  With no frame between, it is a hard cut.  A
+  camera move that brings new colours into view also changes them: when the frames at the two ends
+  of a change are one picture moved (phase correlation, as for the blend test), it is no change.
 - ``clip_contrast`` (every clip, when it is complete): the largest contrast over the clip's split
   points.  A clip above ``max_clip_contrast`` holds two shots that nothing found; it is dropped and
   the reason recorded.
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from video_caption.cut.transitions import Transition
+from video_caption.cut.transitions import Transition, picture_shift
 
 BINS = (16, 4, 4)  # hue, saturation, value
 
@@ -46,6 +48,8 @@ class PuritySettings:
     cut_share: float = 0.5  # one frame-to-frame step this share of the way from B to A is a hard cut
     leave: float = 0.08  # share of the way from B to A at which a frame has left B (or not reached A)
     max_clip_contrast: float = 0.3  # a clip above this holds two shots
+    max_shift_match: float = 0.4  # phase-correlation peak above which a change's ends are one picture moved
+    min_shift: float = 1.0  # pixels (of 64x36) the picture must move for that: a fade moves nothing
     min_part: int = 6  # frames at each side of a split point in clip_contrast
 
     @classmethod
@@ -138,12 +142,15 @@ class ChangeFinder:
         self.reach = settings.gap + settings.side  # frames from t to the far end of B or A
         self.lag = settings.max_run + 2 * self.reach + settings.side + 2
         self._roots: deque[np.ndarray] = deque(maxlen=settings.max_run + 2 * self.reach + 1)
+        self._greys: deque[np.ndarray] = deque(maxlen=settings.max_run + 2 * self.reach + 1)
         self._run: list[tuple[int, float]] = []  # (t, contrast) of the run going on
         self._last = -1
 
-    def push(self, index: int, root: np.ndarray) -> list[Transition]:
+    def push(self, index: int, root: np.ndarray, grey: np.ndarray) -> list[Transition]:
+        """``root``: ``colour_root`` of the frame; ``grey``: its grey copy (``transitions.grey``)."""
         self._last = index
         self._roots.append(root)
+        self._greys.append(grey)
         t = index - self.reach + 1  # A ends at the frame just pushed
         if t - self.reach < 0:
             return []
@@ -168,6 +175,11 @@ class ChangeFinder:
         first, last = first + offset, last + offset
         if first > last:
             return [Transition(first, first, "cut")]
+        # A camera move that brings new colours into view: the frames at both ends are one picture moved.
+        before, after = self._greys[max(0, first - 1 - offset)], self._greys[min(last + 1 - offset, len(self._greys) - 1)]
+        peak, shift = picture_shift(before, after)
+        if peak >= self.s.max_shift_match and shift >= self.s.min_shift:
+            return []
         # A slow change starts and ends with frames that barely differ from the shots: pad by an
         # eighth of its length (measured: a 4.4 s fade to black whose first 7 frames darken by < 2 %).
         pad = min(self.s.side, (last - first + 1) // 8)

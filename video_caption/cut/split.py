@@ -212,7 +212,7 @@ class _SourceCutter:
                 root = self.roots[frame.index] = colour_root(small, detector.image_format)
                 if finders:
                     level = grey(small)
-                    found(finders[0].push(frame.index, level) + finders[1].push(frame.index, root))
+                    found(finders[0].push(frame.index, level) + finders[1].push(frame.index, root, level))
                     found(black.push(frame.index, float(level.mean())))
                 queue.append(frame)
                 while queue[0].index + lag <= frame.index:

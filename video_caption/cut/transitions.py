@@ -83,15 +83,22 @@ def blend_score(before: np.ndarray, middle: np.ndarray, after: np.ndarray) -> tu
     return change, float(np.abs(middle - (before + after) / 2).mean()) / change
 
 
+def picture_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(the peak of the phase correlation of two grey frames, the shift it finds, pixels): a peak
+    near 1 when ``b`` is ``a`` moved by that shift."""
+    import cv2
+
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, dy), peak = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), window)
+    return float(peak), float(np.hypot(dx, dy))
+
+
 def one_picture_moved(a: np.ndarray, b: np.ndarray, settings: TransitionSettings) -> bool:
     """Whether ``b`` is ``a`` shifted (a pan), by the peak of their phase correlation.  A fade's
     black or white end says nothing either way."""
-    import cv2
-
     if any(not BLACK < float(x.mean()) < WHITE for x in (a, b)):
         return False
-    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
-    return cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32), window)[1] >= settings.max_shift_match
+    return picture_shift(a, b)[0] >= settings.max_shift_match
 
 
 def mix_of_ends(frames: list[np.ndarray], settings: TransitionSettings) -> list[float] | None:
