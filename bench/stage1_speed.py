@@ -12,7 +12,8 @@ For each input length, in one run, with the runs alternating and the fastest of 
   true floor      one ffmpeg process decoding the input once, selecting the kept frames and encoding
                   them (select filter), at stage 1's preset and CRF: veryfast 22, and ultrafast 18
                   for --fast
-  stage 1         default settings (first detector), and --fast against its own true floor; peak
+  stage 1         default settings (first detector), --fast, and --no-transitions (hard cuts only),
+                  each against its own true floor (they keep different frames); peak
                   memory of all processes of the run summed; total clip size and luma PSNR of a
                   sample of clips against their source frames
 Each run's wall time and CPU time (user + system over its whole process tree) are recorded: on a
@@ -277,13 +278,15 @@ def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
     in alternation: stage 1 then its floor, --fast then its floor, decode, encode alone.  The fastest
     wall time and the least CPU time of each are kept (noise on this machine only ever adds time)."""
     times: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("stage1", "floor", "fast", "fast_floor", "decode", "encode_stream", "encode_clips",
-                        "fast_encode_stream", "fast_encode_clips")}
-    peaks: dict[str, list[TreeMemory]] = {"stage1": [], "fast": []}
-    outs = {"stage1": work / f"out_{detector}", "fast": work / f"out_{detector}_fast"}
+        k: [] for k in ("stage1", "floor", "fast", "fast_floor", "hard_cuts", "hard_cuts_floor", "decode",
+                        "encode_stream", "encode_clips", "fast_encode_stream", "fast_encode_clips")}
+    peaks: dict[str, list[TreeMemory]] = {"stage1": [], "fast": [], "hard_cuts": []}
+    outs = {run: work / f"out_{detector}{suffix}" for run, suffix in (("stage1", ""), ("fast", "_fast"),
+                                                                      ("hard_cuts", "_hard_cuts"))}
     for _ in range(repeats):
         for run, floor, preset, extra in (("stage1", "floor", "default", ()),
-                                          ("fast", "fast_floor", "fast", ("--fast",))):
+                                          ("fast", "fast_floor", "fast", ("--fast",)),
+                                          ("hard_cuts", "hard_cuts_floor", "default", ("--no-transitions",))):
             wall, memory = run_stage1(source, outs[run], "--detector", detector, *extra)
             times[run].append((wall, memory.cpu_s))
             peaks[run].append(memory)
@@ -302,7 +305,7 @@ def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
     row = {"frames": read_rows(outs["stage1"] / "meta_scene_info.jsonl")[0]["num_frames"], "repeats": repeats,
            "wall_s": wall, "cpu_s": cpu, "all_wall_s": {k: [round(w, 1) for w, _ in v] for k, v in times.items()},
            "all_cpu_s": {k: [round(c, 1) for _, c in v] for k, v in times.items()}}
-    for run, floor in (("stage1", "floor"), ("fast", "fast_floor")):
+    for run, floor in (("stage1", "floor"), ("fast", "fast_floor"), ("hard_cuts", "hard_cuts_floor")):
         row[run] = {"over_true_floor": round(wall[run] / wall[floor], 3),
                     "cpu_over_true_floor": round(cpu[run] / cpu[floor], 3),
                     "over_true_floor_each_repeat": [round(a[0] / b[0], 3) for a, b in zip(times[run], times[floor],
@@ -313,6 +316,8 @@ def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
                     **psnr_and_size(outs[run], source)}
     row["fast"]["over_default_stage1"] = round(wall["fast"] / wall["stage1"], 3)
     row["fast"]["cpu_over_default_stage1"] = round(cpu["fast"] / cpu["stage1"], 3)
+    row["stage1"]["over_hard_cuts"] = round(wall["stage1"] / wall["hard_cuts"], 3)
+    row["stage1"]["cpu_over_hard_cuts"] = round(cpu["stage1"] / cpu["hard_cuts"], 3)
     for prefix in ("", "fast_"):
         row[f"{prefix}floor_over_decode_plus_encode_stream"] = round(
             wall[f"{prefix}floor"] / (wall["decode"] + wall[f"{prefix}encode_stream"]), 3)

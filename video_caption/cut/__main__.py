@@ -10,7 +10,6 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 from __future__ import annotations
 
 import argparse
-
 import os
 import sys
 import time

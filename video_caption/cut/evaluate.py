@@ -55,7 +55,8 @@ def _match(detected, truth, tolerance: int) -> tuple[int, list[int], list[int]]:
 
 def score_cuts(detected, truth, gradual=(), tolerance: int = 2) -> Score:
     matched, extra, missed = _match(detected, truth, tolerance)
-    false_positives = sum(1 for cut in extra if not any(lo - tolerance <= cut <= hi + 1 + tolerance for lo, hi in gradual))
+    marks = [(lo - tolerance, hi + 1 + tolerance) for lo, hi in gradual]
+    false_positives = sum(1 for cut in extra if not any(lo <= cut <= hi for lo, hi in marks))
     return Score(matched, false_positives, len(missed))
 
 

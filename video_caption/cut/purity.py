@@ -176,7 +176,8 @@ class ChangeFinder:
         if first > last:
             return [Transition(first, first, "cut")]
         # A camera move that brings new colours into view: the frames at both ends are one picture moved.
-        before, after = self._greys[max(0, first - 1 - offset)], self._greys[min(last + 1 - offset, len(self._greys) - 1)]
+        before = self._greys[max(0, first - 1 - offset)]
+        after = self._greys[min(last + 1 - offset, len(self._greys) - 1)]
         peak, shift = picture_shift(before, after)
         if peak >= self.s.max_shift_match and shift >= self.s.min_shift:
             return []

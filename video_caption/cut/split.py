@@ -25,7 +25,15 @@ from video_caption.cut.detectors import make_detector
 from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
 from video_caption.cut.purity import ChangeFinder, PuritySettings, clip_contrast, colour_root
 from video_caption.cut.transitions import (
-    SIZE, BlackFrames, Transition, TransitionFinder, TransitionSettings, grey, merge_fades, merge_overlapping, shrink,
+    SIZE,
+    BlackFrames,
+    Transition,
+    TransitionFinder,
+    TransitionSettings,
+    grey,
+    merge_fades,
+    merge_overlapping,
+    shrink,
 )
 from video_caption.inputs import Source, path_under
 from video_caption.media.decode import DecodedFrame, decode_frames
@@ -137,7 +145,7 @@ class _SourceCutter:
             "num_frames": num_frames,
             "width": self.width,
             "height": self.height,
-            "shot_change": round(value, 3),
+            "shot_change": round(max(0.0, value), 3),
         }
         self.finishing.append((piece.encoder, self.clip_dir / self._clip_name(start, end), row))
         # Encoders finish in the background; bound how many run at once.
