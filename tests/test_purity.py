@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_transitions import texture as grey_texture
 
 from video_caption.cut.purity import ChangeFinder, PuritySettings, clip_contrast, colour_root
-from video_caption.cut.transitions import SIZE, BlackFrames, Transition, grey, merge_overlapping
+from video_caption.cut.transitions import SIZE, BlackFrames, Transition, grey, merge_ranges
 
 SETTINGS = PuritySettings.for_fps(25)
 W, H = SIZE
@@ -16,16 +17,8 @@ TINTS = [(1.0, 0.6, 0.3), (0.3, 0.8, 1.0), (0.5, 1.0, 0.5), (1.0, 1.0, 1.0)]  # 
 
 
 def texture(seed: int) -> np.ndarray:
-    """A random colour picture twice as wide as a frame (to pan across)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    grey = np.zeros((H, 2 * W), np.float32)
-    for cells in (4, 8, 16):
-        noise = rng.uniform(-1, 1, (max(2, H * cells // W), 2 * cells)).astype(np.float32)
-        grey += cv2.resize(noise, (2 * W, H), interpolation=cv2.INTER_CUBIC) * (120 / cells ** 0.5)
-    grey = (grey - grey.min()) / (grey.max() - grey.min()) * 200 + 30
-    return np.stack([grey * gain for gain in TINTS[seed % len(TINTS)]], axis=2)
+    """test_transitions' grey picture, tinted: each shot has its own colours."""
+    return np.stack([grey_texture(seed) * gain for gain in TINTS[seed % len(TINTS)]], axis=2)
 
 
 def shot(seed: int, frames: int, pan: float = 1.0) -> list[np.ndarray]:
@@ -62,7 +55,7 @@ def changes(frames: list[np.ndarray]) -> list[Transition]:
 @pytest.mark.parametrize("length", [8, 20, 36])
 def test_a_wipe_is_found_where_it_is(length):
     frames = wipe(shot(1, 80), shot(2, 80), length)
-    found = merge_overlapping(changes(frames))
+    found = merge_ranges(changes(frames))
     first, last = 80 - length, 79  # the wipe's frames
     assert [t.kind for t in found] == ["gradual"]
     # No frame of the wipe left to a clip beyond the margin stage 1 trims (2) and the 2 frames allowed.
@@ -97,7 +90,7 @@ def test_black_runs_and_overlapping_ranges():
     runs = [t for i, level in enumerate(levels) for t in black.push(i, level)] + black.finish()
     assert runs == [Transition(1, 2, "black"), Transition(5, 6, "black")]
     assert BlackFrames(level=0).push(0, 0.0) == [] and BlackFrames(level=0).finish() == []
-    merged = merge_overlapping([Transition(10, 20, "gradual"), Transition(15, 30, "fade_black"),
+    merged = merge_ranges([Transition(10, 20, "gradual"), Transition(15, 30, "fade_black"),
                                 Transition(31, 33, "black"), Transition(40, 45, "gradual")])
     assert merged == [Transition(10, 33, "fade_black"), Transition(40, 45, "gradual")]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from video_caption.cut.transitions import SIZE, TransitionSettings, find_transitions, merge_fades
+from video_caption.cut.transitions import SIZE, TransitionSettings, find_transitions, merge_ranges
 
 SETTINGS = TransitionSettings.for_fps(25)  # k 2, runs of 4 to 50 frames
 W, H = SIZE
@@ -60,7 +60,7 @@ def test_a_fade_through_black_is_one_transition():
     out = [x * (1 - (i + 1) / 12) for i, x in enumerate(a[-12:])]
     into = [y * (i + 1) / 12 for i, y in enumerate(b[:12])]
     frames = a[:-12] + out + [np.zeros((H, W), np.float32)] * 4 + into + b[12:]
-    found = merge_fades(find_transitions(frames, SETTINGS), gap=12)
+    found = merge_ranges(find_transitions(frames, SETTINGS), gap=12)
     assert [t.kind for t in found] == ["fade_black"]
     assert found[0].first <= 38 + 1 and found[0].last >= 38 + 12 + 4 + 12 - 2
 

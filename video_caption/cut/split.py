@@ -31,8 +31,7 @@ from video_caption.cut.transitions import (
     TransitionFinder,
     TransitionSettings,
     grey,
-    merge_fades,
-    merge_overlapping,
+    merge_ranges,
     shrink,
 )
 from video_caption.inputs import Source, path_under
@@ -239,7 +238,7 @@ class _SourceCutter:
         except BaseException:
             self._abort()
             raise
-        transitions = merge_fades(merge_overlapping(transitions), gap=round(float(self.info.fps) / 2))
+        transitions = merge_ranges(transitions, gap=round(float(self.info.fps) / 2))
         return clean_cuts(cuts, count), transitions, count
 
     def _apply(self, event) -> None:

@@ -188,19 +188,6 @@ class TransitionFinder:
         return []
 
 
-def merge_fades(transitions: list[Transition], gap: int) -> list[Transition]:
-    """A fade out to black (or white) and the fade in after it, at most ``gap`` frames apart (a
-    black stretch), as the one transition they are."""
-    merged: list[Transition] = []
-    for t in sorted(transitions, key=lambda t: t.first):
-        previous = merged[-1] if merged else None
-        if previous and t.kind == previous.kind and t.kind.startswith("fade") and t.first - previous.last - 1 <= gap:
-            merged[-1] = Transition(previous.first, max(previous.last, t.last), t.kind)
-        else:
-            merged.append(t)
-    return merged
-
-
 class BlackFrames:
     """Runs of black frames (mean level at most ``level``, PySceneDetect's ThresholdDetector rule):
     the middle of a fade through black, or an empty title card, and no part of any clip.  Push
@@ -230,13 +217,17 @@ class BlackFrames:
 GENERIC = ("gradual", "black")  # kinds that say less than a test that recognised a dissolve or fade
 
 
-def merge_overlapping(transitions: list[Transition]) -> list[Transition]:
-    """Ranges that overlap or touch as one, with the kind the blend test gave (``gradual`` only when
-    no test knew better): the purity check's changes meet the dissolves and fades found here."""
+def merge_ranges(transitions: list[Transition], gap: int = 0) -> list[Transition]:
+    """The ranges as recorded: those that overlap or touch as one, with the kind a test recognised
+    (``gradual`` or ``black`` only when none did), and a fade out to black (or white) with the fade
+    in after it, at most ``gap`` frames apart (a black stretch), as the one transition they are."""
     merged: list[Transition] = []
     for t in sorted(transitions, key=lambda t: t.first):
         previous = merged[-1] if merged else None
-        if previous and t.first <= previous.last + 1:
+        touching = previous is not None and t.first <= previous.last + 1
+        fades = (previous is not None and t.kind == previous.kind and t.kind.startswith("fade")
+                 and t.first - previous.last - 1 <= gap)
+        if touching or fades:
             kind = previous.kind if previous.kind not in GENERIC else t.kind
             merged[-1] = Transition(previous.first, max(previous.last, t.last), kind)
         else:
