@@ -27,21 +27,25 @@ def by_key(path: Path) -> dict[str, dict]:
     return {r["video_path"]: r for r in rows}
 
 
-def tiny_clip(folder: Path) -> tuple[Path, Path]:
+def tiny_clip(folder: Path, real_text: bool = False) -> tuple[Path, Path]:
     """A random-weight open_clip model with a 768-wide embedding (so the real LAION head fits):
-    its JSON config and its safetensors weights, saved like a real model's."""
+    its JSON config and its safetensors weights, saved like a real model's.  ``real_text``: CLIP's
+    real vocabulary (49408 tokens) and context (77), so CLIP's own tokenizer feeds it
+    (model ``tiny-clip-768-text``)."""
     import open_clip
     import torch
     from safetensors.torch import save_file
 
+    name = "tiny-clip-768-text" if real_text else "tiny-clip-768"
+    text = {"context_length": 77, "vocab_size": 49408} if real_text else {"context_length": 16, "vocab_size": 1000}
     config = {"embed_dim": 768,
               "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
-              "text_cfg": {"context_length": 16, "vocab_size": 1000, "width": 64, "heads": 2, "layers": 1}}
-    config_path = folder / "tiny-clip-768.json"
+              "text_cfg": {**text, "width": 64, "heads": 2, "layers": 1}}
+    config_path = folder / f"{name}.json"
     config_path.write_text(json.dumps(config))
     open_clip.add_model_config(config_path)
     torch.manual_seed(0)
-    model = open_clip.create_model("tiny-clip-768")
-    weights = folder / "tiny-clip-768.safetensors"
+    model = open_clip.create_model(name)
+    weights = folder / f"{name}.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     return config_path, weights

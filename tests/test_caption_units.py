@@ -1,4 +1,4 @@
-"""Stage 3's pure pieces: caption cleaning, frame picking, train.json entries, request building."""
+"""Stage 3's pure pieces: openings, frame picking, train.json entries, request building."""
 
 from __future__ import annotations
 
@@ -16,28 +16,9 @@ from video_caption.caption.frames import encode_jpeg, pick_frames
 from video_caption.caption.roles import Role
 from video_caption.caption.server import server_command
 from video_caption.caption.summarize import summary_request
-from video_caption.caption.train_json import train_entries
+from video_caption.caption.train_json import final_captions, train_entries
 
 OPENINGS = read_openings(PROMPTS / "strip_openings.txt")
-
-
-@pytest.mark.parametrize(("raw", "clean"), [
-    ("The video shows a man  riding\na bike.", "A man riding a bike."),
-    ("In this video, a dog runs on the beach.", "A dog runs on the beach."),
-    ("in the video a cat sleeps", "A cat sleeps"),
-    ('  "A red car drives past."  ', "A red car drives past."),
-    ("**Caption:** A bird lands on a branch.", "A bird lands on a branch."),
-    ("Caption: the sun sets over the sea", "The sun sets over the sea"),
-    ("A woman walks. The video shows her smiling.", "A woman walks. The video shows her smiling."),
-])
-def test_clean_caption_strips_boilerplate_and_whitespace(raw, clean):
-    assert clean_caption(raw, OPENINGS) == clean
-
-
-@pytest.mark.parametrize("raw", ["", "   \n ", None, "The video shows", "I'm sorry, I can't describe this video.",
-                                 "As an AI, I cannot see images.", '""'])
-def test_clean_caption_drops_empty_and_refused(raw):
-    assert clean_caption(raw, OPENINGS) is None
 
 
 def test_openings_file_ignores_comments(tmp_path):
@@ -75,13 +56,14 @@ def test_encode_jpeg_shrinks_to_max_side_and_keeps_aspect():
     assert cv2.imdecode(np.frombuffer(encode_jpeg(frame[:100, :100], 320), np.uint8), 1).shape == (100, 100, 3)
 
 
-def test_train_entries_keep_input_order_and_drop_empty_captions():
-    rows = [{"video_path": p} for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4")]
-    captions = {"c.mp4": "The video shows a cat.", "a.mp4": "A dog.", "b.mp4": "   ", "x.mp4": "not an input clip"}
-    entries, missing, dropped = train_entries(rows, captions, OPENINGS)
-    assert entries == [{"file_path": "a.mp4", "text": "A dog.", "type": "video"},
-                       {"file_path": "c.mp4", "text": "A cat.", "type": "video"}]
-    assert (missing, dropped) == (1, 1)
+def test_train_entries_keep_input_order_and_only_clips_that_passed():
+    rows = [{"video_path": p} for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4")]
+    texts = {"c.mp4": "The video shows a cat.", "a.mp4": "A dog.", "b.mp4": "   ", "x.mp4": "not an input clip",
+             "e.mp4": "A cow."}
+    captions, missing, dropped = final_captions(rows, texts, OPENINGS)
+    assert captions == {"a.mp4": "A dog.", "c.mp4": "A cat.", "e.mp4": "A cow."} and (missing, dropped) == (1, 1)
+    assert train_entries(rows, captions, {"c.mp4", "a.mp4"}) == [{"file_path": "a.mp4", "text": "A dog.", "type": "video"},
+                                                                 {"file_path": "c.mp4", "text": "A cat.", "type": "video"}]
 
 
 def test_summary_prompt_lists_frame_captions_in_order():

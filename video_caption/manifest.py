@@ -24,6 +24,8 @@ SCENE_INFO, META_CLIPS = "meta_scene_info.jsonl", "meta_clips.jsonl"  # stage 1
 TRAIN_JSONL, GATE_DECISIONS = "train.jsonl", "gate_decisions.jsonl"  # stage 2
 FRAME_CAPTION, VIDEO_CAPTION = "frame_caption.jsonl", "video_caption.jsonl"  # stage 3
 SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"
+MATCH_SCORE, CATEGORY = "match_score.jsonl", "category.jsonl"  # stage 3: caption-clip match, zero-shot category
+TAGS = "tags.jsonl"
 ERRORS, SUMMARY_JSON = "errors.jsonl", "summary.json"  # every stage
 # The output folder itself is failing (full, over quota, read-only, not ours): no file is to blame,
 # so the run stops instead of writing an error row for every remaining file.

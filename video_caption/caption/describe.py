@@ -1,9 +1,15 @@
 """The caption step: the VLM describes each sampled frame (``frames_then_summary``, writing
-frame_caption.jsonl) or all sampled frames in one request (``video_then_rewrite``, video_caption.jsonl)."""
+frame_caption.jsonl) or all sampled frames in one request (``video_then_rewrite``, video_caption.jsonl).
+
+Every reply is checked (video_caption.caption.checks) and asked again once when degenerate; a clip
+with a reply degenerate twice keeps its row, with ``degenerate`` saying why, and goes no further."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from video_caption.caption.backends import Request
+from video_caption.caption.checks import Rejected, check_reply
 from video_caption.caption.frames import CaptionFrames
 from video_caption.caption.roles import Role
 from video_caption.loader import Item
@@ -15,16 +21,19 @@ class CaptionStep(Step):
     stage = "caption"
     name = "caption"
 
-    def __init__(self, role: Role, per_frame: bool, prompt: str, frames: CaptionFrames):
+    def __init__(self, role: Role, per_frame: bool, prompt: str, frames: CaptionFrames, language: str | None):
         self.role, self.per_frame, self.prompt, self.frames = role, per_frame, prompt, frames
+        self.language = language
         self.output = FRAME_CAPTION if per_frame else VIDEO_CAPTION
         self.backend = None
+        self.counts: Counter = Counter()
 
     def settings(self) -> dict:
         f, s = self.frames, self.role.sampling
         return {"model": self.role.model, "per_frame": self.per_frame, "prompt": digest(self.prompt),
                 "sampling": f.sampling, "frames": f.count, "max_side": f.max_side, "jpeg_quality": f.quality,
-                "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
+                "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
+                "language": self.language}
 
     def setup(self, device: str) -> None:
         self.backend = self.role.open()
@@ -37,7 +46,8 @@ class CaptionStep(Step):
             requests = [Request(self.prompt, (jpeg,)) for item in items for jpeg in item.data]
         else:
             requests = [Request(self.prompt, tuple(item.data)) for item in items]
-        results, rows, i = self.backend.generate(requests, self.role.sampling), [], 0
+        results = self.role.ask(self.backend, requests, self.judge, self.counts)
+        rows, i = [], 0
         for item in items:
             mine = results[i:i + len(item.data)] if self.per_frame else results[i:i + 1]
             i += len(mine)
@@ -45,10 +55,19 @@ class CaptionStep(Step):
             if failure is not None:
                 rows.append(failure)
                 continue
+            texts = [(r.text if isinstance(r, Rejected) else r).strip() for r in mine]
             row = {"model": self.backend.model, "prompt": self.prompt, "sampled_frame_idx": item.frame_indices}
             if self.per_frame:
-                row["sampled_frame_caption"] = [r.strip() for r in mine]
+                row["sampled_frame_caption"] = texts
             else:
-                row["video_caption"] = mine[0].strip()
+                row["video_caption"] = texts[0]
+            bad = next(((k, r) for k, r in enumerate(mine) if isinstance(r, Rejected)), None)
+            if bad is not None:
+                row["degenerate"] = {**bad[1].problem.record(), "frame": bad[0]} if self.per_frame \
+                    else bad[1].problem.record()
             rows.append(row)
         return rows
+
+    def judge(self, index: int, reply):
+        return check_reply(reply, prompt=self.prompt, finish_reason=getattr(reply, "finish_reason", None),
+                           language=self.language)

@@ -4,11 +4,15 @@ and opened only for the step that uses it (one model in memory at a time)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-from video_caption.caption.backends import Backend, BackendError, Sampling, make_backend
+from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, make_backend
 from video_caption.caption.backends.llamacpp import default_gguf
+from video_caption.caption.checks import Problem, Rejected
 from video_caption.caption.server import ManagedServer, check_engine
 
 
@@ -65,6 +69,27 @@ class Role:
             base_url = self._stack.enter_context(
                 ManagedServer(self.engine, model, self.out / f"{self.role}_server.log", extra=extra))
         return self._stack.enter_context(self._backend(base_url))
+
+    def ask(self, backend: Backend, requests: list[Request], judge: Callable[[int, Reply], Problem | None],
+            counts: Counter) -> list[Reply | Rejected | Exception]:
+        """The replies to ``requests``; one that ``judge`` (given the request's index) finds a problem
+        with is asked once more with another seed, and is ``Rejected`` when that reply has one too.
+        ``counts`` gets ``retried``, ``recovered`` and one count per reason rejected."""
+        replies = backend.generate(requests, self.sampling)
+        again = [i for i, reply in enumerate(replies) if not isinstance(reply, Exception) and judge(i, reply)]
+        if not again:
+            return replies
+        counts["retried"] += len(again)
+        other_seed = dataclasses.replace(self.sampling, seed=(self.sampling.seed or 0) + 1)
+        for i, reply in zip(again, backend.generate([requests[i] for i in again], other_seed), strict=True):
+            problem = judge(i, replies[i]) if isinstance(reply, Exception) else judge(i, reply)
+            if problem is None:
+                counts["recovered"] += 1
+                replies[i] = reply
+            else:
+                counts[problem.reason] += 1
+                replies[i] = Rejected(str(reply if not isinstance(reply, Exception) else replies[i]), problem)
+        return replies
 
     def close(self) -> None:
         if self._stack is not None:

@@ -1,10 +1,16 @@
 """The summary step: the LLM merges a clip's frame captions into one caption, or rewrites its video
-caption to the target style, writing summary_caption.jsonl."""
+caption to the target style, writing summary_caption.jsonl.
+
+Every reply is checked (video_caption.caption.checks: a summary may draw on its frame captions but
+not give one back) and asked again once when degenerate; a summary degenerate twice keeps its row,
+with ``degenerate`` saying why, and does not reach train.json."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from video_caption.caption.backends import Request
-from video_caption.caption.clean import clean_caption
+from video_caption.caption.checks import Rejected, check_reply
 from video_caption.caption.roles import Role
 from video_caption.loader import Item
 from video_caption.manifest import SUMMARY_CAPTION
@@ -20,8 +26,9 @@ def rewrite_request(template: str, caption: str) -> Request:
     return Request(template.replace("{caption}", " ".join(caption.split())))
 
 
-class EmptyCaption(ValueError):
-    """The model answered with nothing usable: the clip is an errors.jsonl row, retried next run."""
+def instructions(template: str) -> str:
+    """A prompt template without its placeholders: what a reply must not give back."""
+    return template.replace("{captions}", " ").replace("{caption}", " ")
 
 
 class SummaryStep(Step):
@@ -32,14 +39,15 @@ class SummaryStep(Step):
     name = "summary"
     output = SUMMARY_CAPTION
 
-    def __init__(self, role: Role, template: str, per_frame: bool, openings: list[str]):
-        self.role, self.template, self.per_frame, self.openings = role, template, per_frame, openings
+    def __init__(self, role: Role, template: str, per_frame: bool, language: str | None):
+        self.role, self.template, self.per_frame, self.language = role, template, per_frame, language
         self.backend = None
+        self.counts: Counter = Counter()
 
     def settings(self) -> dict:
         s = self.role.sampling
         return {"model": self.role.model, "prompt": digest(self.template), "max_tokens": s.max_tokens,
-                "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
+                "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed, "language": self.language}
 
     def input_digest(self, row: dict) -> str:
         return digest(row["sampled_frame_caption"] if self.per_frame else row["video_caption"])
@@ -53,12 +61,21 @@ class SummaryStep(Step):
     def process(self, items: list[Item]) -> list[dict | Exception]:
         requests = [summary_request(self.template, item.row["sampled_frame_caption"]) if self.per_frame
                     else rewrite_request(self.template, item.row["video_caption"]) for item in items]
+        # A rewrite may say what its one source says; only the frame captions are checked for echoes.
+        sources = [item.row["sampled_frame_caption"] if self.per_frame else [] for item in items]
+        prompt = instructions(self.template)
+
+        def judge(index: int, reply):
+            return check_reply(reply, prompt=prompt, sources=sources[index],
+                               finish_reason=getattr(reply, "finish_reason", None), language=self.language)
+
         rows: list[dict | Exception] = []
-        for result in self.backend.generate(requests, self.role.sampling):
+        for result in self.role.ask(self.backend, requests, judge, self.counts):
             if isinstance(result, Exception):
                 rows.append(result)
-            elif clean_caption(result, self.openings) is None:
-                rows.append(EmptyCaption(f"empty or refused caption: {result.strip()[:200]!r}"))
+            elif isinstance(result, Rejected):
+                rows.append({"summary_model": self.backend.model, "summary_caption": result.text.strip(),
+                             "degenerate": result.problem.record()})
             else:
                 rows.append({"summary_model": self.backend.model, "summary_caption": result.strip()})
         return rows

@@ -1,4 +1,5 @@
-"""train.json: the cleaned caption of every clip of the input manifest that has one, in input order."""
+"""train.json: the final caption of every clip of the input manifest that passed every step that ran,
+in input order."""
 
 from __future__ import annotations
 
@@ -9,19 +10,25 @@ from video_caption.caption.clean import clean_caption
 from video_caption.manifest import KEY, write_atomic
 
 
-def train_entries(rows: list[dict], captions: dict[str, str], openings: list[str]) -> tuple[list[dict], int, int]:
-    """(train.json entries, clips with no caption yet, captions dropped by cleaning), in input order."""
-    entries, missing, dropped = [], 0, 0
+def final_captions(rows: list[dict], texts: dict[str, str], openings: list[str]) -> tuple[dict[str, str], int, int]:
+    """({clip: cleaned caption}, clips with no caption yet, captions nothing was left of after cleaning)."""
+    captions, missing, dropped = {}, 0, 0
     for row in rows:
-        if row[KEY] not in captions:
+        if row[KEY] not in texts:
             missing += 1
             continue
-        text = clean_caption(captions[row[KEY]], openings)
+        text = clean_caption(texts[row[KEY]], openings)
         if text is None:
             dropped += 1
-            continue
-        entries.append({"file_path": row[KEY], "text": text, "type": "video"})
-    return entries, missing, dropped
+        else:
+            captions[row[KEY]] = text
+    return captions, missing, dropped
+
+
+def train_entries(rows: list[dict], captions: dict[str, str], passed: set[str]) -> list[dict]:
+    """EasyAnimate's entries for the clips in ``passed``, in input order."""
+    return [{"file_path": row[KEY], "text": captions[row[KEY]], "type": "video"} for row in rows
+            if row[KEY] in passed]
 
 
 def write_train_json(path: Path, entries: list[dict]) -> None:

@@ -5,8 +5,9 @@ open_clip), L2-normalised and scored by the MLP head ``sac+logos+ava1-l14-linear
 holds the per-frame scores and their mean, ``aesthetic_score`` (roughly 1 to 10).
 
 ``MODELS`` names the supported heads with the CLIP they expect, so another head is one entry more.
-CLIP weights come from a local file (``--clip-weights PATH``) or, for a pretrained tag such as
-``openai``, from the Hugging Face cache; nothing is downloaded at run time.
+CLIP is loaded through ``video_caption.clip`` (shared with stage 3's CLIP steps): weights from a
+local file (``--clip-weights PATH``) or, for a pretrained tag such as ``openai``, from the Hugging
+Face cache; nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from video_caption.clip import ClipSpec, encode_images, load_clip, to_batch
 from video_caption.loader import FramePlan
-from video_caption.models import ModelMissing, from_hub, hf_cache_dir, weights_digest
+from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
 
 # Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
@@ -55,35 +57,6 @@ def load_head(path: Path):
     return holder.layers.eval(), width
 
 
-HF_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-
-
-def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
-    """(local weights file, open_clip's pretrained config of the tag) for a weights file or a tag.
-
-    A tag (``openai``) is looked up in the Hugging Face cache, and downloaded into it on a connected
-    machine; when that fails the error names the file, where it must go and how to fetch it."""
-    import open_clip
-
-    if os.path.isfile(weights):
-        return weights, {}
-    cfg = open_clip.get_pretrained_cfg(model, weights)
-    hub = cfg.get("hf_hub", "").rstrip("/")
-    if not hub:
-        raise ModelMissing(f"CLIP weights {weights!r} for {model}: no such file, and not a pretrained tag of open_clip "
-                           f"(tags for {model}: {', '.join(open_clip.list_pretrained_tags_by_model(model)) or 'none'})")
-    for name in HF_NAMES:
-        found = from_hub(hub, name)
-        if found:
-            return found, cfg
-    raise ModelMissing(
-        f"CLIP {model} weights ({weights}) are not in the Hugging Face cache {hf_cache_dir()} and could not be "
-        f"downloaded (offline?): "
-        f"it needs {hub}/{HF_NAMES[0]}. "
-        f"On a connected machine run 'huggingface-cli download {hub} {HF_NAMES[0]}' and copy the cache folder here "
-        "(or set HF_HOME to it), or pass --clip-weights PATH to the weights file.")
-
-
 def find_head(name: str, model: AestheticModel, folder: str | os.PathLike | None) -> Path:
     """The head file: ``name`` itself if it is a file, else looked up in ``folder`` and the packaged weights."""
     if os.path.isfile(name):
@@ -99,7 +72,7 @@ def find_head(name: str, model: AestheticModel, folder: str | os.PathLike | None
 
 @dataclass(frozen=True)
 class AestheticFrames(FramePlan):
-    transform: object  # open_clip's eval transform (PIL image -> tensor), picklable
+    transform: object  # CLIP's eval transform (PIL image -> tensor), picklable
     count: int = 4
     fmt = "rgb24"
 
@@ -109,10 +82,7 @@ class AestheticFrames(FramePlan):
         return uniform_indices(num_frames, self.count)
 
     def prepare(self, frames: list[np.ndarray]):
-        import torch
-        from PIL import Image
-
-        return torch.stack([self.transform(Image.fromarray(f)) for f in frames])
+        return to_batch(self.transform, frames)
 
 
 class AestheticScorer(Scorer):
@@ -122,53 +92,36 @@ class AestheticScorer(Scorer):
     def __init__(self, model: str = "laion-aesthetic-v2", clip_model: str | None = None,
                  clip_weights: str | None = None, clip_config: str | None = None, head: str | None = None,
                  models_folder: str | None = None, frames: int = 4):
-        import open_clip
-
         spec = MODELS[model]
-        if clip_config:
-            open_clip.add_model_config(clip_config)
-        self.clip_model = clip_model or spec.clip
-        self.clip_weights, pretrained = resolve_clip_weights(self.clip_model, clip_weights or spec.clip_weights)
-        # Loading from a file path tells open_clip nothing about the tag: pass on what the tag implies.
-        self.quick_gelu = bool(pretrained.get("quick_gelu"))
+        self.clip = ClipSpec.resolve(clip_model or spec.clip, clip_weights or spec.clip_weights, clip_config)
         self.head_path = find_head(head or "", spec, models_folder)
-        config = open_clip.get_model_config(self.clip_model)
-        if config is None:
-            raise ModelMissing(f"unknown CLIP model {self.clip_model!r} (give its JSON config with --clip-config)")
-        pre = {**config.get("preprocess_cfg", {}), **pretrained}
-        transform = open_clip.image_transform(
-            config["vision_cfg"].get("image_size", 224), is_train=False, mean=pre.get("mean"), std=pre.get("std"),
-            interpolation=pre.get("interpolation", "bicubic"), resize_mode=pre.get("resize_mode", "shortest"))
-        self.frames = AestheticFrames(transform=transform, count=frames)
+        self.frames = AestheticFrames(transform=self.clip.transform(), count=frames)
         self.model_name = model
         self.model = self.head = None
         self.device = "cpu"
 
     def settings(self) -> dict:
-        return {"model": self.model_name, "clip": self.clip_model, "clip_weights": weights_digest(self.clip_weights),
-                "quick_gelu": self.quick_gelu, "head": weights_digest(self.head_path), "frames": self.frames.count}
+        return {"model": self.model_name, **self.clip.settings(), "head": weights_digest(self.head_path),
+                "frames": self.frames.count}
 
     def setup(self, device: str) -> None:
-        import open_clip
-
-        half = device.startswith("cuda")
-        self.model = open_clip.create_model(self.clip_model, pretrained=self.clip_weights, device=device,
-                                            precision="fp16" if half else "fp32",
-                                            force_quick_gelu=self.quick_gelu).eval()
+        self.model = load_clip(self.clip, device)  # shared with the process's other CLIP steps
         head, width = load_head(self.head_path)
         embed = self.model.visual.output_dim
         if width != embed:
             raise ModelMissing(f"aesthetic head {self.head_path} takes {width}-wide embeddings; "
-                               f"{self.clip_model} gives {embed}")
+                               f"{self.clip.model} gives {embed}")
         self.head = head.to(device)
         self.device = device
+
+    def close(self) -> None:
+        # The CLIP stays in the process's cache for a later CLIP step; release_clip() frees it.
+        self.model = self.head = None
 
     def score(self, batch: list) -> list[dict]:
         import torch
 
-        x = torch.cat(batch).to(self.device, dtype=next(self.model.parameters()).dtype)
+        emb = encode_images(self.model, torch.cat(batch))
         with torch.inference_mode():
-            emb = self.model.encode_image(x).float()
-            emb = emb / emb.norm(dim=-1, keepdim=True)
             scores = self.head(emb).squeeze(-1).cpu().tolist()
         return self.frame_means(scores, batch)

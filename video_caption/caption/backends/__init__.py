@@ -19,6 +19,19 @@ class Request:
     text: str
     images: tuple[bytes, ...] = ()  # JPEG files, shown to the model before the text
     system: str | None = None
+    schema: dict | None = None  # a JSON schema the reply must follow (constrained decoding where offered)
+
+
+class Reply(str):
+    """A model's text, and why it stopped: ``finish_reason`` is "stop", "length" (the token limit)
+    or None (the backend did not say)."""
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str, finish_reason: str | None = None) -> Reply:
+        reply = super().__new__(cls, text)
+        reply.finish_reason = finish_reason
+        return reply
 
 
 @dataclass(frozen=True)
@@ -46,8 +59,8 @@ class Backend:
     def setup(self) -> None:
         pass
 
-    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
-        """One text per request, or the exception that request ended with (the others still count)."""
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
+        """One reply per request, or the exception that request ended with (the others still count)."""
         raise NotImplementedError
 
     def close(self) -> None:

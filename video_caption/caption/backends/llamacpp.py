@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from video_caption.caption.backends import Backend, BackendError, Request, Sampling, openai_messages
+from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, openai_messages
 from video_caption.logs import native_stderr_hidden
 from video_caption.models import ModelMissing
 
@@ -61,17 +61,21 @@ class LlamaCpp(Backend):
             self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.threads,
                              chat_format=chat_format, verbose=False)
 
-    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
-        results: list[str | Exception] = []
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
+        results: list[Reply | Exception] = []
         for request in requests:
             if request.images:
                 results.append(BackendError("the llamacpp backend is text-only: use it for the LLM step"))
                 continue
             try:
+                # A schema becomes a llama.cpp grammar: the reply cannot leave it.
+                schema = {"response_format": {"type": "json_object", "schema": request.schema}} \
+                    if request.schema else {}
                 reply = self.llm.create_chat_completion(
                     messages=openai_messages(request), max_tokens=sampling.max_tokens,
-                    temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
-                results.append(reply["choices"][0]["message"].get("content") or "")
+                    temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed, **schema)
+                choice = reply["choices"][0]
+                results.append(Reply(choice["message"].get("content") or "", choice.get("finish_reason")))
             except Exception as exc:  # noqa: BLE001 - one failed request does not stop the batch
                 results.append(exc)
         return results

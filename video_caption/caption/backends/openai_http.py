@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 
-from video_caption.caption.backends import Backend, BackendError, Request, Sampling, openai_messages
+from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, openai_messages
 
 log = logging.getLogger("video_caption.caption")
 # Worth another try: every 5xx (the server's fault, often passing) and these 4xx (timeout, conflict, too early,
@@ -24,17 +24,34 @@ class HTTPStatusError(RuntimeError):
     pass
 
 
+class SchemaRefused(HTTPStatusError):
+    """The server refused the request's response_format: it takes the other form."""
+
+
 def api_root(base_url: str) -> str:
     """``http://host:port``, ``…/v1`` and ``…/v1/`` all name the same API root."""
     root = base_url.rstrip("/")
     return root if root.endswith("/v1") else root + "/v1"
 
 
-def request_body(model: str, request: Request, sampling: Sampling) -> dict:
+# How a JSON schema is asked for: OpenAI's json_schema (vLLM, SGLang, LMDeploy, llama.cpp's llama-server),
+# else json_object with a schema (llama-cpp-python's server, which refuses the first with HTTP 4xx).
+SCHEMA_FORMATS = ("json_schema", "json_object")
+
+
+def response_format(schema: dict, kind: str) -> dict:
+    if kind == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+    return {"type": "json_object", "schema": schema}
+
+
+def request_body(model: str, request: Request, sampling: Sampling, schema_format: str = SCHEMA_FORMATS[0]) -> dict:
     body = {"model": model, "messages": openai_messages(request), "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature, "top_p": sampling.top_p}
     if sampling.seed is not None:
         body["seed"] = sampling.seed
+    if request.schema:
+        body["response_format"] = response_format(request.schema, schema_format)
     return body
 
 
@@ -47,6 +64,7 @@ class OpenAIHTTP(Backend):
         self.model = model or ""
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.concurrency, self.timeout, self.retries, self.backoff = concurrency, timeout, retries, backoff
+        self.schema_format = SCHEMA_FORMATS[0]
 
     def setup(self) -> None:
         self.check()
@@ -70,25 +88,32 @@ class OpenAIHTTP(Backend):
             log.warning("the server at %s serves %s, not %s; sending requests for %s anyway",
                         self.root, ", ".join(served), self.model, self.model)
 
-    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
         return asyncio.run(self._generate(requests, sampling))
 
-    async def _generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
+    async def _generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
         import httpx
 
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         gate = asyncio.Semaphore(self.concurrency)
         async with httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits) as client:
-            async def one(request: Request) -> str | Exception:
+            async def one(request: Request) -> Reply | Exception:
                 async with gate:
                     try:
-                        return await self._post(client, request_body(self.model, request, sampling))
+                        return await self._ask(client, request, sampling)
                     except Exception as exc:  # noqa: BLE001 - the failure is this request's result
                         return exc
 
             return await asyncio.gather(*(one(r) for r in requests))
 
-    async def _post(self, client, body: dict) -> str:
+    async def _ask(self, client, request: Request, sampling: Sampling) -> Reply:
+        try:
+            return await self._post(client, request_body(self.model, request, sampling, self.schema_format))
+        except SchemaRefused:
+            self.schema_format = SCHEMA_FORMATS[1]
+            return await self._post(client, request_body(self.model, request, sampling, self.schema_format))
+
+    async def _post(self, client, body: dict) -> Reply:
         import httpx
 
         attempt = 0
@@ -97,8 +122,12 @@ class OpenAIHTTP(Backend):
                 reply = await client.post(f"{self.root}/chat/completions", json=body)
                 if reply.status_code < 500 and reply.status_code not in RETRY_4XX:
                     if reply.status_code >= 400:
-                        raise HTTPStatusError(f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
-                    return reply.json()["choices"][0]["message"].get("content") or ""
+                        refused = ("response_format" in body and body["response_format"]["type"] == SCHEMA_FORMATS[0]
+                                   and reply.status_code in (400, 422))
+                        raise (SchemaRefused if refused else HTTPStatusError)(
+                            f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
+                    choice = reply.json()["choices"][0]
+                    return Reply(choice["message"].get("content") or "", choice.get("finish_reason"))
                 failure: Exception = HTTPStatusError(f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 failure = exc

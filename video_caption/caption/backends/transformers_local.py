@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 
-from video_caption.caption.backends import Backend, Request, Sampling
+from video_caption.caption.backends import Backend, Reply, Request, Sampling
 from video_caption.models import ModelMissing, from_hub, hf_cache_dir
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"
@@ -73,8 +73,8 @@ class TransformersLocal(Backend):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
-    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
-        results: list[str | Exception] = []
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
+        results: list[Reply | Exception] = []
         for start in range(0, len(requests), self.batch_size):
             chunk = requests[start:start + self.batch_size]
             try:
@@ -86,7 +86,7 @@ class TransformersLocal(Backend):
                     results += [r for request in chunk for r in self.generate([request], sampling)]
         return results
 
-    def _generate(self, requests: list[Request], sampling: Sampling) -> list[str]:
+    def _generate(self, requests: list[Request], sampling: Sampling) -> list[Reply]:
         import torch
 
         inputs = self.processor.apply_chat_template(
@@ -99,4 +99,9 @@ class TransformersLocal(Backend):
         with torch.inference_mode():
             out = self.net.generate(**inputs, max_new_tokens=sampling.max_tokens, do_sample=sample, **options)
         new = out[:, inputs["input_ids"].shape[1]:]
-        return [text.strip() for text in self.processor.batch_decode(new, skip_special_tokens=True)]
+        stops = self.net.generation_config.eos_token_id
+        stops = set(stops if isinstance(stops, list) else [stops])
+        texts = self.processor.batch_decode(new, skip_special_tokens=True)
+        # A row that used every new token without a stop token was cut at the limit.
+        return [Reply(text.strip(), "length" if len(row) == sampling.max_tokens and not stops & set(row.tolist())
+                      else "stop") for text, row in zip(texts, new, strict=True)]

@@ -3,7 +3,7 @@ images per prompt.  Imported only when chosen; needs a GPU machine with vLLM ins
 
 from __future__ import annotations
 
-from video_caption.caption.backends import Backend, BackendError, Request, Sampling, openai_messages
+from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, openai_messages
 
 
 class VLLMEngine(Backend):
@@ -31,15 +31,30 @@ class VLLMEngine(Backend):
 
         self.llm = LLM(model=self.model, **self.options)
 
-    def generate(self, requests: list[Request], sampling: Sampling) -> list[str | Exception]:
+    @staticmethod
+    def _params(request: Request, sampling: Sampling):
         from vllm import SamplingParams
 
-        params = SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                                top_p=sampling.top_p, seed=sampling.seed)
+        extra = {}
+        if request.schema:
+            try:
+                from vllm.sampling_params import StructuredOutputsParams
+
+                extra["structured_outputs"] = StructuredOutputsParams(json=request.schema)
+            except ImportError:  # vLLM before 0.11 names it guided decoding
+                from vllm.sampling_params import GuidedDecodingParams
+
+                extra["guided_decoding"] = GuidedDecodingParams(json=request.schema)
+        return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
+                              top_p=sampling.top_p, seed=sampling.seed, **extra)
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
+        params = [self._params(r, sampling) for r in requests]
         try:
             outputs = self.llm.chat([openai_messages(r) for r in requests], params, use_tqdm=False)
         except Exception as exc:  # noqa: BLE001 - then try them one by one, so one bad request fails alone
             if len(requests) == 1:
                 return [exc]
             return [result for r in requests for result in self.generate([r], sampling)]
-        return [out.outputs[0].text if out.outputs else "" for out in outputs]
+        return [Reply(out.outputs[0].text, out.outputs[0].finish_reason) if out.outputs else Reply("")
+                for out in outputs]

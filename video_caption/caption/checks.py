@@ -1,0 +1,161 @@
+"""Degenerate model output: replies that look like text but are not a caption (pure functions).
+
+Small and misconfigured models fail in recognisable ways; each has a reason name, recorded with the
+reply and never reaching train.json:
+
+- ``empty``: nothing but whitespace, punctuation or special tokens (``[/INST]``, ``<end_of_turn>``);
+- ``refusal``: "I'm sorry, I cannot ..." and the like;
+- ``echo``: the prompt's instructions given back (half the reply's word 4-grams are the
+  instruction's), one source text (a frame caption) given back (80 % of the reply's 4-grams from it),
+  or two sources or more copied whole (each 80 % inside the reply);
+- ``repetition``: a phrase of 1-8 words said 3 times back to back, a sentence of 5 words or more said
+  twice, fewer than 60 % distinct word 4-grams in 20 words or more, or (for loops without spaces) text
+  of 200 characters or more that zlib packs below 25 % of its size.  Natural captions stay far from
+  each bound: the hand-written frame captions of the shared videos have no repeated 4-gram at all;
+- ``truncated``: the model stopped at the token limit (``finish_reason`` "length") mid-sentence;
+- ``language``: with a language set, langdetect names another with probability 0.9 or more, on
+  replies of 6 words or more (shorter ones are too short to tell).
+
+The thresholds were tested on real replies of the offline models (tests/fixtures/degenerate_replies.jsonl).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+REASONS = ("empty", "refusal", "echo", "repetition", "truncated", "language")
+REFUSALS = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "as an ai", "i'm unable", "i am unable",
+            "sorry, i", "unfortunately, i", "i apologize", "i won't be able")
+
+ECHO_PROMPT_SHARE = 0.5
+ECHO_SOURCE_SHARE = 0.8
+LOOP_TIMES, LOOP_MAX_WORDS = 3, 8
+SENTENCE_MIN_WORDS = 5
+DISTINCT_MIN, DISTINCT_MIN_WORDS = 0.6, 20
+PACKED_MIN, PACKED_MIN_CHARS = 0.25, 200
+LANGUAGE_MIN_PROBABILITY, LANGUAGE_MIN_WORDS = 0.9, 6
+
+_SPECIAL = re.compile(r"<\|?[\w/ -]+\|?>|\[/?[A-Z_]+\]")  # <end_of_turn>, <|im_end|>, [INST], [/INST]
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_ENDS = (".", "!", "?", '"', "'", "”", "’", ")", "]", "}", "…")
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str  # one of REASONS
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+    def record(self) -> dict:
+        return {"reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A reply kept for the record but not used: its text and its problem."""
+
+    text: str
+    problem: Problem
+
+    def record(self) -> dict:
+        return {**self.problem.record(), "text": self.text}
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def ngrams(tokens: list[str], n: int = 4) -> list[tuple[str, ...]]:
+    if len(tokens) < n:
+        return [tuple(tokens)] if tokens else []
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def share_inside(text: str, other: str) -> float:
+    """The share of ``text``'s word 4-grams that ``other`` holds too (0 when text has none)."""
+    mine = ngrams(words(text))
+    if not mine:
+        return 0.0
+    theirs = set(ngrams(words(other)))
+    return sum(g in theirs for g in mine) / len(mine)
+
+
+def echo(text: str, prompt: str, sources: Sequence[str]) -> str | None:
+    if prompt and share_inside(text, prompt) >= ECHO_PROMPT_SHARE:
+        return f"{share_inside(text, prompt):.0%} of it is the prompt's instructions"
+    for i, source in enumerate(sources, start=1):
+        if len(words(text)) >= 4 and share_inside(text, source) >= ECHO_SOURCE_SHARE:
+            return f"{share_inside(text, source):.0%} of it is source {i} of {len(sources)}"
+    copied = [i for i, source in enumerate(sources, start=1) if share_inside(source, text) >= ECHO_SOURCE_SHARE]
+    if len(copied) >= 2:
+        return f"sources {', '.join(map(str, copied))} copied whole"
+    return None
+
+
+def repetition(text: str) -> str | None:
+    tokens = words(text)
+    for n in range(1, LOOP_MAX_WORDS + 1):
+        for start in range(len(tokens) - n * LOOP_TIMES + 1):
+            phrase = tokens[start:start + n]
+            if all(tokens[start + k * n:start + (k + 1) * n] == phrase for k in range(1, LOOP_TIMES)):
+                return f"{' '.join(phrase)!r} {LOOP_TIMES} times in a row"
+    seen = set()
+    for sentence in _SENTENCE.split(text):
+        key = tuple(words(sentence))
+        if len(key) >= SENTENCE_MIN_WORDS:
+            if key in seen:
+                return f"sentence said twice: {sentence[:80]!r}"
+            seen.add(key)
+    grams = ngrams(tokens)
+    if len(tokens) >= DISTINCT_MIN_WORDS and len(set(grams)) / len(grams) < DISTINCT_MIN:
+        return f"only {len(set(grams)) / len(grams):.0%} of its word 4-grams are distinct"
+    data = text.encode()
+    if len(data) >= PACKED_MIN_CHARS and len(zlib.compress(data, 9)) / len(data) < PACKED_MIN:
+        return f"packs to {len(zlib.compress(data, 9)) / len(data):.0%} of its size"
+    return None
+
+
+def language_of(text: str) -> tuple[str, float]:
+    """(language code, probability) by langdetect, made deterministic."""
+    from langdetect import DetectorFactory, detect_langs
+
+    DetectorFactory.seed = 0
+    best = detect_langs(text)[0]
+    return best.lang, best.prob
+
+
+def same_language(found: str, wanted: str) -> bool:
+    return found.split("-")[0] == wanted.lower().split("-")[0]
+
+
+def check_reply(text: str, *, prompt: str = "", sources: Sequence[str] = (), finish_reason: str | None = None,
+                language: str | None = None) -> Problem | None:
+    """The first problem of a model reply, or None for a usable one.  ``prompt``: the instruction part
+    of the request (not the inputs it quotes); ``sources``: texts the reply is made from (frame
+    captions), which it may draw on but not give back; ``language``: an ISO 639-1 code, or None."""
+    stripped = text.strip() if text else ""
+    if not words(stripped):
+        return Problem("empty", "no words" if not stripped else f"no words: {stripped[:40]!r}")
+    if stripped.lower().lstrip("\"'*_ ").startswith(REFUSALS) or "as an ai language model" in stripped.lower():
+        return Problem("refusal", stripped[:80])
+    found = repetition(stripped)
+    if found:
+        return Problem("repetition", found)
+    if not words(_SPECIAL.sub(" ", stripped)):
+        return Problem("empty", f"only special tokens: {stripped[:40]!r}")
+    found = echo(stripped, prompt, sources)
+    if found:
+        return Problem("echo", found)
+    if finish_reason == "length" and not stripped.endswith(_ENDS):
+        return Problem("truncated", f"stopped at the token limit: ...{stripped[-40:]!r}")
+    if language and len(words(stripped)) >= LANGUAGE_MIN_WORDS:
+        found_language, probability = language_of(stripped)
+        if not same_language(found_language, language) and probability >= LANGUAGE_MIN_PROBABILITY:
+            return Problem("language", f"{found_language} ({probability:.2f}), not {language}")
+    return None

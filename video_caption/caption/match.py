@@ -1,0 +1,112 @@
+"""The match step: how well a clip's final caption matches its frames, by CLIP (match_score.jsonl).
+
+The score is Open-Sora's matching score (hpcaitech/Open-Sora, tools/scoring/matching/inference.py):
+``exp(logit_scale) * cos(image embedding, text embedding)`` with CLIP ViT-L/14, the caption
+tokenized by CLIP's own tokenizer and cut to its context (77 tokens), about 100 times the cosine.
+Frames (``frames``):
+
+- ``middle``: the middle frame, as Open-Sora;
+- ``max3``: the first, middle and last frames, the score being the best of the three, as mindone's
+  t2v_curation with ``--num_frames 3`` (its frames sit at 10 %, 50 % and 90 % of the clip; here at
+  the ends).
+
+Rows: ``match_score``, ``match_frame_scores`` (one per frame), ``match_frame_idx``.  The caption's
+digest is recorded with the settings, so a clip whose caption changed is scored again.
+
+Gate: ``match_passes`` keeps ``match_score >= MATCH_MIN``.  ``MATCH_MIN = 20`` is mindone's default
+(tools/t2v_curation/config/config.yaml, ``caption_filtering: matchmin: 20.0``) for this score of
+ViT-L/14; Open-Sora documents the ``--matchmin`` filter but recommends no value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from video_caption.clip import ClipSpec, encode_images, encode_texts, load_clip, logit_scale, to_batch
+from video_caption.loader import FramePlan, Item
+from video_caption.manifest import MATCH_SCORE
+from video_caption.runner import Step, digest
+
+MATCH_MIN = 20.0  # mindone's matchmin for ViT-L/14 logit-scaled scores (about 100 x cosine)
+FRAME_MODES = ("middle", "max3")
+
+
+def match_passes(row: dict, minimum: float = MATCH_MIN) -> bool:
+    """Whether a match row's caption matches its clip well enough to keep."""
+    return row.get("match_score") is not None and row["match_score"] >= minimum
+
+
+def match_indices(num_frames: int, mode: str) -> list[int]:
+    """The frames a mode scores: the middle one (``num_frames // 2``), or first, middle and last."""
+    if num_frames <= 0:
+        return []
+    middle = num_frames // 2
+    return [middle] if mode == "middle" else sorted({0, middle, num_frames - 1})
+
+
+@dataclass(frozen=True)
+class MatchFrames(FramePlan):
+    transform: object  # CLIP's eval transform, picklable
+    mode: str = "middle"
+    fmt = "rgb24"
+
+    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+        return match_indices(num_frames, self.mode)
+
+    def prepare(self, frames: list[np.ndarray]):
+        return to_batch(self.transform, frames)
+
+
+class NoCaption(ValueError):
+    """The input row has no caption to score: the clip is an errors.jsonl row."""
+
+
+class MatchStep(Step):
+    """Scores ``row[caption_key]`` (the cleaned final caption) against the clip's frames."""
+
+    stage = "caption"
+    name = "match"
+    output = MATCH_SCORE
+
+    def __init__(self, clip: ClipSpec, caption_key: str = "caption", frames: str = "middle"):
+        if frames not in FRAME_MODES:
+            raise ValueError(f"match frames: {frames!r} is not one of {', '.join(FRAME_MODES)}")
+        self.clip, self.caption_key = clip, caption_key
+        self.frames = MatchFrames(transform=clip.transform(), mode=frames)
+        self.model = self.tokenizer = None
+
+    def settings(self) -> dict:
+        return {**self.clip.settings(), "frames": self.frames.mode}
+
+    def input_digest(self, row: dict) -> str:
+        return digest(row.get(self.caption_key))
+
+    def setup(self, device: str) -> None:
+        self.model = load_clip(self.clip, device)  # shared with the process's other CLIP steps
+        self.tokenizer = self.clip.tokenizer()
+
+    def close(self) -> None:
+        # The CLIP stays in the process's cache for a later CLIP step; release_clip() frees it.
+        self.model = None
+
+    def process(self, items: list[Item]) -> list[dict | Exception]:
+        import torch
+
+        results: list[dict | Exception] = [NoCaption(f"no {self.caption_key!r} caption to match")] * len(items)
+        good = [i for i, item in enumerate(items)
+                if isinstance(item.row.get(self.caption_key), str) and item.row[self.caption_key].strip()]
+        if not good:
+            return results
+        images = encode_images(self.model, torch.cat([items[i].data for i in good]))
+        texts = encode_texts(self.model, self.tokenizer, [items[i].row[self.caption_key] for i in good])
+        scale, start = logit_scale(self.model), 0
+        for text, i in zip(texts, good, strict=True):
+            count = len(items[i].data)
+            scores = (scale * (images[start:start + count] @ text)).cpu().tolist()
+            start += count
+            results[i] = {"match_score": max(scores), "match_frame_scores": scores,
+                          "match_frame_idx": items[i].frame_indices}
+        return results
