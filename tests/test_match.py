@@ -59,8 +59,9 @@ def ref_embeddings(reference, path, indices, texts):
     model, preprocess, tokenizer = reference
     images = torch.stack([preprocess(Image.fromarray(f)) for f in read_frames(path, indices)])
     with torch.no_grad():
-        return (F.normalize(model.encode_image(images), dim=-1), F.normalize(model.encode_text(tokenizer(texts)), dim=-1),
-                model.logit_scale.exp().item())
+        image_emb = F.normalize(model.encode_image(images), dim=-1)
+        text_emb = F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
+        return image_emb, text_emb, model.logit_scale.exp().item()
 
 
 def run(out, step, rows, workers=0):

@@ -14,7 +14,7 @@ reply and never reaching train.json:
   each bound: the hand-written frame captions of the shared videos have no repeated 4-gram at all;
 - ``truncated``: the model stopped at the token limit (``finish_reason`` "length") mid-sentence;
 - ``language``: with a language set, langdetect names another with probability 0.9 or more, on
-  replies of 6 words or more (shorter ones are too short to tell).
+  replies of 8 words or more (langdetect takes "A dog runs after a ball." for Danish).
 
 The thresholds were tested on real replies of the offline models (tests/fixtures/degenerate_replies.jsonl).
 """
@@ -36,7 +36,7 @@ LOOP_TIMES, LOOP_MAX_WORDS = 3, 8
 SENTENCE_MIN_WORDS = 5
 DISTINCT_MIN, DISTINCT_MIN_WORDS = 0.6, 20
 PACKED_MIN, PACKED_MIN_CHARS = 0.25, 200
-LANGUAGE_MIN_PROBABILITY, LANGUAGE_MIN_WORDS = 0.9, 6
+LANGUAGE_MIN_PROBABILITY, LANGUAGE_MIN_WORDS = 0.9, 8
 
 _SPECIAL = re.compile(r"<\|?[\w/ -]+\|?>|\[/?[A-Z_]+\]")  # <end_of_turn>, <|im_end|>, [INST], [/INST]
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")

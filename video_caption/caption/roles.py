@@ -36,16 +36,13 @@ class Role:
                             api_key=getattr(a, f"{self.role}_api_key"))
 
     def served(self) -> tuple[str, list[str]]:
-        """The model the ``--<role>-serve`` engine serves, and the server's extra arguments.  llama.cpp
-        with no model named serves the packaged Gemma GGUF, which carries no chat template: without
-        ``--chat_format`` its server falls back to Llama 2's ``[INST]`` format, which then lands in captions."""
+        """The model the ``--<role>-serve`` engine serves, and the server's extra arguments (llama.cpp
+        with no model named serves the packaged SmolLM2 GGUF, in the chat template it carries)."""
         extra = shlex.split(getattr(self.args, f"{self.role}_serve_args"))
         if self.model_arg:
             return self.model_arg, extra
         if self.engine != "llamacpp":
             raise BackendError(f"--{self.role}-serve {self.engine} needs --{self.role}-model")
-        if not any(arg.split("=")[0] == "--chat_format" for arg in extra):
-            extra += ["--chat_format", "gemma"]
         return str(default_gguf()), extra
 
     def check(self) -> None:

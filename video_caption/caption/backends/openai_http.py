@@ -35,7 +35,7 @@ def api_root(base_url: str) -> str:
 
 
 # How a JSON schema is asked for: OpenAI's json_schema (vLLM, SGLang, LMDeploy, llama.cpp's llama-server),
-# else json_object with a schema (llama-cpp-python's server, which refuses the first with HTTP 4xx).
+# else json_object with a schema (llama-cpp-python's server, whose error for the first names it).
 SCHEMA_FORMATS = ("json_schema", "json_object")
 
 
@@ -120,12 +120,12 @@ class OpenAIHTTP(Backend):
         while True:
             try:
                 reply = await client.post(f"{self.root}/chat/completions", json=body)
+                if reply.status_code >= 400 and body.get("response_format", {}).get("type") == SCHEMA_FORMATS[0] \
+                        and SCHEMA_FORMATS[0] in reply.text:  # llama-cpp-python's server says so with a 500
+                    raise SchemaRefused(f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
                 if reply.status_code < 500 and reply.status_code not in RETRY_4XX:
                     if reply.status_code >= 400:
-                        refused = ("response_format" in body and body["response_format"]["type"] == SCHEMA_FORMATS[0]
-                                   and reply.status_code in (400, 422))
-                        raise (SchemaRefused if refused else HTTPStatusError)(
-                            f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
+                        raise HTTPStatusError(f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
                     choice = reply.json()["choices"][0]
                     return Reply(choice["message"].get("content") or "", choice.get("finish_reason"))
                 failure: Exception = HTTPStatusError(f"HTTP {reply.status_code} from {self.root}: {reply.text[:300]}")
