@@ -4,17 +4,21 @@
 # Settings come from the environment (relative paths are relative to where you run the script):
 #   OUTPUT_FOLDER  required: stage 2's output folder
 #   CAPTION_MODE   frames_then_summary | video_then_rewrite                   [frames_then_summary]
-#   STEPS          comma list of caption, summary, train (one alone: e.g. STEPS=summary)   [all]
-#   VLM_BACKEND    openai | vllm | transformers                                [openai]
+#   STEPS          comma list of category, caption, summary, match, tags, train (e.g. STEPS=summary)   [all]
+#   VLM_BACKEND    openai | vllm | transformers   [openai with a server, else transformers: Qwen/Qwen2-VL-2B-Instruct]
 #   VLM_MODEL      model name, folder or Hugging Face repo id
 #   VLM_BASE_URL   an OpenAI-compatible server (vLLM, SGLang, LMDeploy, llama.cpp), e.g. http://127.0.0.1:8000/v1
 #   VLM_SERVE      vllm | sglang | lmdeploy | llamacpp: start that server with VLM_MODEL for the run
 #   VLM_SERVE_ARGS more arguments for that server, e.g. "--tensor-parallel-size 2"
 #   LLM_BACKEND    openai | vllm | transformers | llamacpp | none              [llamacpp]
-#   LLM_MODEL, LLM_BASE_URL, LLM_SERVE, LLM_SERVE_ARGS   as for the VLM (llamacpp with no LLM_MODEL: the packaged Gemma 3 270M)
+#   LLM_MODEL, LLM_BASE_URL, LLM_SERVE, LLM_SERVE_ARGS   as for the VLM (llamacpp with no LLM_MODEL: the packaged SmolLM2-135M)
 #   FRAMES [4], FRAME_SAMPLING (uniform|mid|first|last|keyframes), MAX_SIDE [768]
-#   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, STRIP_OPENINGS   prompt files (video_caption/caption/prompts/)
-#   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED
+#   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, TAGS_PROMPT, STRIP_OPENINGS   prompt files (video_caption/caption/prompts/)
+#   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED, REPEAT_PENALTY
+#   LANGUAGE       language replies must be in (none: any)                   [en]
+#   MATCH_MIN [20], MATCH_FRAMES (middle|max3), CLIP_MODEL, CLIP_WEIGHTS, CLIP_CONFIG   caption-clip match (CLIP)
+#   CATEGORY_LABELS  labels file (one 'label' or 'label: prompt' per line); CATEGORY_KEEP, CATEGORY_DROP comma lists
+#   TAG_KEYS       lists the LLM extracts from each final caption           [objects,actions]
 #   CAPTION_BATCH_SIZE [32], CONCURRENCY, TIMEOUT, RETRIES, NUM_WORKERS, DEVICE, CPU=1
 #   CLIP_STALL_TIMEOUT  seconds without a decoded batch before the clip read is given up [300]
 #   SKIP_MISSING_MODELS=1  go on without a model that is not on this machine (warned, in summary.json)
@@ -45,7 +49,19 @@ opt FRAME_PROMPT --frame-prompt
 opt VIDEO_PROMPT --video-prompt
 opt SUMMARY_PROMPT --summary-prompt
 opt REWRITE_PROMPT --rewrite-prompt
+opt TAGS_PROMPT --tags-prompt
 opt STRIP_OPENINGS --strip-openings
+opt LANGUAGE --language
+opt MATCH_MIN --match-min
+opt MATCH_FRAMES --match-frames
+opt CLIP_MODEL --clip-model
+opt CLIP_WEIGHTS --clip-weights
+opt CLIP_CONFIG --clip-config
+opt CATEGORY_LABELS --category-labels
+opt CATEGORY_KEEP --category-keep
+opt CATEGORY_DROP --category-drop
+opt TAG_KEYS --tag-keys
+opt REPEAT_PENALTY --repeat-penalty
 opt TEMPERATURE --temperature
 opt TOP_P --top-p
 opt SEED --seed

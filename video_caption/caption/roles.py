@@ -15,6 +15,9 @@ from video_caption.caption.backends.llamacpp import default_gguf
 from video_caption.caption.checks import Problem, Rejected
 from video_caption.caption.server import ManagedServer, check_engine
 
+RETRY_TEMPERATURE = 0.7  # a greedy (temperature 0) reply is asked again at this one
+EMBEDDED_REPEAT_PENALTY = 1.3
+
 
 class Role:
     """``role`` is ``vlm`` or ``llm``: its settings are the ``--<role>-*`` flags."""
@@ -25,7 +28,10 @@ class Role:
         self.engine = getattr(args, f"{role}_serve")
         self.model_arg = getattr(args, f"{role}_model")
         self.model = self.model_arg or ""  # the name results are recorded with: check() fills it in
-        self.sampling = Sampling(getattr(args, f"{role}_max_tokens"), args.temperature, args.top_p, args.seed)
+        # The small embedded models loop without a penalty (docs/benchmarks.md); others keep their engine's default.
+        penalty = args.repeat_penalty if args.repeat_penalty is not None else \
+            EMBEDDED_REPEAT_PENALTY if self.kind == "llamacpp" else None
+        self.sampling = Sampling(getattr(args, f"{role}_max_tokens"), args.temperature, args.top_p, args.seed, penalty)
         self._stack: contextlib.ExitStack | None = None
 
     def _backend(self, base_url: str | None = None) -> Backend:
@@ -70,14 +76,16 @@ class Role:
     def ask(self, backend: Backend, requests: list[Request], judge: Callable[[int, Reply], Problem | None],
             counts: Counter) -> list[Reply | Rejected | Exception]:
         """The replies to ``requests``; one that ``judge`` (given the request's index) finds a problem
-        with is asked once more with another seed, and is ``Rejected`` when that reply has one too.
-        ``counts`` gets ``retried``, ``recovered`` and one count per reason rejected."""
+        with is asked once more with another seed (and, after greedy decoding, which any seed would
+        repeat, at RETRY_TEMPERATURE), and is ``Rejected`` when that reply has one too.  ``counts``
+        gets ``retried``, ``recovered`` and one count per reason rejected."""
         replies = backend.generate(requests, self.sampling)
         again = [i for i, reply in enumerate(replies) if not isinstance(reply, Exception) and judge(i, reply)]
         if not again:
             return replies
         counts["retried"] += len(again)
-        other_seed = dataclasses.replace(self.sampling, seed=(self.sampling.seed or 0) + 1)
+        other_seed = dataclasses.replace(self.sampling, seed=(self.sampling.seed or 0) + 1,
+                                         temperature=self.sampling.temperature or RETRY_TEMPERATURE)
         for i, reply in zip(again, backend.generate([requests[i] for i in again], other_seed), strict=True):
             problem = judge(i, replies[i]) if isinstance(reply, Exception) else judge(i, reply)
             if problem is None:

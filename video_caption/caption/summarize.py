@@ -47,7 +47,8 @@ class SummaryStep(Step):
     def settings(self) -> dict:
         s = self.role.sampling
         return {"model": self.role.model, "prompt": digest(self.template), "max_tokens": s.max_tokens,
-                "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed, "language": self.language}
+                "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
+                "repeat_penalty": s.repeat_penalty, "language": self.language}
 
     def input_digest(self, row: dict) -> str:
         return digest(row["sampled_frame_caption"] if self.per_frame else row["video_caption"])

@@ -69,7 +69,8 @@ def parse_tags(text: str, keys: list[str], caption: str) -> dict[str, list[str]]
     if body.startswith("```"):
         body = body.strip("`").removeprefix("json").strip()
     try:
-        value = json.loads(body)
+        # strict=False: llama-cpp-python's grammar for JSON strings lets raw newlines through.
+        value = json.loads(body, strict=False)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(value, dict):
@@ -102,7 +103,8 @@ class TagsStep(Step):
     def settings(self) -> dict:
         s = self.role.sampling
         return {"model": self.role.model, "prompt": digest(self.template), "keys": self.keys,
-                "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
+                "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
+                "repeat_penalty": s.repeat_penalty}
 
     def input_digest(self, row: dict) -> str:
         return digest(row["caption"])

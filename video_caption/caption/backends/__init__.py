@@ -40,6 +40,7 @@ class Sampling:
     temperature: float = 0.2
     top_p: float = 0.9
     seed: int | None = None
+    repeat_penalty: float | None = None  # None: the engine's default
 
 
 class BackendError(RuntimeError):

@@ -70,7 +70,8 @@ class LlamaCpp(Backend):
                     if request.schema else {}
                 reply = self.llm.create_chat_completion(
                     messages=openai_messages(request), max_tokens=sampling.max_tokens,
-                    temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed, **schema)
+                    temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
+                    repeat_penalty=sampling.repeat_penalty or 1.0, **schema)
                 choice = reply["choices"][0]
                 results.append(Reply(choice["message"].get("content") or "", choice.get("finish_reason")))
             except Exception as exc:  # noqa: BLE001 - one failed request does not stop the batch

@@ -50,6 +50,8 @@ def request_body(model: str, request: Request, sampling: Sampling, schema_format
             "temperature": sampling.temperature, "top_p": sampling.top_p}
     if sampling.seed is not None:
         body["seed"] = sampling.seed
+    if sampling.repeat_penalty is not None:
+        body["repetition_penalty"] = sampling.repeat_penalty  # vLLM's, SGLang's and LMDeploy's name
     if request.schema:
         body["response_format"] = response_format(request.schema, schema_format)
     return body

@@ -96,6 +96,8 @@ class TransformersLocal(Backend):
             torch.manual_seed(sampling.seed)
         sample = sampling.temperature > 0
         options = {"temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {}
+        if sampling.repeat_penalty is not None:
+            options["repetition_penalty"] = sampling.repeat_penalty
         with torch.inference_mode():
             out = self.net.generate(**inputs, max_new_tokens=sampling.max_tokens, do_sample=sample, **options)
         new = out[:, inputs["input_ids"].shape[1]:]

@@ -46,7 +46,8 @@ class VLLMEngine(Backend):
 
                 extra["guided_decoding"] = GuidedDecodingParams(json=request.schema)
         return SamplingParams(max_tokens=sampling.max_tokens, temperature=sampling.temperature,
-                              top_p=sampling.top_p, seed=sampling.seed, **extra)
+                              top_p=sampling.top_p, seed=sampling.seed,
+                              repetition_penalty=sampling.repeat_penalty or 1.0, **extra)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply | Exception]:
         params = [self._params(r, sampling) for r in requests]
