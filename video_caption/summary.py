@@ -15,12 +15,15 @@ from pathlib import Path
 
 from video_caption.cli import Parser
 from video_caption.manifest import (
+    CATEGORY,
     ERRORS,
     FRAME_CAPTION,
     KEY,
+    MATCH_SCORE,
     SCENE_INFO,
     SUMMARY_CAPTION,
     SUMMARY_JSON,
+    TAGS,
     VIDEO_CAPTION,
     read_rows,
     write_atomic,
@@ -35,8 +38,8 @@ def step_outputs(stage: str) -> tuple[str, ...]:
         return (SCENE_INFO,)
     if kind == "score":
         return (f"{step}_score.jsonl",)
-    return {"caption": (FRAME_CAPTION, VIDEO_CAPTION), "summary": (SUMMARY_CAPTION,)}.get(step, ()) \
-        if kind == "caption" else ()
+    return {"caption": (FRAME_CAPTION, VIDEO_CAPTION), "summary": (SUMMARY_CAPTION,), "match": (MATCH_SCORE,),
+            "category": (CATEGORY,), "tags": (TAGS,)}.get(step, ()) if kind == "caption" else ()
 
 
 def errors_by_kind(out: Path) -> dict[str, int]:
@@ -106,8 +109,12 @@ def result(summary: dict) -> list[str]:
             return [f"result: no caption: the {item['step']} step was skipped ({_first_sentence(item['reason'])}). "
                     "Give it a model (VLM_BASE_URL, VLM_SERVE or VLM_BACKEND; LLM_* for the summary) and rerun: "
                     "the earlier stages' work is kept" for item in skipped[:1]]
+        rejected = sum(sum(reasons.values()) for reasons in (caption.get("degenerate") or {}).values())
+        gates = "".join(f", {g['reached'] - g['passed']} did not pass {name}"
+                        for name, g in (caption.get("gates") or {}).items() if g["reached"] > g["passed"])
         return [f"result: no caption: {caption['missing']} clips have none (errors.jsonl says why), "
-                f"{caption['dropped']} were dropped by cleaning (empty or refused)"]
+                f"{rejected} had a degenerate model reply (\"degenerate\" in the step's file says why), "
+                f"{caption['dropped']} were empty after cleaning{gates}"]
     if score and score.get("clips") and not score.get("train_clips"):
         gates = {name: g for name, g in score.get("gates", {}).items() if g["rejected"] or g["unscored"]}
         if gates:
