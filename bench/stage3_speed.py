@@ -74,7 +74,7 @@ def main() -> None:
     gguf = str(default_gguf())
     results = {"machine": f"{platform.platform()}, {os.cpu_count()} cores", "clips": args.clips, "runs": {}}
     try:
-        with ManagedServer("llamacpp", gguf, work / "server.log", extra=["--chat_format", "gemma"]) as url:
+        with ManagedServer("llamacpp", gguf, work / "server.log") as url:
             for concurrency in (1, 8):
                 results["runs"][f"http_concurrency_{concurrency}"] = run(
                     work, f"http_{concurrency}", args.clips, "--llm-backend", "openai", "--llm-base-url", url,

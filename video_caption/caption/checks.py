@@ -8,7 +8,7 @@ reply and never reaching train.json:
 - ``echo``: the prompt's instructions given back (half the reply's word 4-grams are the
   instruction's), one source text (a frame caption) given back (80 % of the reply's 4-grams from it),
   or two sources or more copied whole (each 80 % inside the reply);
-- ``repetition``: a phrase of 1-8 words said 3 times back to back, a sentence of 5 words or more said
+- ``repetition``: a phrase of 1-8 words (not only numbers) said 3 times back to back, a sentence of 5 words or more said
   twice, fewer than 60 % distinct word 4-grams in 20 words or more, or (for loops without spaces) text
   of 200 characters or more that zlib packs below 25 % of its size.  Natural captions stay far from
   each bound: the hand-written frame captions of the shared videos have no repeated 4-gram at all;
@@ -103,6 +103,8 @@ def repetition(text: str) -> str | None:
     for n in range(1, LOOP_MAX_WORDS + 1):
         for start in range(len(tokens) - n * LOOP_TIMES + 1):
             phrase = tokens[start:start + n]
+            if not any(w.isalpha() for w in phrase):  # a timecode's "00 00 00" is no loop
+                continue
             if all(tokens[start + k * n:start + (k + 1) * n] == phrase for k in range(1, LOOP_TIMES)):
                 return f"{' '.join(phrase)!r} {LOOP_TIMES} times in a row"
     seen = set()
