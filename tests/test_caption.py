@@ -414,9 +414,15 @@ def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1
     assert len(rows) == len(made), "bench/data's clips are stage 1's default clips"
     write_manifest(tmp_path / "train.jsonl", rows)
     write_manifest(tmp_path / "frame_caption.jsonl", made)
-    args = ["--root", stage1, "--steps", "summary,match,tags,train", "--seed", "0",
-            "--clip-model", "tiny-clip-768-text", "--clip-weights", weights, "--clip-config", config]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("# zero-shot labels\nanimation: a frame of an animated film\nstreet\nnature\n")
+    args = ["--root", stage1, "--steps", "category,summary,match,tags,train", "--seed", "0",
+            "--clip-model", "tiny-clip-768-text", "--clip-weights", weights, "--clip-config", config,
+            "--category-labels", labels]
     caption(tmp_path, *args, "--match-min", "-1000")
+    categories = {k: r["category"] for k, r in by_key(tmp_path / "category.jsonl").items()}
+    assert set(categories) == {r["video_path"] for r in rows}
+    assert set(categories.values()) <= {"animation", "street", "nature"}
     summaries = by_key(tmp_path / "summary_caption.jsonl")
     assert set(summaries) == {r["video_path"] for r in rows}
     assert not [r for r in summaries.values() if "degenerate" in r], "the default LLM gave a degenerate summary"
@@ -429,12 +435,16 @@ def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1
     assert set(scores) == set(summaries)
     assert {e["file_path"] for e in train_json(tmp_path)} == set(scores)
 
-    middle = sorted(scores.values())[1]
-    proc = caption(tmp_path, *args, "--match-min", str(middle))
-    assert "match: 3 clips, 3 already done" in proc.stderr, "a new threshold re-gates, it does not re-score"
-    assert {e["file_path"] for e in train_json(tmp_path)} == {k for k, v in scores.items() if v >= middle}
+    # New bounds re-gate, they do not re-score: the clips of one category whose match is above the middle.
+    middle, kept = sorted(scores.values())[1], categories[rows[0]["video_path"]]
+    proc = caption(tmp_path, *args, "--match-min", str(middle), "--category-keep", kept)
+    assert "match: " in proc.stderr and "0 to do" in proc.stderr.split("match: ")[1].split("\n")[0]
+    assert "category: 3 clips, 3 already done" in proc.stderr
+    wanted = {k for k, v in scores.items() if v >= middle and categories[k] == kept}
+    assert {e["file_path"] for e in train_json(tmp_path)} == wanted
     stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]
-    assert stage["gates"]["match"]["passed"] == 2 and stage["train_json"] == 2
+    assert stage["gates"]["category"]["passed"] == sum(c == kept for c in categories.values())
+    assert stage["train_json"] == len(wanted)
 
 
 def test_keyframe_indices_are_the_decoded_key_frames(videos):

@@ -40,15 +40,18 @@ from collections import Counter
 from pathlib import Path
 
 from video_caption.caption.backends import BACKENDS, TEXT_ONLY, BackendError
+from video_caption.caption.category import CategoryStep, LabelsError, category_passes
 from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
+from video_caption.caption.match import MATCH_MIN, MatchStep
 from video_caption.caption.roles import Role
 from video_caption.caption.server import ENGINES
 from video_caption.caption.summarize import SummaryStep
 from video_caption.caption.tags import TagsStep
 from video_caption.caption.train_json import final_captions, train_entries, train_json_count, write_train_json
 from video_caption.cli import entry_point, names
+from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
     ranks, device = ranks_and_device(args)
     try:
         return _caption_all(args, steps, skipped, source, out, ranks, device, log)
-    except (BackendError, ModelMissing) as exc:
+    except (BackendError, ModelMissing, LabelsError) as exc:
         log.error("%s", exc)
         return 1
 
@@ -214,10 +217,6 @@ class Steps:
         self._check("category", self._clip_steps)
 
     def _clip_steps(self) -> None:
-        from video_caption.caption.category import CategoryStep
-        from video_caption.caption.match import MatchStep
-        from video_caption.clip import ClipSpec
-
         a = self.args
         spec = ClipSpec.resolve(a.clip_model, a.clip_weights, a.clip_config)
         if self.match is None:
@@ -251,7 +250,7 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
     with StageRun.for_args("caption", "stage 3", args, ranks, device, log) as run:
         rows = list({row[KEY]: row for row in read_rows(source)}.values())
         if "category" in names:
-            rows = _category(run, steps, rows, gates, log)
+            rows = _category(run, steps, rows, gates)
         if "caption" in names:
             run.step(steps.caption, rows)
         made = caption_rows(out / steps.caption.output, rows)
@@ -300,9 +299,7 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
         return 2 if run.failed else 0
 
 
-def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict, log) -> list[dict]:
-    from video_caption.caption.category import category_passes
-
+def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> list[dict]:
     a = steps.args
     found = run.step(steps.category, rows)
     kept = [row for row in rows if row[KEY] in found and category_passes(found[row[KEY]], a.category_keep,
@@ -315,8 +312,6 @@ def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict, log) -
 
 def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str],
            gates: dict) -> set[str]:
-    from video_caption.caption.match import MATCH_MIN
-
     minimum = MATCH_MIN if steps.args.match_min is None else steps.args.match_min
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
     kept = {key for key, row in scored.items() if row["match_score"] >= minimum}
@@ -324,12 +319,6 @@ def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, st
                       "gate": f"{minimum:g} <= match_score"}
     release_clip()
     return kept
-
-
-def release_clip() -> None:
-    from video_caption.clip import release_clip as release
-
-    release()
 
 
 def caption_rows(path: Path, rows: list[dict]) -> list[dict]:

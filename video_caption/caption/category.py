@@ -27,6 +27,10 @@ from video_caption.runner import Step, digest
 TEMPLATE = "a video frame of {label}"
 
 
+class LabelsError(ValueError):
+    """A labels file that cannot be used: the run stops before any work, naming the line."""
+
+
 def parse_labels(text: str, template: str = TEMPLATE) -> list[tuple[str, str]]:
     """(label, prompt) pairs of a labels file's text, in order."""
     pairs: list[tuple[str, str]] = []
@@ -37,12 +41,12 @@ def parse_labels(text: str, template: str = TEMPLATE) -> list[tuple[str, str]]:
         label, sep, prompt = line.partition(":")
         label, prompt = label.strip(), prompt.strip()
         if not label or (sep and not prompt):
-            raise ValueError(f"labels line {number}: expected 'label' or 'label: prompt', got {line!r}")
+            raise LabelsError(f"labels line {number}: expected 'label' or 'label: prompt', got {line!r}")
         if label in {known for known, _ in pairs}:
-            raise ValueError(f"labels line {number}: label {label!r} given twice")
+            raise LabelsError(f"labels line {number}: label {label!r} given twice")
         pairs.append((label, prompt or template.replace("{label}", label)))
     if len(pairs) < 2:
-        raise ValueError("a labels file needs at least two labels to choose between")
+        raise LabelsError("a labels file needs at least two labels to choose between")
     return pairs
 
 
