@@ -32,7 +32,8 @@ def test_real_replies_of_the_offline_models_get_the_reason_a_reader_gave_them():
         problem = check_reply(row["reply"], prompt=row.get("template", ""), sources=row.get("sources") or (),
                               finish_reason=row.get("finish_reason"), language="en")
         found = problem.reason if problem else "ok"
-        if found != row["label"]:
+        # A reply can be degenerate in several ways at once: the reader named the others in "also".
+        if found != row["label"] and found not in row.get("also", []):
             wrong.append((row["label"], found, row["reply"][:120]))
     labels = Counter(row["label"] for row in rows)
     assert labels["ok"] >= 8 and len(labels) >= 5, labels
@@ -64,7 +65,7 @@ CAPTIONS = ["A white rabbit sits in a green meadow under a blue sky.",
     (" ".join(CAPTIONS), "stop", "echo"),
     ("A rabbit hops. " + "and then it hops " * 6, "length", "repetition"),
     ("A rabbit sits in a meadow. The sky is blue. A rabbit sits in a meadow.", "stop", "repetition"),
-    ("[/INST]" * 40, "length", "repetition"),
+    ("[/INST]" * 40, "length", "empty"),
     ("A white rabbit in a meadow watches a butterfly while the", "length", "truncated"),
     ("Un lapin blanc est assis dans une prairie verte et regarde un papillon jaune.", "stop", "language"),
     ("A white rabbit in a green meadow watches a yellow butterfly fly past a tree.", "stop", None),

@@ -3,20 +3,25 @@
 Small and misconfigured models fail in recognisable ways; each has a reason name, recorded with the
 reply and never reaching train.json:
 
-- ``empty``: nothing but whitespace, punctuation or special tokens (``[/INST]``, ``<end_of_turn>``);
+- ``empty``: nothing but whitespace, punctuation or markup (``[/INST]``, ``<end_of_turn>``, ``[image: 1]``);
 - ``refusal``: "I'm sorry, I cannot ..." and the like;
 - ``echo``: the prompt's instructions given back (half the reply's word 4-grams are the
-  instruction's), one source text (a frame caption) given back (80 % of the reply's 4-grams from it),
-  or two sources or more copied whole (each 80 % inside the reply);
-- ``repetition``: a phrase of 1-8 words (not only numbers) said 3 times back to back, a sentence of 5 words or more said
-  twice, fewer than 60 % distinct word 4-grams in 20 words or more, or (for loops without spaces) text
-  of 200 characters or more that zlib packs below 25 % of its size.  Natural captions stay far from
-  each bound: the hand-written frame captions of the shared videos have no repeated 4-gram at all;
-- ``truncated``: the model stopped at the token limit (``finish_reason`` "length") mid-sentence;
+  instruction's, or any 5 words in a row of them), the prompt's frame list given back ("Frame 1 ...
+  Frame 2"), one source text (a frame caption) given back (80 % of the reply's 4-grams from it), or
+  two sources or more copied whole (each 80 % inside the reply);
+- ``repetition``: a phrase of 1-8 words (not only numbers) said 3 times back to back, a run of 10
+  words said twice, a sentence of 5 words or more said twice, fewer than 60 % distinct word 4-grams
+  in 20 words or more, or (for loops without spaces) text of 200 characters or more that zlib packs
+  below 25 % of its size.  Natural captions stay far from each bound: the hand-written frame captions
+  of the shared videos pass every check;
 - ``language``: with a language set, langdetect names another with probability 0.9 or more, on
-  replies of 8 words or more (langdetect takes "A dog runs after a ball." for Danish).
+  replies of 8 words or more (langdetect takes "A dog runs after a ball." for Danish);
+- ``truncated``: the model stopped at the token limit (``finish_reason`` "length") mid-sentence.
 
-The thresholds were tested on real replies of the offline models (tests/fixtures/degenerate_replies.jsonl).
+They are tried in that order, and the first found is the reason.
+
+The thresholds were tested on 63 real replies of the offline models, labelled by reading them
+(tests/fixtures/degenerate_replies.jsonl), and on the hand-written frame captions of bench/data.
 """
 
 from __future__ import annotations
@@ -26,19 +31,22 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-REASONS = ("empty", "refusal", "echo", "repetition", "truncated", "language")
+REASONS = ("empty", "refusal", "echo", "repetition", "language", "truncated")
 REFUSALS = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "as an ai", "i'm unable", "i am unable",
             "sorry, i", "unfortunately, i", "i apologize", "i won't be able")
 
 ECHO_PROMPT_SHARE = 0.5
+ECHO_PHRASES, ECHO_PHRASE_WORDS = 1, 5
 ECHO_SOURCE_SHARE = 0.8
+REPEATED_RUN_WORDS = 10
 LOOP_TIMES, LOOP_MAX_WORDS = 3, 8
 SENTENCE_MIN_WORDS = 5
 DISTINCT_MIN, DISTINCT_MIN_WORDS = 0.6, 20
 PACKED_MIN, PACKED_MIN_CHARS = 0.25, 200
 LANGUAGE_MIN_PROBABILITY, LANGUAGE_MIN_WORDS = 0.9, 8
 
-_SPECIAL = re.compile(r"<\|?[\w/ -]+\|?>|\[/?[A-Z_]+\]")  # <end_of_turn>, <|im_end|>, [INST], [/INST]
+_MARKUP = re.compile(r"<[^<>]*>|\[[^\[\]]*\]")  # <end_of_turn>, <|im_end|>, [/INST], <em>, [image: 1]
+_FRAME_MARK = re.compile(r"\bframe\s+(\d+)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _ENDS = (".", "!", "?", '"', "'", "”", "’", ")", "]", "}", "…")
@@ -89,6 +97,11 @@ def share_inside(text: str, other: str) -> float:
 def echo(text: str, prompt: str, sources: Sequence[str]) -> str | None:
     if prompt and share_inside(text, prompt) >= ECHO_PROMPT_SHARE:
         return f"{share_inside(text, prompt):.0%} of it is the prompt's instructions"
+    shared = set(ngrams(words(text), ECHO_PHRASE_WORDS)) & set(ngrams(words(prompt), ECHO_PHRASE_WORDS))
+    if len(shared) >= ECHO_PHRASES:
+        return f"{len(shared)} phrases of the prompt's instructions, e.g. {' '.join(sorted(shared)[0])!r}"
+    if len(set(_FRAME_MARK.findall(text))) >= 2:
+        return "it lists frames as the prompt does (Frame 1, Frame 2 ...)"
     for i, source in enumerate(sources, start=1):
         if len(words(text)) >= 4 and share_inside(text, source) >= ECHO_SOURCE_SHARE:
             return f"{share_inside(text, source):.0%} of it is source {i} of {len(sources)}"
@@ -114,6 +127,10 @@ def repetition(text: str) -> str | None:
             if key in seen:
                 return f"sentence said twice: {sentence[:80]!r}"
             seen.add(key)
+    runs = ngrams(tokens, REPEATED_RUN_WORDS)
+    twice = next((run for run in runs if len(tokens) >= REPEATED_RUN_WORDS and runs.count(run) > 1), None)
+    if twice:
+        return f"{' '.join(twice)!r} said twice"
     grams = ngrams(tokens)
     if len(tokens) >= DISTINCT_MIN_WORDS and len(set(grams)) / len(grams) < DISTINCT_MIN:
         return f"only {len(set(grams)) / len(grams):.0%} of its word 4-grams are distinct"
@@ -146,18 +163,18 @@ def check_reply(text: str, *, prompt: str = "", sources: Sequence[str] = (), fin
         return Problem("empty", "no words" if not stripped else f"no words: {stripped[:40]!r}")
     if stripped.lower().lstrip("\"'*_ ").startswith(REFUSALS) or "as an ai language model" in stripped.lower():
         return Problem("refusal", stripped[:80])
-    found = repetition(stripped)
-    if found:
-        return Problem("repetition", found)
-    if not words(_SPECIAL.sub(" ", stripped)):
-        return Problem("empty", f"only special tokens: {stripped[:40]!r}")
+    if not words(_MARKUP.sub(" ", stripped)):
+        return Problem("empty", f"only markup: {stripped[:40]!r}")
     found = echo(stripped, prompt, sources)
     if found:
         return Problem("echo", found)
-    if finish_reason == "length" and not stripped.endswith(_ENDS):
-        return Problem("truncated", f"stopped at the token limit: ...{stripped[-40:]!r}")
+    found = repetition(stripped)
+    if found:
+        return Problem("repetition", found)
     if language and len(words(stripped)) >= LANGUAGE_MIN_WORDS:
         found_language, probability = language_of(stripped)
         if not same_language(found_language, language) and probability >= LANGUAGE_MIN_PROBABILITY:
             return Problem("language", f"{found_language} ({probability:.2f}), not {language}")
+    if finish_reason == "length" and not stripped.endswith(_ENDS):
+        return Problem("truncated", f"stopped at the token limit: ...{stripped[-40:]!r}")
     return None
