@@ -16,6 +16,7 @@
 #   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, TAGS_PROMPT, STRIP_OPENINGS   prompt files (video_caption/caption/prompts/)
 #   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED, REPEAT_PENALTY
 #   LANGUAGE       language replies must be in (none: any)                   [en]
+#   CHECKS         degenerate replies looked for: empty,refusal,echo,repetition,language,truncated or none   [all]
 #   MATCH_MIN [20], MATCH_FRAMES (middle|max3), CLIP_MODEL, CLIP_WEIGHTS, CLIP_CONFIG   caption-clip match (CLIP)
 #   CATEGORY_LABELS  labels file (one 'label' or 'label: prompt' per line); CATEGORY_KEEP, CATEGORY_DROP comma lists
 #   TAG_KEYS       lists the LLM extracts from each final caption           [objects,actions]
@@ -52,6 +53,7 @@ opt REWRITE_PROMPT --rewrite-prompt
 opt TAGS_PROMPT --tags-prompt
 opt STRIP_OPENINGS --strip-openings
 opt LANGUAGE --language
+opt CHECKS --checks
 opt MATCH_MIN --match-min
 opt MATCH_FRAMES --match-frames
 opt CLIP_MODEL --clip-model

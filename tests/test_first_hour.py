@@ -38,6 +38,7 @@ def test_every_stage_script_reads_relative_paths_from_where_it_is_run(tmp_path):
     assert clips and len(read_rows(tmp_path / "out" / "train.jsonl")) == len(clips)
     with ScriptedServer(lambda body, attempt: (200, "A red kite flies over a beach.", 0.0)) as vlm:
         proc = script(SCRIPTS[2], tmp_path, {**env, "CAPTION_MODE": "video_then_rewrite", "LLM_BACKEND": "none",
+                                             "STEPS": "caption,train",
                                              "VLM_BASE_URL": vlm.url, "FRAMES": "1", "MAX_SIDE": "64"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(json.loads((tmp_path / "out" / "train.json").read_text())) == len(clips)
@@ -78,7 +79,7 @@ def test_foreseeable_errors_are_one_line_and_exit_1(tmp_path):
             (("video_caption.score", "--output-folder", tmp_path / "o", "--batch-size", "eight"),
              "invalid int value: 'eight'"),
             (("video_caption.caption", "--output-folder", tmp_path / "o", "--steps", "captions"),
-             "unknown 'captions' (known: caption, summary, train)")]
+             "unknown 'captions' (known: category, caption, summary, match, tags, train)")]
     for args, message in runs:
         proc = run_module(*args, check=False)
         assert proc.returncode == 1, (args, proc.stderr[-2000:])

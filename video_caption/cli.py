@@ -33,10 +33,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message} (--help lists the options)\n")
 
 
-def names(known: tuple[str, ...]) -> Callable[[str], list[str]]:
-    """An argument type: a comma list of some of ``known``, a typo being a usage error."""
+def names(known: tuple[str, ...], allow_none: bool = False) -> Callable[[str], list[str]]:
+    """An argument type: a comma list of some of ``known`` (or ``none``, when allowed), a typo being a
+    usage error."""
 
     def parse(text: str) -> list[str]:
+        if allow_none and text.strip() == "none":
+            return []
         chosen = [name.strip() for name in text.split(",") if name.strip()]
         unknown = [name for name in chosen if name not in known]
         if unknown:

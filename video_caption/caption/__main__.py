@@ -41,6 +41,7 @@ from pathlib import Path
 
 from video_caption.caption.backends import BACKENDS, TEXT_ONLY, BackendError
 from video_caption.caption.category import CategoryStep, LabelsError, category_passes
+from video_caption.caption.checks import REASONS
 from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
@@ -107,6 +108,9 @@ def parse_args(argv=None):
     g.add_argument("--tags-prompt", default=str(PROMPTS / "tags.txt"))
     g.add_argument("--strip-openings", default=str(PROMPTS / "strip_openings.txt"))
     g = p.add_argument_group("checks")
+    g.add_argument("--checks", default=",".join(REASONS), type=names(REASONS, allow_none=True),
+                   help=f"comma list of the degenerate replies looked for: {', '.join(REASONS)}, or none "
+                        "(default: all)")
     g.add_argument("--language", type=language, default="en",
                    help="ISO 639-1 code replies must be in ('none': any; default: %(default)s, as the prompts ask)")
     g = p.add_argument_group("match and category (CLIP; the same model and weights options as stage 2)")
@@ -205,9 +209,9 @@ class Steps:
         self.caption = CaptionStep(vlm, self.per_frame,
                                    read_prompt(args.frame_prompt if self.per_frame else args.video_prompt),
                                    CaptionFrames(args.frame_sampling, args.frames, args.max_side, args.jpeg_quality),
-                                   args.language)
+                                   args.language, args.checks)
         template = read_prompt(args.summary_prompt if self.per_frame else args.rewrite_prompt)
-        self.summary = SummaryStep(self.llm, template, self.per_frame, args.language)
+        self.summary = SummaryStep(self.llm, template, self.per_frame, args.language, args.checks)
         self.tags = TagsStep(self.llm, read_prompt(args.tags_prompt), args.tag_keys)
         self.match = self.category = None
         self._check("caption", vlm.check)
@@ -231,7 +235,8 @@ class Steps:
             check()
         except (BackendError, ModelMissing) as exc:
             if not self.args.skip_missing_models:
-                raise
+                others = ",".join(n for n in self.names if n != name)
+                raise type(exc)(f"{exc} (or leave the {name} step out: --steps {others})") from None
             self.log.warning("skipping the %s step (--skip-missing-models): %s", name, exc)
             self.skipped.append({"step": name, "reason": str(exc)})
             self.names.remove(name)

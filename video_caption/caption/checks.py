@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 REASONS = ("empty", "refusal", "echo", "repetition", "language", "truncated")
@@ -154,27 +154,29 @@ def same_language(found: str, wanted: str) -> bool:
 
 
 def check_reply(text: str, *, prompt: str = "", sources: Sequence[str] = (), finish_reason: str | None = None,
-                language: str | None = None) -> Problem | None:
+                language: str | None = None, only: Collection[str] = REASONS) -> Problem | None:
     """The first problem of a model reply, or None for a usable one.  ``prompt``: the instruction part
     of the request (not the inputs it quotes); ``sources``: texts the reply is made from (frame
-    captions), which it may draw on but not give back; ``language``: an ISO 639-1 code, or None."""
+    captions), which it may draw on but not give back; ``language``: an ISO 639-1 code, or None;
+    ``only``: the reasons looked for."""
     stripped = text.strip() if text else ""
-    if not words(stripped):
-        return Problem("empty", "no words" if not stripped else f"no words: {stripped[:40]!r}")
-    if stripped.lower().lstrip("\"'*_ ").startswith(REFUSALS) or "as an ai language model" in stripped.lower():
-        return Problem("refusal", stripped[:80])
     if not words(_MARKUP.sub(" ", stripped)):
-        return Problem("empty", f"only markup: {stripped[:40]!r}")
-    found = echo(stripped, prompt, sources)
+        if "empty" in only:
+            return Problem("empty", f"no words: {stripped[:40]!r}" if stripped else "no text")
+        return None
+    lowered = stripped.lower()
+    if "refusal" in only and (lowered.lstrip("\"'*_ ").startswith(REFUSALS) or "as an ai language model" in lowered):
+        return Problem("refusal", stripped[:80])
+    found = echo(stripped, prompt, sources) if "echo" in only else None
     if found:
         return Problem("echo", found)
-    found = repetition(stripped)
+    found = repetition(stripped) if "repetition" in only else None
     if found:
         return Problem("repetition", found)
-    if language and len(words(stripped)) >= LANGUAGE_MIN_WORDS:
+    if language and "language" in only and len(words(stripped)) >= LANGUAGE_MIN_WORDS:
         found_language, probability = language_of(stripped)
         if not same_language(found_language, language) and probability >= LANGUAGE_MIN_PROBABILITY:
             return Problem("language", f"{found_language} ({probability:.2f}), not {language}")
-    if finish_reason == "length" and not stripped.endswith(_ENDS):
+    if finish_reason == "length" and not stripped.endswith(_ENDS) and "truncated" in only:
         return Problem("truncated", f"stopped at the token limit: ...{stripped[-40:]!r}")
     return None

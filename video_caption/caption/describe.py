@@ -21,9 +21,10 @@ class CaptionStep(Step):
     stage = "caption"
     name = "caption"
 
-    def __init__(self, role: Role, per_frame: bool, prompt: str, frames: CaptionFrames, language: str | None):
+    def __init__(self, role: Role, per_frame: bool, prompt: str, frames: CaptionFrames, language: str | None,
+                 checks: list[str]):
         self.role, self.per_frame, self.prompt, self.frames = role, per_frame, prompt, frames
-        self.language = language
+        self.language, self.checks = language, checks
         self.output = FRAME_CAPTION if per_frame else VIDEO_CAPTION
         self.backend = None
         self.counts: Counter = Counter()
@@ -34,7 +35,7 @@ class CaptionStep(Step):
                 "sampling": f.sampling, "frames": f.count, "max_side": f.max_side, "jpeg_quality": f.quality,
                 "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
                 "repeat_penalty": s.repeat_penalty,
-                "language": self.language}
+                "language": self.language, "checks": self.checks}
 
     def setup(self, device: str) -> None:
         self.backend = self.role.open()
@@ -71,4 +72,4 @@ class CaptionStep(Step):
 
     def judge(self, index: int, reply):
         return check_reply(reply, prompt=self.prompt, finish_reason=getattr(reply, "finish_reason", None),
-                           language=self.language)
+                           language=self.language, only=self.checks)

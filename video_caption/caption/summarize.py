@@ -39,8 +39,9 @@ class SummaryStep(Step):
     name = "summary"
     output = SUMMARY_CAPTION
 
-    def __init__(self, role: Role, template: str, per_frame: bool, language: str | None):
+    def __init__(self, role: Role, template: str, per_frame: bool, language: str | None, checks: list[str]):
         self.role, self.template, self.per_frame, self.language = role, template, per_frame, language
+        self.checks = checks
         self.backend = None
         self.counts: Counter = Counter()
 
@@ -48,7 +49,8 @@ class SummaryStep(Step):
         s = self.role.sampling
         return {"model": self.role.model, "prompt": digest(self.template), "max_tokens": s.max_tokens,
                 "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
-                "repeat_penalty": s.repeat_penalty, "language": self.language}
+                "repeat_penalty": s.repeat_penalty, "language": self.language,
+                "checks": self.checks}
 
     def input_digest(self, row: dict) -> str:
         return digest(row["sampled_frame_caption"] if self.per_frame else row["video_caption"])
@@ -68,7 +70,8 @@ class SummaryStep(Step):
 
         def judge(index: int, reply):
             return check_reply(reply, prompt=prompt, sources=sources[index],
-                               finish_reason=getattr(reply, "finish_reason", None), language=self.language)
+                               finish_reason=getattr(reply, "finish_reason", None), language=self.language,
+                               only=self.checks)
 
         rows: list[dict | Exception] = []
         for result in self.role.ask(self.backend, requests, judge, self.counts):
