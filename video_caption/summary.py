@@ -156,7 +156,8 @@ def lines(summary: dict, since: float | None = None) -> list[str]:
     if "caption" in stages:
         s = stages["caption"]
         out.append(f"stage 3 caption: {s['clips']} clips, {s['train_json']} in train.json, {s['missing']} without a "
-                   f"caption, {s['dropped']} dropped by cleaning ({s['run']['wall_s']} s in its latest run)")
+                   f"caption, {s.get('degenerate_clips', 0)} with a degenerate reply, {s['dropped']} empty after "
+                   f"cleaning ({s['run']['wall_s']} s in its latest run)")
     for name, section in stages.items():
         for item in section.get("skipped", []):
             what = item.get("scorer") or item.get("step")
