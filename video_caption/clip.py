@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from video_caption.loader import FramePlan
+from video_caption.media.decode import uniform_indices
 from video_caption.models import ModelMissing, from_hub, hf_cache_dir, weights_digest
 
 DEFAULT_MODEL, DEFAULT_WEIGHTS = "ViT-L-14", "openai"  # CLIP ViT-L/14, OpenAI's weights
@@ -108,12 +111,23 @@ class ClipSpec:
         return open_clip.get_tokenizer(self.model)
 
 
-def to_batch(transform, frames: list[np.ndarray]):
-    """RGB frames -> one model-input tensor (frames, 3, H, W).  Runs in DataLoader workers."""
-    import torch
-    from PIL import Image
+@dataclass(frozen=True)
+class ClipFrames(FramePlan):
+    """``count`` frames spread uniformly over the clip, as one CLIP input tensor (frames, 3, H, W),
+    prepared in DataLoader workers."""
 
-    return torch.stack([transform(Image.fromarray(f)) for f in frames])
+    transform: object  # ClipSpec.transform(), picklable
+    count: int = 4
+    fmt = "rgb24"
+
+    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+        return uniform_indices(num_frames, self.count)
+
+    def prepare(self, frames: list[np.ndarray]):
+        import torch
+        from PIL import Image
+
+        return torch.stack([self.transform(Image.fromarray(f)) for f in frames])
 
 
 _models: dict[tuple[ClipSpec, str], object] = {}

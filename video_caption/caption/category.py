@@ -14,13 +14,12 @@ order), ``category_frame_idx``.  ``category_passes`` keeps or drops clips by lab
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from video_caption.clip import ClipSpec, encode_images, encode_texts, load_clip, logit_scale, to_batch
-from video_caption.loader import FramePlan, Item
+from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
+from video_caption.loader import Item
 from video_caption.manifest import CATEGORY
 from video_caption.runner import Step, digest
 
@@ -58,21 +57,6 @@ def category_passes(row: dict, keep: set[str] | None = None, drop: set[str] | No
     return (keep is None or label in keep) and not (drop and label in drop)
 
 
-@dataclass(frozen=True)
-class CategoryFrames(FramePlan):
-    transform: object  # CLIP's eval transform, picklable
-    count: int = 3
-    fmt = "rgb24"
-
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
-        from video_caption.media.decode import uniform_indices
-
-        return uniform_indices(num_frames, self.count)
-
-    def prepare(self, frames: list[np.ndarray]):
-        return to_batch(self.transform, frames)
-
-
 class CategoryStep(Step):
     stage = "caption"
     name = "category"
@@ -81,7 +65,7 @@ class CategoryStep(Step):
     def __init__(self, clip: ClipSpec, labels_file: str | Path, template: str = TEMPLATE, frames: int = 3):
         self.clip = clip
         self.labels = parse_labels(Path(labels_file).read_text(encoding="utf-8"), template)
-        self.frames = CategoryFrames(transform=clip.transform(), count=frames)
+        self.frames = ClipFrames(transform=clip.transform(), count=frames)
         self.model = self.prompts = None
 
     def settings(self) -> dict:

@@ -23,10 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from video_caption.clip import ClipSpec, encode_images, encode_texts, load_clip, logit_scale, to_batch
-from video_caption.loader import FramePlan, Item
+from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
+from video_caption.loader import Item
 from video_caption.manifest import MATCH_SCORE
 from video_caption.runner import Step, digest
 
@@ -48,16 +46,11 @@ def match_indices(num_frames: int, mode: str) -> list[int]:
 
 
 @dataclass(frozen=True)
-class MatchFrames(FramePlan):
-    transform: object  # CLIP's eval transform, picklable
+class MatchFrames(ClipFrames):
     mode: str = "middle"
-    fmt = "rgb24"
 
     def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
         return match_indices(num_frames, self.mode)
-
-    def prepare(self, frames: list[np.ndarray]):
-        return to_batch(self.transform, frames)
 
 
 class NoCaption(ValueError):

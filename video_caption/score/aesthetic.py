@@ -16,10 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from video_caption.clip import ClipSpec, encode_images, load_clip, to_batch
-from video_caption.loader import FramePlan
+from video_caption.clip import ClipFrames, ClipSpec, encode_images, load_clip
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
 
@@ -70,21 +67,6 @@ def find_head(name: str, model: AestheticModel, folder: str | os.PathLike | None
                        f"(fetch it from {model.head_url}) or pass --aesthetic-head PATH.")
 
 
-@dataclass(frozen=True)
-class AestheticFrames(FramePlan):
-    transform: object  # CLIP's eval transform (PIL image -> tensor), picklable
-    count: int = 4
-    fmt = "rgb24"
-
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
-        from video_caption.media.decode import uniform_indices
-
-        return uniform_indices(num_frames, self.count)
-
-    def prepare(self, frames: list[np.ndarray]):
-        return to_batch(self.transform, frames)
-
-
 class AestheticScorer(Scorer):
     name = "aesthetic"
     key = "aesthetic_score"
@@ -95,7 +77,7 @@ class AestheticScorer(Scorer):
         spec = MODELS[model]
         self.clip = ClipSpec.resolve(clip_model or spec.clip, clip_weights or spec.clip_weights, clip_config)
         self.head_path = find_head(head or "", spec, models_folder)
-        self.frames = AestheticFrames(transform=self.clip.transform(), count=frames)
+        self.frames = ClipFrames(transform=self.clip.transform(), count=frames)
         self.model_name = model
         self.model = self.head = None
         self.device = "cpu"
