@@ -21,8 +21,8 @@ PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install -q --no-deps -e "$HERE"
 
 if [ "${1:-}" = "--demo" ]; then
-  # Offline demo: every stage runs; a model this machine cannot have (the CLIP weights of the
-  # aesthetic scorer, a VLM server) is skipped with a warning and listed in the summary.
+  # Offline demo: every stage runs; a model this machine cannot have (CLIP ViT-L/14 for the aesthetic
+  # score and the caption match, the default VLM) is skipped with a warning and listed in the summary.
   VIDEO_FOLDER="$HERE/datasets/demo/videos" OUTPUT_FOLDER="$HERE/datasets/demo/output" SKIP_MISSING_MODELS=1 \
     PYTHON="$PYTHON" bash "$HERE/run_pipeline.sh"
 fi

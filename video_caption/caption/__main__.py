@@ -45,7 +45,7 @@ from video_caption.caption.checks import REASONS
 from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
 from video_caption.caption.frames import SAMPLINGS, CaptionFrames
-from video_caption.caption.match import MATCH_MIN, MatchStep
+from video_caption.caption.match import MATCH_MIN, MatchStep, match_passes
 from video_caption.caption.roles import Role
 from video_caption.caption.server import ENGINES
 from video_caption.caption.summarize import SummaryStep
@@ -324,7 +324,7 @@ def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, st
            gates: dict) -> set[str]:
     minimum = MATCH_MIN if steps.args.match_min is None else steps.args.match_min
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
-    kept = {key for key, row in scored.items() if row["match_score"] >= minimum}
+    kept = {key for key, row in scored.items() if match_passes(row, minimum)}
     gates["match"] = {"reached": len(passed), "passed": len(kept), "unscored": len(passed - set(scored)),
                       "gate": f"{minimum:g} <= match_score"}
     release_clip()
