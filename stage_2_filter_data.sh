@@ -5,8 +5,12 @@
 # Settings come from the environment (relative paths are relative to where you run the script):
 #   OUTPUT_FOLDER  required: stage 1's output folder (reads meta_clips.jsonl; writes *_score.jsonl,
 #                  train.jsonl, gate_decisions.jsonl)
-#   SCORERS        comma list, in gate order                               [aesthetic,text,motion]
-#   AESTHETIC_MIN [4.0], TEXT_MAX [0.02], MOTION_MIN [3] and MOTION_MAX [8] (open bounds)
+#   SCORERS        comma list, in gate order (dedup always last)  [aesthetic,text,motion,camera_motion,nsfw,dedup]
+#   AESTHETIC_MIN [4.0], TEXT_MAX [0.02], MOTION_MIN [3] and MOTION_MAX [8] (open bounds), NSFW_MAX [see --help]
+#   TEXT_MAX_BOXES, TEXT_MAX_SINGLE (largest text box's share of the frame), CAMERA_MOTION (labels kept,
+#                  comma list)                                                          off unless set
+#   KEEP_DUPLICATES=1  dedup marks duplicates (duplicates.jsonl) without dropping them
+#   DEDUP_THRESHOLD, DEDUP_CLIP_THRESHOLD, NSFW_CLASSES, NSFW_FRAMES
 #   MIN_DURATION, MAX_DURATION, MIN_CLIP_SIDE (pixels, width and height), MIN_FPS   metadata gates, off unless set
 #   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, TEXT_ENGINE,
 #   MOTION_FAST=1
@@ -27,6 +31,14 @@ opt AESTHETIC_MIN --aesthetic-min
 opt TEXT_MAX --text-max
 opt MOTION_MIN --motion-min
 opt MOTION_MAX --motion-max
+opt TEXT_MAX_BOXES --text-max-boxes
+opt TEXT_MAX_SINGLE --text-max-single
+opt CAMERA_MOTION --camera-motion
+opt NSFW_MAX --nsfw-max
+opt NSFW_CLASSES --nsfw-classes
+opt NSFW_FRAMES --nsfw-frames
+opt DEDUP_THRESHOLD --dedup-threshold
+opt DEDUP_CLIP_THRESHOLD --dedup-clip-threshold
 opt MIN_DURATION --min-duration
 opt MAX_DURATION --max-duration
 opt MIN_CLIP_SIDE --min-side
@@ -44,6 +56,7 @@ opt NUM_WORKERS --num-workers
 opt CLIP_STALL_TIMEOUT --stall-timeout
 opt DEVICE --device
 flag MOTION_FAST --motion-fast
+flag KEEP_DUPLICATES --keep-duplicates
 flag CPU --cpu
 flag SKIP_MISSING_MODELS --skip-missing-models
 ranks=1 run video_caption.score "$@"

@@ -22,3 +22,12 @@ def test_split_reports_the_first_failed_gate():
     assert kept == [rows[0]]
     assert [(r["duration"], g.key) for r, g in rejected] == [(2, "duration"), (4, "aesthetic_score")]
     assert gates[1].describe() == "4 <= aesthetic_score"
+
+
+def test_a_label_gate_keeps_only_its_values():
+    camera = Gate("camera_motion", values=("static", "pan_left"))
+    assert camera.passes({"camera_motion": "static"}) and not camera.passes({"camera_motion": "zoom_in"})
+    assert not camera.passes({})
+    assert camera.describe() == 'camera_motion in ("static", "pan_left")'
+    assert Gate("duplicate", values=(False,)).passes({"duplicate": False})
+    assert not Gate("duplicate", values=(False,)).passes({"duplicate": True})

@@ -225,7 +225,8 @@ def test_a_clip_rejected_by_a_gate_is_never_opened_by_a_later_scorer(stage1, tmp
             assert fate["value"] == aesthetic[key] < threshold
 
 
-def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_path):
+@pytest.mark.parametrize("scorer", ["motion", "camera_motion", "nsfw", "dedup"])
+def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_path, scorer):
     good = clip_rows(stage1, ["moviepy/chaplin.mp4"])
     # A real, readable clip just outside the root: a manifest row must not make the stage read it.
     outside = tmp_path / "outside.mp4"
@@ -238,16 +239,16 @@ def test_unreadable_clips_become_error_rows_and_never_reach_train(stage1, tmp_pa
     (root / "bad/not-a-video.mp4").write_text("this is not a video\n" * 100)
     (root / "bad/empty.mp4").write_bytes(b"")
     manifest = write_manifest(tmp_path / "clips.jsonl", good + bad)
-    proc = score(tmp_path, manifest, root, "--scorers", "motion", *OPEN_GATES, check=False)
+    proc = score(tmp_path, manifest, root, "--scorers", scorer, *OPEN_GATES, check=False)
     assert proc.returncode == 2, proc.stderr
     errors = read_rows(tmp_path / "errors.jsonl")
     assert sorted(e["video_path"] for e in errors) == sorted(b["video_path"] for b in bad)
-    assert all(e["stage"] == "score:motion" and e["message"] for e in errors)
+    assert all(e["stage"] == f"score:{scorer}" and e["message"] for e in errors)
     escapes = [e["message"] for e in errors if "outside" in e["video_path"]]
     assert len(escapes) == 2 and all("refusing a path outside" in m for m in escapes)
     assert set(by_key(tmp_path / "train.jsonl")) == {good[0]["video_path"]}
     assert "5 could not be scored" in next(line for line in proc.stderr.splitlines() if "stage 2 done" in line)
     fates = by_key(tmp_path / "gate_decisions.jsonl")
     assert set(fates) == {r["video_path"] for r in good + bad}
-    assert {k for k, f in fates.items() if (f["outcome"], f["step"]) == ("unscored", "motion")} == \
+    assert {k for k, f in fates.items() if (f["outcome"], f["step"]) == ("unscored", scorer)} == \
         {b["video_path"] for b in bad}

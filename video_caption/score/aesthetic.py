@@ -2,7 +2,8 @@
 
 Four frames spread uniformly over the clip are embedded with CLIP ViT-L/14 (OpenAI weights, through
 open_clip), L2-normalised and scored by the MLP head ``sac+logos+ava1-l14-linearMSE.pth``; the row
-holds the per-frame scores and their mean, ``aesthetic_score`` (roughly 1 to 10).
+holds the per-frame scores and their mean, ``aesthetic_score`` (roughly 1 to 10), and the frames'
+mean embedding (``aesthetic_embedding``, base64 float16), which the dedup step reuses.
 
 ``MODELS`` names the supported heads with the CLIP they expect, so another head is one entry more.
 CLIP is loaded through ``video_caption.clip`` (shared with stage 3's CLIP steps): weights from a
@@ -19,6 +20,7 @@ from pathlib import Path
 from video_caption.clip import ClipFrames, ClipSpec, encode_images, load_clip
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
+from video_caption.score.dedup import encode_embedding
 
 # Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
 PACKAGED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -106,4 +108,9 @@ class AestheticScorer(Scorer):
         emb = encode_images(self.model, torch.cat(batch))
         with torch.inference_mode():
             scores = self.head(emb).squeeze(-1).cpu().tolist()
-        return self.frame_means(scores, batch)
+        rows, start = self.frame_means(scores, batch), 0
+        for row, clip in zip(rows, batch, strict=True):
+            # The clip's mean embedding, for the dedup step (no second CLIP pass there).
+            row["aesthetic_embedding"] = encode_embedding(emb[start:start + len(clip)].mean(0).cpu().numpy())
+            start += len(clip)
+        return rows

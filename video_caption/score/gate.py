@@ -1,12 +1,14 @@
 """Gate decisions for stage 2 (pure functions, no I/O).
 
 A gate is a bound on one key of a clip's row: ``min`` (keep when value >= min, or > min when
-``strict``) and/or ``max``.  Stage 2 applies the cheap metadata gates first, then each scorer's
-gate in the order the scorers run, so a later (costlier) scorer only ever sees survivors.
+``strict``) and/or ``max``; or, for a label, the ``values`` it may take (keep when it is one of
+them).  Stage 2 applies the cheap metadata gates first, then each scorer's gates in the order the
+scorers run, so a later (costlier) scorer only ever sees survivors.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -17,9 +19,12 @@ class Gate:
     min: float | None = None
     max: float | None = None
     strict: bool = False  # open bounds: min < value < max
+    values: tuple | None = None  # a label gate: the values kept
 
     def passes(self, row: dict) -> bool:
         value = row.get(self.key)
+        if self.values is not None:
+            return value in self.values
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
         if self.min is not None and (value <= self.min if self.strict else value < self.min):
@@ -29,6 +34,8 @@ class Gate:
         return True
 
     def describe(self) -> str:
+        if self.values is not None:
+            return f"{self.key} in ({', '.join(json.dumps(v) for v in self.values)})"
         lo = "" if self.min is None else f"{self.min:g} {'<' if self.strict else '<='} "
         hi = "" if self.max is None else f" {'<' if self.strict else '<='} {self.max:g}"
         return f"{lo}{self.key}{hi}"
