@@ -10,6 +10,8 @@ process, every frame read with cv2, one clip at a time) score the same clips:
              places of their sources), where a run's fixed start weighs less
   text       int8 onnxruntime (default) and, with the same 640 px prescreen, fp32 onnxruntime (the
              strongest plain baseline) and torch; max side 960
+  steps      issue 17's steps (camera_motion, alone and on top of motion; nsfw; dedup) beside motion
+             and text, each a stage-2 run alone: seconds per clip
   aesthetic  real-size ViT-L/14 with random weights (the real ones cannot be downloaded here: the
              speed is the real one, the scores are not) and the real LAION head, on the first 12 clips
 The runs of a scorer alternate, --repeats times, and the fastest of each is kept (this machine's speed
@@ -129,7 +131,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/video_caption_bench2"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--aesthetic-clips", type=int, default=12)
-    p.add_argument("--only", nargs="+", default=["motion", "text", "aesthetic"])
+    p.add_argument("--only", nargs="+", default=["motion", "text", "aesthetic", "steps"])
     p.add_argument("--repeats", type=int, default=2, help="alternating repeats of each scorer's runs")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -160,6 +162,9 @@ def main() -> None:
     if "aesthetic" in args.only:
         aesthetic(args, results, stage1, rows)
         save("aesthetic")
+    if "steps" in args.only:
+        steps(args, results, manifest, stage1)
+        save("steps")
 
 
 def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) -> None:
@@ -256,6 +261,29 @@ def aesthetic(args, results: dict, stage1: Path, rows: list[dict]) -> None:
                    args.repeats)
     results["aesthetic"] = {"reference": best["reference"], "ours": {**best["ours"], **compare(best["ours"],
                                                                                              best["reference"])}}
+
+
+def step_cost(work: Path, name: str, manifest: Path, root: Path, scorers: str, output: str) -> dict:
+    out = work / f"steps_{name}"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    wall, memory, _ = measured([sys.executable, "-m", "video_caption.score", "--output-folder", str(out), "--input",
+                                str(manifest), "--root", str(root), *OPEN, "--scorers", scorers])
+    clips = len(read_rows(out / output))
+    return {"wall_s": round(wall, 2), "cpu_s": round(memory.cpu_s, 2), "peak_rss_mb": round(memory.peak / 2**20),
+            "clips": clips, "wall_s_per_clip": round(wall / clips, 3), "cpu_s_per_clip": round(memory.cpu_s / clips, 3)}
+
+
+def steps(args, results: dict, manifest: Path, stage1: Path) -> None:
+    """Issue 17's steps, each as a run of stage 2 alone on the 24 clips (camera motion also on top of
+    exact motion, whose flows it reuses), beside exact motion and int8 text alone."""
+    runs = {"motion": ("motion", "motion_score.jsonl"),
+            "motion+camera_motion": ("motion,camera_motion", "camera_motion.jsonl"),
+            "camera_motion alone": ("camera_motion", "camera_motion.jsonl"),
+            "text": ("text", "text_score.jsonl"), "nsfw": ("nsfw", "nsfw_score.jsonl"),
+            "dedup": ("dedup", "duplicates.jsonl")}
+    results["steps"] = fastest({name: lambda n=name, s=scorers, o=output: step_cost(args.work, n.replace("+", "_"),
+                                                                                    manifest, stage1, s, o)
+                                for name, (scorers, output) in runs.items()}, args.repeats)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,26 @@ def test_counted_classes_are_checked_and_the_model_must_be_there(tmp_path, monke
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)  # nudenet not installed
     with pytest.raises(ModelMissing, match="pip install nudenet"):
         NsfwScorer().setup("cpu")
+
+
+def test_the_gate_rejects_a_clip_whose_counted_class_trips_it(stage1, tmp_path):
+    from conftest import run_module
+    from score_helpers import by_key, write_manifest
+
+    rows = clip_rows(stage1, [FACE_CLIP, "moviepy/chaplin.mp4"])
+    manifest = write_manifest(tmp_path / "clips.jsonl", rows)
+    run_module("video_caption.score", "--output-folder", tmp_path, "--input", manifest, "--root", stage1,
+               "--scorers", "nsfw")
+    assert len(by_key(tmp_path / "train.jsonl")) == len(rows)  # the default classes and threshold keep both
+    # Faces counted, with a threshold a clear face trips: the talking head is rejected by the nsfw gate.
+    run_module("video_caption.score", "--output-folder", tmp_path, "--input", manifest, "--root", stage1,
+               "--scorers", "nsfw", "--nsfw-classes", "FACE_FEMALE,FACE_MALE", "--nsfw-max", "0.6")
+    fates = by_key(tmp_path / "gate_decisions.jsonl")
+    face = next(r["video_path"] for r in rows if r["source_path"] == FACE_CLIP)
+    assert (fates[face]["outcome"], fates[face]["step"], fates[face]["gate"]) == ("rejected", "nsfw",
+                                                                                 "nsfw_score <= 0.6")
+    assert fates[face]["value"] > 0.6
+    assert face not in by_key(tmp_path / "train.jsonl")
+    bad = run_module("video_caption.score", "--output-folder", tmp_path, "--input", manifest, "--root", stage1,
+                     "--scorers", "nsfw", "--nsfw-classes", "FACE_PERSON", check=False)
+    assert bad.returncode == 1 and "FACE_PERSON" in bad.stderr

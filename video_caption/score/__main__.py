@@ -33,13 +33,14 @@ from video_caption.manifest import (
 from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
 from video_caption.score.base import Scorer
+from video_caption.score.camera_motion import LABELS, MIXED, CameraMotionScorer
 from video_caption.score.dedup import CLIP_MIN, PHASH_MIN, DedupScorer
 from video_caption.score.gate import Gate, decision, split_by_gates
-from video_caption.score.nsfw import EXPLICIT, LABELS, NSFW_MAX
+from video_caption.score.nsfw import EXPLICIT, NSFW_MAX
+from video_caption.score.nsfw import LABELS as NSFW_LABELS
 
 SCORERS = ("aesthetic", "text", "motion", "camera_motion", "nsfw", "dedup")
-CAMERA_LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "pan_tilt",
-                 "dynamic", "unknown")
+CAMERA_LABELS = LABELS + MIXED
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
 
@@ -95,7 +96,7 @@ def parse_args(argv=None):
                         "(a different scale for large motions), over 4x faster")
     g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames in fast mode")
     g = p.add_argument_group("nsfw")
-    g.add_argument("--nsfw-classes", type=names(LABELS), default=",".join(EXPLICIT),
+    g.add_argument("--nsfw-classes", type=names(NSFW_LABELS), default=",".join(EXPLICIT),
                    help="nudenet classes whose highest confidence is nsfw_score (default: %(default)s)")
     g.add_argument("--nsfw-frames", type=int, default=4, help="frames per clip, spread uniformly")
     g.add_argument("--nsfw-weights", help="the detector's ONNX file (default: the one the nudenet package ships)")
@@ -162,8 +163,6 @@ def build_scorer(name: str, args, device: str) -> Scorer:
 
         return MotionScorer(fast=args.motion_fast, fast_side=args.motion_fast_side)
     if name == "camera_motion":
-        from video_caption.score.camera_motion import CameraMotionScorer
-
         # The motion scorer's flows are reused when it runs first; otherwise the step makes its own.
         reuse = "motion" in order and order.index("motion") < order.index("camera_motion")
         return CameraMotionScorer(from_motion=reuse, fast=args.motion_fast, fast_side=args.motion_fast_side)

@@ -11,6 +11,11 @@ loader workers (only the sampled ones are converted), and the flow of each clip 
 pool (OpenCV releases the GIL).  ``fast`` mode computes the flow on frames shrunk to at most
 ``FAST_SIDE`` pixels on the long side and scales the magnitudes back: an approximation on about the
 same scale (large motions read larger), over 4x faster (docs/benchmarks.md).
+
+Each row also holds the camera's motion per pair (``motion_camera``: [pan, tilt, zoom, inliers] per
+second, and ``motion_pair_seconds``), fitted on the frames already decoded here (on a small copy of
+them: see video_caption.score.camera_motion), for the camera_motion step to label; the motion score
+does not depend on it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_caption.loader import FramePlan
+from video_caption.loader import FramePlan, Item
 from video_caption.score.base import Scorer
 
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
@@ -80,22 +85,35 @@ class MotionScorer(Scorer):
         self._pool = None
 
     def settings(self) -> dict:
-        return {"mode": self.mode, "max_side": self.frames.max_side}
+        from video_caption.score.camera_motion import FIT
+
+        # "camera": rows made before the camera fit was added (or with another fit) are redone.
+        return {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT}
 
     def setup(self, device: str) -> None:
         import os
 
         self._pool = ThreadPoolExecutor(self.threads or os.cpu_count() or 1)
 
-    def _clip(self, prepared: tuple[list[np.ndarray], float]) -> dict:
+    def _clip(self, prepared: tuple[list[np.ndarray], float], seconds: float | None = None) -> dict:
+        from video_caption.score.camera_motion import PAIR_SECONDS, camera_pairs
+
         frames, factor = prepared
         if len(frames) < 2:
             raise ValueError("clip has fewer than 2 frames: no motion to measure")
         magnitudes = [flow_magnitude(a, b) for a, b in zip(frames, frames[1:], strict=False)]
-        return {"motion_score": float(np.mean(magnitudes)) * factor, "motion_mode": self.mode}
+        seconds = seconds or PAIR_SECONDS
+        return {"motion_score": float(np.mean(magnitudes)) * factor, "motion_mode": self.mode,
+                "motion_camera": camera_pairs(frames, seconds), "motion_pair_seconds": round(seconds, 6)}
 
     def score(self, batch: list[tuple[list[np.ndarray], float]]) -> list[dict]:
         return list(self._pool.map(self._clip, batch))
+
+    def process(self, items: list[Item]) -> list[dict]:
+        from video_caption.score.camera_motion import pair_seconds
+
+        rows = self._pool.map(self._clip, [item.data for item in items], [pair_seconds(item) for item in items])
+        return [{**row, "motion_frame_idx": item.frame_indices} for item, row in zip(items, rows, strict=True)]
 
     def close(self) -> None:
         if self._pool is not None:
