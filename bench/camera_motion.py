@@ -17,9 +17,7 @@ Static real shots: unmodified static-camera shots of the shared videos (a file's
 place; later shots cut out at their ground-truth cuts, re-encoded at CRF 16).
 
 The clips run through stage 2 as a user runs it (``python -m video_caption.score ... --scorers
-motion,camera_motion``, then ``--scorers camera_motion`` alone) once the command line knows the step;
-until then through the same runner (``StageRun.step`` with ``MotionScorer`` then
-``CameraMotionScorer``), which is what the command line calls.  Both flow modes (exact, --motion-fast)
+motion,camera_motion``, then ``--scorers camera_motion`` alone).  Both flow modes (exact, --motion-fast)
 are run; the rows of the two camera_motion modes (from the motion rows, standalone) are compared.
 Cost: on 16 generated clips (4 of each size), each clip's frames decoded once beforehand, then per
 clip the motion score's Farneback calls and the camera fit (its small flow, cells, RANSAC) timed
@@ -31,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import platform
@@ -56,10 +53,9 @@ from video_caption.score.camera_motion import (  # noqa: E402
     CAMERA_SIDE,
     STATIC_SPEED,
     STATIC_ZOOM,
-    CameraMotionScorer,
     camera_pairs,
 )
-from video_caption.score.motion import MotionFrames, MotionScorer, flow_magnitude, sample_step  # noqa: E402
+from video_caption.score.motion import MotionFrames, flow_magnitude, sample_step  # noqa: E402
 
 VIDEOS = Path(os.environ.get("VIDEO_CAPTION_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
 SIZES = [(640, 360), (960, 540), (1280, 720), (1920, 1080)]
@@ -249,12 +245,6 @@ def static_shots(folder: Path) -> list[dict]:
 
 # --- running stage 2 -------------------------------------------------------------------------------
 
-def cli_knows_camera_motion() -> bool:
-    proc = subprocess.run([sys.executable, "-m", "video_caption.score", "--help"], cwd=REPO, capture_output=True,
-                          text=True)
-    return proc.returncode == 0 and "camera_motion" in proc.stdout
-
-
 def step_walls(log: str) -> dict[str, float]:
     """Each step's wall time from stage 2's log: from its "N clips, ... to do" line to its gate line
     (whole seconds: the log's time stamps)."""
@@ -283,36 +273,12 @@ def run_cli(out: Path, manifest: Path, root: Path, scorers: str, fast: bool) -> 
     return {**step_walls(proc.stderr), "total": time.perf_counter() - start}
 
 
-def run_direct(out: Path, rows: list[dict], root: Path, steps: list, workers: int) -> dict[str, float]:
-    """The steps through the stage runner, each on the rows merged with the previous steps' results
-    (what the command line does, without gates); the wall time of each step."""
-    from video_caption.distributed import Ranks
-    from video_caption.runner import RunOptions, StageRun
-
-    log = logging.getLogger("bench.camera_motion")
-    options = RunOptions(root, "cpu", 8, workers, 300)
-    walls = {}
-    with StageRun("score", "stage 2", out, Ranks(cpu=True), options, log) as run:
-        for step in steps:
-            start = time.perf_counter()
-            scored = run.step(step, rows)
-            walls[step.name] = time.perf_counter() - start
-            rows = [{**row, **scored[row[KEY]]} for row in rows if row[KEY] in scored]
-    return walls
-
-
-def stage2(work: Path, name: str, manifest: Path, rows: list[dict], root: Path, fast: bool, standalone: bool,
-           use_cli: bool, workers: int) -> tuple[dict[str, dict], dict]:
+def stage2(work: Path, name: str, manifest: Path, root: Path, fast: bool, standalone: bool
+           ) -> tuple[dict[str, dict], dict]:
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    if use_cli:
-        walls = run_cli(out, manifest, root, "camera_motion" if standalone else "motion,camera_motion", fast)
-    else:
-        steps = [CameraMotionScorer(from_motion=False, fast=fast)] if standalone else \
-            [MotionScorer(fast=fast), CameraMotionScorer(from_motion=True, fast=fast)]
-        walls = run_direct(out, rows, root, steps, workers)
-        walls["total"] = sum(walls.values())
+    walls = run_cli(out, manifest, root, "camera_motion" if standalone else "motion,camera_motion", fast)
     result = {r[KEY]: r for r in read_rows(out / "camera_motion.jsonl")}
     errors = read_rows(out / "errors.jsonl") if (out / "errors.jsonl").exists() else []
     return result, {"wall_s": {k: round(v, 2) for k, v in walls.items()}, "errors": errors}
@@ -431,10 +397,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/video_caption_camera_bench")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "camera_motion.json"))
-    p.add_argument("--workers", type=int, default=1, help="DataLoader workers of stage 2 (default: %(default)s)")
-    p.add_argument("--direct", action="store_true", help="through StageRun even when the command line knows the step")
     args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
     work = Path(args.work)
     root = work / "clips"
     shutil.rmtree(work, ignore_errors=True)
@@ -455,15 +418,10 @@ def main() -> int:
     manifest = work / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    use_cli = not args.direct and cli_knows_camera_motion()
-    if args.workers:
-        from video_caption.loader import start_worker_server
-
-        start_worker_server()
     runs, labels = {}, {}
     for name, fast, standalone in [("exact", False, False), ("exact_standalone", False, True),
                                    ("fast", True, False), ("fast_standalone", True, True)]:
-        labels[name], runs[name] = stage2(work, name, manifest, rows, root, fast, standalone, use_cli, args.workers)
+        labels[name], runs[name] = stage2(work, name, manifest, root, fast, standalone)
     n = len(rows)
     for run in runs.values():
         run["wall_s_per_clip"] = {k: round(v / n, 4) for k, v in run["wall_s"].items()}
@@ -479,7 +437,6 @@ def main() -> int:
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "opencv": cv2.__version__},
-        "path": "python -m video_caption.score" if use_cli else "StageRun.step (the command line's runner)",
         "thresholds": {"static_speed": STATIC_SPEED, "static_zoom": STATIC_ZOOM, "camera_side": CAMERA_SIDE},
         "clips": {"generated": sum(r["kind"] != "static_real" and not r["limit"] for r in rows),
                   "beyond_the_speeds": len(LIMITS),
