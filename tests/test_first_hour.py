@@ -98,11 +98,15 @@ def test_a_second_stage_in_the_same_folder_is_refused_naming_the_first(tmp_path)
 def test_summary_counts_only_the_errors_still_unresolved(tmp_path):
     rows = [{"stage": "score:motion", "video_path": "a.mp4"}, {"stage": "score:motion", "video_path": "b.mp4"},
             {"stage": "score:motion", "video_path": "b.mp4"}, {"stage": "caption:summary", "video_path": "a.mp4"},
-            {"stage": "cut", "video_path": "raw/x.mp4"}]
+            {"stage": "cut", "video_path": "raw/x.mp4"}, {"stage": "score:camera_motion", "video_path": "a.mp4"},
+            {"stage": "score:dedup", "video_path": "a.mp4"}, {"stage": "score:dedup", "video_path": "c.mp4"}]
     (tmp_path / "errors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "motion_score.jsonl").write_text(json.dumps({"video_path": "a.mp4", "motion_score": 4.0}) + "\n")
     (tmp_path / "meta_scene_info.jsonl").write_text(json.dumps({"video_path": "raw/x.mp4"}) + "\n")
-    assert errors_by_kind(tmp_path) == {"caption:summary": 1, "score:motion": 1}
+    # Steps whose files are not <scorer>_score.jsonl: a row there resolves the error too.
+    (tmp_path / "camera_motion.jsonl").write_text(json.dumps({"video_path": "a.mp4"}) + "\n")
+    (tmp_path / "dedup_signatures.jsonl").write_text(json.dumps({"video_path": "a.mp4"}) + "\n")
+    assert errors_by_kind(tmp_path) == {"caption:summary": 1, "score:dedup": 1, "score:motion": 1}
 
 
 @pytest.mark.parametrize(("stages", "expected"), [

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from video_caption.cli import Parser
 from video_caption.manifest import (
+    CAMERA_MOTION,
     CATEGORY,
+    DEDUP_SIGNATURES,
     ERRORS,
     FRAME_CAPTION,
     KEY,
@@ -37,7 +39,7 @@ def step_outputs(stage: str) -> tuple[str, ...]:
     if kind == "cut":
         return (SCENE_INFO,)
     if kind == "score":
-        return (f"{step}_score.jsonl",)
+        return {"camera_motion": (CAMERA_MOTION,), "dedup": (DEDUP_SIGNATURES,)}.get(step, (f"{step}_score.jsonl",))
     return {"caption": (FRAME_CAPTION, VIDEO_CAPTION), "summary": (SUMMARY_CAPTION,), "match": (MATCH_SCORE,),
             "category": (CATEGORY,), "tags": (TAGS,)}.get(step, ()) if kind == "caption" else ()
 

@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from video_caption.loader import Item
+from video_caption.manifest import CAMERA_MOTION
 from video_caption.score.base import Scorer
 from video_caption.score.motion import FARNEBACK, FAST_SIDE, MotionFrames
 
@@ -234,7 +235,7 @@ class CameraMotionScorer(Scorer):
 
     @property
     def output(self) -> str:
-        return "camera_motion.jsonl"
+        return CAMERA_MOTION
 
     def settings(self) -> dict:
         return {"flow": {"mode": self.mode, "max_side": self.max_side}, "fit": FIT,

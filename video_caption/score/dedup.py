@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.loader import FramePlan, Item
-from video_caption.manifest import KEY
+from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY
 from video_caption.score.base import Scorer
 
 FRAMES = 5
@@ -245,8 +245,8 @@ class DedupScorer(Scorer):
 
     name = "dedup"
     key = "duplicate"
-    output = "dedup_signatures.jsonl"
-    group_output = "duplicates.jsonl"
+    output = DEDUP_SIGNATURES
+    group_output = DUPLICATES
 
     def __init__(self, phash_min: float = PHASH_MIN, clip_min: float = CLIP_MIN):
         self.frames = DedupFrames()
