@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole pipeline: raw videos in VIDEO_FOLDER -> clips, scores and train.json in OUTPUT_FOLDER.
 #   VIDEO_FOLDER=/data/raw OUTPUT_FOLDER=/data/curated VLM_BASE_URL=http://127.0.0.1:8000/v1 bash run_pipeline.sh
+#   bash run_pipeline.sh --config pipeline.yaml   the same with every setting in one YAML or JSON file
+#                  (configs/pipeline.example.yaml; an environment variable that is set still wins)
 #   VIDEO_FOLDER   required when stage 1 runs: raw videos (a folder or a list file)
 #   OUTPUT_FOLDER  required: where everything goes
 #   STAGES         comma list of 1, 2, 3 [1,2,3]
@@ -14,7 +16,10 @@
 # its summary (this run's stages, from OUTPUT_FOLDER/summary.json) and what it produced.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
-usage "$0" "" "$@"
+usage "$0" video_caption.pipeline "$@"
+if [ "$#" -gt 0 ]; then  # --config FILE: video_caption.pipeline checks it, then runs this script with its settings
+    exec "$PYTHON" -m video_caption.pipeline "$@"
+fi
 require OUTPUT_FOLDER "where everything goes"
 check_renamed
 STAGES="${STAGES:-1,2,3}"

@@ -26,8 +26,17 @@ usage() {
     done
 }
 
+# setting KIND NAME FLAG: with LIST_SETTINGS=1 (python -m video_caption.pipeline makes its config keys
+# from this), print what the script reads, NUL-separated; run then prints the command instead of running it.
+setting() { if [ "${LIST_SETTINGS:-0}" = "1" ]; then printf '%s\0' "$@"; fi; }
+
 # require VAR WHAT: stop unless VAR is set (no silent default: a real run names its folders).
 require() {
+    setting require "$1" ""
+    if [ "${LIST_SETTINGS:-0}" = "1" ]; then  # listing needs no value; the pipeline checks it is given
+        printf -v "$1" '%s' "${!1:-}"
+        return
+    fi
     if [ -z "${!1:-}" ]; then
         echo "error: set $1 ($2); --help lists every setting" >&2
         exit 1
@@ -42,8 +51,8 @@ renamed() {
     fi
 }
 
-opt() { if [ -n "${!1:-}" ]; then args+=("$2" "${!1}"); fi; }
-flag() { if [ "${!1:-0}" = "1" ]; then args+=("$2"); fi; }
+opt() { setting opt "$1" "$2"; if [ -n "${!1:-}" ]; then args+=("$2" "${!1}"); fi; }
+flag() { setting flag "$1" "$2"; if [ "${!1:-0}" = "1" ]; then args+=("$2"); fi; }
 
 # The names run_pipeline.sh refuses before any stage runs, and each stage script on its own.
 check_renamed() {
@@ -63,6 +72,11 @@ begin() {
 run() {
     local module="$1"
     shift
+    if [ "${ranks:-0}" = "1" ]; then setting opt NUM_PROCESSES ""; setting opt LAUNCHER ""; fi
+    if [ "${LIST_SETTINGS:-0}" = "1" ]; then
+        printf '%s\0' run "$module" "${args[@]}" "$@"
+        exit 0
+    fi
     if [ "${CHECK_SETTINGS:-0}" = "1" ]; then
         exec "$PYTHON" -m "$module" "${args[@]}" "$@" --check-settings
     fi
