@@ -1,0 +1,458 @@
+"""Other trainers' formats: export an output folder's clips to them, import Open-Sora's CSVs.
+
+Export (``export``) takes the clips of one manifest: OUTPUT_FOLDER/train.json when it exists (what
+stage 3 kept), else train.jsonl (stage 2), else meta_clips.jsonl (stage 1), or the manifest given
+(JSONL, or a train.json).  Each clip is joined by ``video_path`` with what the folder knows of it:
+its stage-1 row, every ``*_score.jsonl``, camera_motion.jsonl, duplicates.jsonl, category.jsonl,
+tags.jsonl, summary_caption.jsonl and video_caption.jsonl (degenerate replies left out), and its
+final ``caption``: train.json's text, else its summary (or video caption) cleaned as stage 3 cleans
+it.  A clip whose file is missing, or whose path leaves the root, is skipped and counted in one
+warning.  Formats:
+
+  opensora     a CSV with Open-Sora's columns (tools/datasets), ``path`` absolute; empty cells for
+               what is not known (pandas reads them as NaN)
+  easyanimate  EasyAnimate's train.json (clips with a caption; ``file_path`` relative to the root)
+  parquet      one row per clip, every joined column, nested lists and dicts kept
+  webdataset   tar shards: OUTPUT a folder (shard-000000.tar, ...) or a pattern with one %-field
+               (out/train-%06d.tar); a new shard every 1000 clips or 1 GiB; per clip
+               ``<key>.mp4`` (the clip file, streamed), ``<key>.txt`` (its caption, empty when it has
+               none) and ``<key>.json`` (its joined row); keys are the clip's position and its path
+               made safe, so unique and free of dots and slashes
+
+Import (``import_file``) turns an Open-Sora CSV (``path`` absolute or relative to the CSV's folder)
+or a plain list (one path a line) into stage 2's input (OUTPUT_FOLDER/meta_clips.jsonl) or stage
+3's (OUTPUT_FOLDER/train.jsonl), the CSV's columns mapped back to our names.  Stages read
+``video_path`` relative to a root (``--root``, default OUTPUT_FOLDER) and refuse absolute ones, so
+paths inside OUTPUT_FOLDER become relative to it, and when any lies outside, every path is written
+relative to ``/``: then run stages 2 and 3, and export, with ``--root /``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+from video_caption.caption.clean import read_openings
+from video_caption.caption.train_json import final_captions, train_entries, write_train_json
+from video_caption.inputs import path_under
+from video_caption.manifest import (
+    CAMERA_MOTION,
+    CATEGORY,
+    DUPLICATES,
+    KEY,
+    META_CLIPS,
+    SUMMARY_CAPTION,
+    TAGS,
+    TRAIN_JSON,
+    TRAIN_JSONL,
+    VIDEO_CAPTION,
+    read_rows,
+    rewrite,
+)
+
+log = logging.getLogger("video_caption.datautil")
+
+OPENINGS = Path(__file__).resolve().parents[1] / "caption" / "prompts" / "strip_openings.txt"
+
+# Our column -> Open-Sora's, used both ways.  Open-Sora's ``ocr`` is the number of text regions
+# (tools/scoring/ocr), our ``num_boxes``; our ``text_score`` (text area) and ``nsfw_score`` have no
+# Open-Sora name and keep ours.
+OPENSORA_COLUMNS = {
+    KEY: "path",
+    "caption": "text",
+    "num_frames": "num_frames",
+    "height": "height",
+    "width": "width",
+    "fps": "fps",
+    "aesthetic_score": "aes",
+    "motion_score": "flow",
+    "num_boxes": "ocr",
+    "match_score": "match",
+    "camera_motion": "cmotion",
+    "text_score": "text_score",
+    "nsfw_score": "nsfw_score",
+}
+# The CSV's columns in order, with their types; aspect_ratio (height / width), resolution
+# (height * width), id (file name stem) and relpath (video_path) are derived on export, not imported.
+OPENSORA_TYPES = {
+    "path": str, "text": str, "num_frames": int, "height": int, "width": int, "aspect_ratio": float,
+    "fps": float, "resolution": int, "aes": float, "flow": float, "ocr": int, "match": float, "cmotion": str,
+    "id": str, "relpath": str, "text_score": float, "nsfw_score": float,
+}
+SHARD_CLIPS, SHARD_BYTES = 1000, 1 << 30
+SHARD_NAME = "shard-%06d.tar"
+# Joined in this order (a later file's value wins); frame_caption.jsonl is left out: the summary
+# made from it is there.
+JOINED = (META_CLIPS, "*_score.jsonl", CAMERA_MOTION, DUPLICATES, CATEGORY, TAGS, VIDEO_CAPTION, SUMMARY_CAPTION)
+
+
+# ---- the column mapping (pure) ----
+
+def csv_cell(value, kind: type) -> str:
+    """One CSV cell of Open-Sora's type: ints without a decimal point, floats as Python writes them
+    (they read back equal), empty for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if kind is str:
+        return str(value)
+    return repr(kind(value))
+
+
+def parse_cell(text: str | None, kind: type):
+    """A CSV cell as ``kind``; None for an empty cell or NaN (how pandas writes a missing number)."""
+    if text is None or not text.strip() or text.strip().lower() == "nan":
+        return None
+    if kind is str:
+        return text
+    number = float(text)
+    if math.isnan(number):
+        return None
+    return int(number) if kind is int else number
+
+
+def to_opensora(row: dict, clip_path: Path) -> dict:
+    """A joined row as Open-Sora's CSV columns (every column, None where unknown)."""
+    out = {theirs: row.get(ours) for ours, theirs in OPENSORA_COLUMNS.items()}
+    height, width = row.get("height"), row.get("width")
+    out.update(path=str(clip_path), id=PurePosixPath(row[KEY]).stem, relpath=row[KEY],
+               aspect_ratio=height / width if height and width else None,
+               resolution=height * width if height and width else None)
+    return {column: out[column] for column in OPENSORA_TYPES}
+
+
+def from_opensora(record: dict) -> dict:
+    """A CSV record (strings) as our row: our names, typed, missing values left out; ``video_path``
+    is the CSV's ``path`` as written; ``duration`` = num_frames / fps."""
+    row = {}
+    for ours, theirs in OPENSORA_COLUMNS.items():
+        value = parse_cell(record.get(theirs), OPENSORA_TYPES[theirs])
+        if value is not None:
+            row[ours] = value
+    if row.get("num_frames") is not None and row.get("fps"):
+        row["duration"] = row["num_frames"] / row["fps"]
+    return row
+
+
+def join_rows(rows: list[dict], tables: list[dict[str, dict]], captions: dict[str, str]) -> list[dict]:
+    """Each clip's row merged over what ``tables`` (clip -> row, in order) hold of it, with its
+    ``caption`` (None without one); one row per clip, in input order."""
+    joined = {}
+    for row in rows:
+        merged = {}
+        for table in tables:
+            merged.update(table.get(row[KEY], {}))
+        merged.update(row)
+        merged["caption"] = captions.get(row[KEY])
+        joined.setdefault(row[KEY], merged)
+    return list(joined.values())
+
+
+def sample_key(index: int, video_path: str) -> str:
+    """A WebDataset key: unique by ``index``; the path after it, for people, made of letters, digits,
+    ``_`` and ``-`` only (webdataset splits a name at its first dot)."""
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", str(PurePosixPath(video_path).with_suffix("")))
+    return f"{index:08d}_{readable.strip('_')[-80:]}"
+
+
+def shard_pattern(output: Path) -> str:
+    """The shards' file names: ``output`` itself when its name holds a %-field, else
+    ``output/shard-%06d.tar``."""
+    pattern = str(output) if "%" in output.name else str(output / SHARD_NAME)
+    try:
+        if pattern % 0 == pattern % 1:
+            raise TypeError
+    except (TypeError, ValueError):
+        raise ValueError(f"{output}: a shard pattern needs one integer field, as out/shard-%06d.tar") from None
+    return pattern
+
+
+def manifest_root(paths: list[str], output_folder: Path) -> Path:
+    """The root imported paths are written relative to: the output folder when they all lie inside
+    it, else ``/`` (stages refuse absolute ``video_path`` values, and accept ``--root /``)."""
+    folder = Path(os.path.abspath(output_folder))
+    inside = all(folder in Path(os.path.abspath(p)).parents for p in paths)
+    return folder if inside else Path("/")
+
+
+# ---- export ----
+
+def _train_json(path: Path) -> dict[str, str]:
+    return {entry["file_path"]: entry["text"] for entry in json.loads(path.read_text(encoding="utf-8"))}
+
+
+def _input_rows(output_folder: Path, input: Path | None) -> tuple[list[dict], dict[str, str]]:
+    """The clips to export and the captions their manifest gives (a train.json's texts)."""
+    if input is None:
+        found = [output_folder / name for name in (TRAIN_JSON, TRAIN_JSONL, META_CLIPS)
+                 if (output_folder / name).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{output_folder}: no {TRAIN_JSON}, {TRAIN_JSONL} or {META_CLIPS} to export")
+        input = found[0]
+    if not input.is_file():
+        raise FileNotFoundError(f"{input}: no such manifest")
+    if input.suffix == ".json":
+        captions = _train_json(input)
+        return [{KEY: path} for path in captions], captions
+    rows = read_rows(input)
+    if any(KEY not in row for row in rows):
+        raise ValueError(f"{input}: not a manifest of clips (a JSONL file whose rows have {KEY})")
+    return rows, {}
+
+
+def _folder_tables(output_folder: Path) -> list[dict[str, dict]]:
+    tables = []
+    for pattern in JOINED:
+        for path in sorted(output_folder.glob(pattern)):
+            tables.append({row[KEY]: row for row in read_rows(path) if KEY in row and "degenerate" not in row})
+    return tables
+
+
+def _stage3_captions(output_folder: Path, rows: list[dict], tables: list[dict[str, dict]]) -> dict[str, str]:
+    """Each clip's final caption: train.json's, else its summary or video caption cleaned as stage 3
+    cleans it for train.json."""
+    texts = {}
+    for table in tables:
+        texts.update({key: row["video_caption"] for key, row in table.items() if "video_caption" in row})
+    for table in tables:  # a summary wins over the VLM's caption it was made from
+        texts.update({key: row["summary_caption"] for key, row in table.items() if "summary_caption" in row})
+    captions = final_captions(rows, texts, read_openings(OPENINGS))[0] if texts else {}
+    if (output_folder / TRAIN_JSON).is_file():
+        captions.update(_train_json(output_folder / TRAIN_JSON))
+    return captions
+
+
+def _locate(rows: list[dict], root: Path) -> list[tuple[dict, Path]]:
+    """(row, clip file) for the rows whose file is there; the others are skipped in one warning."""
+    found, skipped = [], []
+    for row in rows:
+        try:
+            path = path_under(root, row[KEY])
+        except ValueError:
+            skipped.append(row[KEY])
+            continue
+        if path.is_file():
+            found.append((row, path))
+        else:
+            skipped.append(row[KEY])
+    if skipped:
+        log.warning("%d clip(s) skipped: no file under %s (first: %s)", len(skipped), root, ", ".join(skipped[:3]))
+    return found
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A hidden temporary file that replaces ``path`` when the block ends without error: a reader
+    (or a killed export) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_opensora(clips: list[tuple[dict, Path]], output: Path) -> int:
+    with _replacing(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(OPENSORA_TYPES)
+        for row, path in clips:
+            record = to_opensora(row, path)
+            writer.writerow(csv_cell(record[column], kind) for column, kind in OPENSORA_TYPES.items())
+    return len(clips)
+
+
+def _write_easyanimate(clips: list[tuple[dict, Path]], output: Path) -> int:
+    rows = [row for row, _ in clips]
+    captions = {row[KEY]: row["caption"] for row in rows if row["caption"]}
+    if len(captions) < len(rows):
+        log.warning("%d clip(s) have no caption: left out of %s", len(rows) - len(captions), output)
+    entries = train_entries(rows, captions, set(captions))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_train_json(output, entries)
+    return len(entries)
+
+
+def _writable(kind) -> bool:
+    """Whether Parquet can store an Arrow type (it cannot store a struct without fields: an empty dict)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        return kind.num_fields > 0 and all(_writable(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _writable(kind.value_type)
+    return True
+
+
+def arrow_table(rows: list[dict]):
+    """The rows as an Arrow table, a column per key; a column Arrow cannot type as one (values of
+    mixed kinds) or Parquet cannot store is kept as JSON text."""
+    import pyarrow as pa
+
+    names = list(dict.fromkeys(key for row in rows for key in row)) or [KEY]
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            column = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            column = None
+        if column is None or not _writable(column.type):
+            log.info("parquet: column %s stored as JSON text (its values are of mixed kinds)", name)
+            column = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
+                              pa.string())
+        columns[name] = column
+    return pa.table(columns)
+
+
+def _write_parquet(clips: list[tuple[dict, Path]], output: Path) -> int:
+    import pyarrow.parquet as pq
+
+    table = arrow_table([row for row, _ in clips])
+    with _replacing(output) as tmp:
+        pq.write_table(table, tmp)
+    return len(clips)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shards(clips: list[tuple[dict, Path]], pattern: str, max_clips: int = SHARD_CLIPS,
+                 max_bytes: int = SHARD_BYTES) -> int:
+    """WebDataset shards of the clips (see the module's docstring); a new shard when the next clip
+    would pass ``max_clips`` or ``max_bytes``.  Each shard is written hidden and renamed when complete.
+    A clip that cannot be opened is skipped; it is opened before anything of it is written, so a
+    shard never holds part of a sample.  Returns the samples written."""
+    written, skipped, shard, tar, tmp, final, count, size = 0, [], -1, None, None, None, 0, 0
+    try:
+        for index, (row, path) in enumerate(clips):
+            try:
+                clip = open(path, "rb")
+            except OSError as exc:
+                skipped.append(f"{row[KEY]} ({exc.strerror})")
+                continue
+            with clip:
+                clip_size = os.fstat(clip.fileno()).st_size
+                if tar is None or (count and (count >= max_clips or size + clip_size > max_bytes)):
+                    if tar is not None:
+                        tar.close()
+                        os.replace(tmp, final)
+                    shard += 1
+                    final = Path(pattern % shard)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+                    tar, count, size = tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT), 0, 0
+                key = sample_key(index, row[KEY])
+                _add_bytes(tar, f"{key}.json", json.dumps(row, ensure_ascii=False).encode())
+                _add_bytes(tar, f"{key}.txt", (row.get("caption") or "").encode())
+                info = tarfile.TarInfo(f"{key}{path.suffix.lower() or '.mp4'}")
+                info.size, info.mode = clip_size, 0o644
+                tar.addfile(info, clip)  # copied in chunks: a clip is never held in memory whole
+                count, size, written = count + 1, size + clip_size, written + 1
+        if tar is not None:
+            tar.close()
+            os.replace(tmp, final)
+    except BaseException:
+        if tar is not None:  # an unfinished shard is removed, never renamed into place
+            tar.close()
+            tmp.unlink(missing_ok=True)
+        raise
+    if skipped:
+        log.warning("%d clip(s) skipped: cannot be read (first: %s)", len(skipped), ", ".join(skipped[:3]))
+    return written
+
+
+def _write_webdataset(clips: list[tuple[dict, Path]], output: Path) -> int:
+    return write_shards(clips, shard_pattern(output))
+
+
+WRITERS = {"opensora": _write_opensora, "easyanimate": _write_easyanimate, "parquet": _write_parquet,
+           "webdataset": _write_webdataset}
+
+
+def export(output_folder: Path, fmt: str, output: Path, input: Path | None = None, root: Path | None = None) -> int:
+    """Write the clips of ``input`` (default: train.json, else train.jsonl, else meta_clips.jsonl of
+    ``output_folder``), joined with what the folder knows of them, to ``output`` in format ``fmt``.
+    ``root``: the folder their ``video_path`` values are relative to (default ``output_folder``).
+    Returns the clips written."""
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown format {fmt!r}: one of {', '.join(WRITERS)}")
+    output_folder = Path(output_folder)
+    rows, given = _input_rows(output_folder, Path(input) if input else None)
+    tables = _folder_tables(output_folder)
+    captions = {**_stage3_captions(output_folder, rows, tables), **given}
+    clips = _locate(join_rows(rows, tables, captions), Path(root or output_folder))
+    written = WRITERS[fmt](clips, Path(output))
+    log.info("%s: %d clips written to %s", fmt, written, output)
+    return written
+
+
+# ---- import ----
+
+def _import_records(path: Path) -> list[dict]:
+    """Our rows of an Open-Sora CSV (.csv) or a plain list (one path a line; blank lines and lines
+    starting with # skipped), ``video_path`` absolute (relative entries are relative to the file's folder)."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # captions may hold newlines
+            reader = csv.DictReader(handle)
+            if "path" not in (reader.fieldnames or []):
+                raise ValueError(f"{path}: no 'path' column (Open-Sora's CSV names the clip file 'path')")
+            rows = [from_opensora(record) for record in reader]
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [{KEY: line.strip()} for line in lines if line.strip() and not line.startswith("#")]
+    for number, row in enumerate(rows, start=1):
+        if KEY not in row:
+            raise ValueError(f"{path}: record {number} has no path")
+        row[KEY] = os.path.abspath(path.parent / row[KEY])
+    return rows
+
+
+def import_file(path: Path, output_folder: Path, stage: int = 2) -> Path:
+    """Write the clips of an Open-Sora CSV or a plain list of paths as stage ``stage``'s input manifest
+    (2: OUTPUT_FOLDER/meta_clips.jsonl, 3: OUTPUT_FOLDER/train.jsonl), atomically; returns its path.
+    An existing manifest is left alone: importing the same file again is a no-op, importing another
+    is refused (FileExistsError) rather than replacing a stage's input."""
+    names = {2: META_CLIPS, 3: TRAIN_JSONL}
+    if stage not in names:
+        raise ValueError(f"stage {stage}: import writes the input of stage 2 or 3")
+    path, output_folder = Path(path), Path(output_folder)
+    records, unique = _import_records(path), {}
+    for row in records:
+        unique.setdefault(row[KEY], row)
+    if len(unique) < len(records):
+        log.warning("%s: %d rows repeat a path: the first of each kept", path, len(records) - len(unique))
+    rows = list(unique.values())
+    root = manifest_root([row[KEY] for row in rows], output_folder)
+    missing = [row[KEY] for row in rows if not os.path.isfile(row[KEY])]
+    if missing:
+        log.warning("%d of %d files are not there (first: %s): stages will list them in errors.jsonl",
+                    len(missing), len(rows), ", ".join(missing[:3]))
+    for row in rows:
+        row[KEY] = Path(row[KEY]).relative_to(root).as_posix()
+    target = output_folder / names[stage]
+    if target.exists():
+        if read_rows(target) == rows:
+            log.info("%s already holds these %d clips", target, len(rows))
+            return target
+        raise FileExistsError(f"{target} exists and holds other clips: remove it, or import into another "
+                              "output folder")
+    output_folder.mkdir(parents=True, exist_ok=True)
+    rewrite(target, rows)
+    log.info("%d clips written to %s%s", len(rows), target,
+             "" if root == Path(os.path.abspath(output_folder)) else
+             f"; their paths lie outside {output_folder}, so video_path is relative to /: run the stages "
+             "(and export) with --root /")
+    return target
