@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from datetime import date
@@ -33,7 +32,7 @@ import duckdb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from stage1_speed import TreeMemory, children_cpu  # noqa: E402
+from stage1_speed import run_measured  # noqa: E402
 
 LABELS = ["static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "pan_tilt", "dynamic",
           "unknown"]
@@ -70,16 +69,11 @@ def generate(path: Path, rows: int) -> None:
 
 def measured(cmd: list[str]) -> dict:
     """Run a command: its wall time, its process tree's peak RSS and CPU time, and its last stderr line."""
-    before, start = children_cpu(), time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    memory = TreeMemory(proc.pid)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
-    memory.stop(children_cpu() - before)
+    wall, memory, proc = run_measured(cmd, cwd=REPO)
     if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[3:5]} failed: {err[-2000:]}")
+        raise RuntimeError(f"{cmd[3:5]} failed: {proc.stderr[-2000:]}")
     return {"wall_s": round(wall, 2), "peak_rss_gb": round(memory.peak / 2**30, 3), "cpu_s": round(memory.cpu_s, 1),
-            "says": (err.strip().splitlines() or [""])[-1]}
+            "says": (proc.stderr.strip().splitlines() or [""])[-1]}
 
 
 def main() -> None:

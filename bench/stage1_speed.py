@@ -142,18 +142,27 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(cmd: list[str], stdin: bytes | None = None) -> tuple[float, TreeMemory]:
-    """Run a command (``stdin`` piped to it); its wall time and its process tree's memory and CPU time."""
+def run_measured(cmd: list[str], stdin: bytes | None = None, cwd: Path | None = None
+                 ) -> tuple[float, TreeMemory, subprocess.CompletedProcess]:
+    """Run a command (``stdin`` piped to it): its wall time, its process tree's memory and CPU time,
+    and the finished process (exit status, stdout and stderr as text)."""
     before = children_cpu()
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     memory = TreeMemory(proc.pid)
-    _, err = proc.communicate(stdin)
+    out, err = proc.communicate(stdin)
     elapsed = time.perf_counter() - start
     memory.stop(children_cpu() - before)
+    return elapsed, memory, subprocess.CompletedProcess(cmd, proc.returncode, out.decode(errors="replace"),
+                                                        err.decode(errors="replace"))
+
+
+def timed(cmd: list[str], stdin: bytes | None = None) -> tuple[float, TreeMemory]:
+    """Run a command (``stdin`` piped to it); its wall time and its process tree's memory and CPU time."""
+    elapsed, memory, proc = run_measured(cmd, stdin)
     if proc.returncode not in (0, 2):
-        raise RuntimeError(f"{cmd[:4]} failed: {err.decode()[-2000:]}")
+        raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr[-2000:]}")
     return elapsed, memory
 
 

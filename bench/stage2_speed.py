@@ -38,7 +38,7 @@ from scipy.stats import spearmanr
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from stage1_speed import VIDEOS, TreeMemory, children_cpu  # noqa: E402
+from stage1_speed import VIDEOS, TreeMemory, run_measured  # noqa: E402
 
 from video_caption.manifest import read_rows  # noqa: E402
 from video_caption.media.decode import read_frames  # noqa: E402
@@ -49,15 +49,10 @@ OPEN = ["--aesthetic-min", "-1000000", "--text-max", "1", "--motion-min", "-1", 
 
 def measured(cmd: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, TreeMemory, str]:
     """Run a command; its wall time, memory and CPU time, and stdout (raises unless its exit status is in ``ok``)."""
-    before, start = children_cpu(), time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    memory = TreeMemory(proc.pid)
-    out, err = proc.communicate()
-    elapsed = time.perf_counter() - start
-    memory.stop(children_cpu() - before)
+    elapsed, memory, proc = run_measured(cmd, cwd=REPO)
     if proc.returncode not in ok:
-        raise RuntimeError(f"{cmd[:5]} failed: {err[-2000:]}")
-    return elapsed, memory, out
+        raise RuntimeError(f"{cmd[:5]} failed: {proc.stderr[-2000:]}")
+    return elapsed, memory, proc.stdout
 
 
 def ours(work: Path, name: str, manifest: Path, root: Path, *extra: str) -> dict:
