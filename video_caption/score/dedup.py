@@ -266,10 +266,10 @@ class DedupScorer(Scorer):
             return []
         signatures = decode_signatures([r["dedup_signature"] for r in rows], self.frames.count)
         embeddings = None
-        if any(r.get("aesthetic_embedding") for r in rows):
-            first = next(decode_embedding(r["aesthetic_embedding"]) for r in rows if r.get("aesthetic_embedding"))
-            embeddings = np.stack([decode_embedding(r["aesthetic_embedding"]) if r.get("aesthetic_embedding")
-                                   else np.zeros_like(first) for r in rows])
+        vectors = [decode_embedding(r["aesthetic_embedding"]) if r.get("aesthetic_embedding") else None for r in rows]
+        if any(v is not None for v in vectors):
+            width = next(len(v) for v in vectors if v is not None)
+            embeddings = np.stack([np.zeros(width, np.float32) if v is None else v for v in vectors])
         found = group_duplicates([r[KEY] for r in rows], signatures, embeddings, preference(rows),
                                  self.phash_min, self.clip_min, self.frames.count)
         return [{**row, "dedup_settings": {"phash_min": self.phash_min, "clip_min": self.clip_min}}
