@@ -2,7 +2,8 @@
 # Stage 1: detect shots and cut single-shot clips of MIN_SECONDS..MAX_SECONDS.
 #   VIDEO_FOLDER=/data/raw OUTPUT_FOLDER=/data/curated bash stage_1_video_cut.sh [flags]
 # Settings come from the environment (relative paths are relative to where you run the script):
-#   VIDEO_FOLDER   required: a folder of videos (searched recursively) or a .txt/.csv/.jsonl list
+#   VIDEO_FOLDER   required: a folder of videos (searched recursively) or a .txt/.csv/.jsonl list;
+#                  images (jpg, png, webp) among them are not cut: each is one clip of type image
 #   OUTPUT_FOLDER  required: where clips/ and the manifests go
 #   DETECTOR (content|adaptive|transnetv2), THRESHOLD, MIN_SCENE_LEN, BLACK_LEVEL
 #   DETECTOR_DEVICE  torch device of the transnetv2 detector [cuda if present]

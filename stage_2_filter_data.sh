@@ -12,7 +12,7 @@
 #   KEEP_DUPLICATES=1  dedup marks duplicates (duplicates.jsonl) without dropping them
 #   DEDUP_THRESHOLD, DEDUP_CLIP_THRESHOLD, NSFW_CLASSES, NSFW_FRAMES
 #   MIN_DURATION, MAX_DURATION, MIN_CLIP_SIDE (pixels, width and height), MIN_FPS   metadata gates, off unless set
-#   CLIP_MODEL, CLIP_WEIGHTS, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, TEXT_ENGINE,
+#   CLIP_MODEL, CLIP_WEIGHTS, CLIP_CONFIG, AESTHETIC_HEAD, MODELS_FOLDER, TEXT_MAX_SIDE, TEXT_PRESCREEN_SIDE, TEXT_FRAMES, TEXT_ENGINE,
 #   MOTION_FAST=1
 #   SCORE_BATCH_SIZE [8], NUM_WORKERS, DEVICE, CPU=1
 #   CLIP_STALL_TIMEOUT  seconds without a decoded batch before the clip read is given up [300]
@@ -45,6 +45,7 @@ opt MIN_CLIP_SIDE --min-side
 opt MIN_FPS --min-fps
 opt CLIP_MODEL --clip-model
 opt CLIP_WEIGHTS --clip-weights
+opt CLIP_CONFIG --clip-config
 opt AESTHETIC_HEAD --aesthetic-head
 opt MODELS_FOLDER --models-folder
 opt TEXT_MAX_SIDE --text-max-side

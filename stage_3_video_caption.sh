@@ -14,6 +14,7 @@
 #   LLM_MODEL, LLM_BASE_URL, LLM_SERVE, LLM_SERVE_ARGS   as for the VLM (llamacpp with no LLM_MODEL: the packaged SmolLM2-135M)
 #   FRAMES [4], FRAME_SAMPLING (uniform|mid|first|last|keyframes), MAX_SIDE [768]
 #   FRAME_PROMPT, VIDEO_PROMPT, SUMMARY_PROMPT, REWRITE_PROMPT, TAGS_PROMPT, STRIP_OPENINGS   prompt files (video_caption/caption/prompts/)
+#   IMAGE_PROMPT, IMAGE_SUMMARY_PROMPT   the VLM's and the LLM's prompt files for images
 #   VLM_MAX_TOKENS, LLM_MAX_TOKENS, TEMPERATURE, TOP_P, SEED, REPEAT_PENALTY
 #   LANGUAGE       language replies must be in (none: any)                   [en]
 #   CHECKS         degenerate replies looked for: empty,refusal,echo,repetition,language,truncated or none   [all]
@@ -50,6 +51,8 @@ opt FRAME_PROMPT --frame-prompt
 opt VIDEO_PROMPT --video-prompt
 opt SUMMARY_PROMPT --summary-prompt
 opt REWRITE_PROMPT --rewrite-prompt
+opt IMAGE_PROMPT --image-prompt
+opt IMAGE_SUMMARY_PROMPT --image-summary-prompt
 opt TAGS_PROMPT --tags-prompt
 opt STRIP_OPENINGS --strip-openings
 opt LANGUAGE --language

@@ -50,3 +50,19 @@ def stage1(videos, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("stage1")
     run_module("video_caption.cut", "--video-folder", videos, "--output-folder", out, check=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def mixed(videos, tmp_path_factory) -> Path:
+    """A folder of a shared video and stills taken from the shared videos (tests/mixed_helpers.py)."""
+    from mixed_helpers import make_mixed_folder
+
+    return make_mixed_folder(videos, tmp_path_factory.mktemp("mixed"))
+
+
+@pytest.fixture(scope="session")
+def mixed_run(mixed, tmp_path_factory):
+    """(output folder, completed process) of one run_pipeline.sh over ``mixed``."""
+    from mixed_helpers import run_mixed_pipeline
+
+    return run_mixed_pipeline(mixed, tmp_path_factory.mktemp("mixed_run"))

@@ -57,14 +57,16 @@ def test_encode_jpeg_shrinks_to_max_side_and_keeps_aspect():
 
 
 def test_train_entries_keep_input_order_and_only_clips_that_passed():
-    rows = [{"video_path": p} for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4")]
+    rows = [{"video_path": p} for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4")] + [{"video_path": "e.jpg",
+                                                                                 "type": "image"}]
     texts = {"c.mp4": "The video shows a cat.", "a.mp4": "A dog.", "b.mp4": "   ", "x.mp4": "not an input clip",
-             "e.mp4": "A cow."}
+             "e.jpg": "A cow."}
     captions, missing, dropped = final_captions(rows, texts, OPENINGS)
-    assert captions == {"a.mp4": "A dog.", "c.mp4": "A cat.", "e.mp4": "A cow."} and (missing, dropped) == (1, 1)
-    entries = train_entries(rows, captions, {"c.mp4", "a.mp4"})
+    assert captions == {"a.mp4": "A dog.", "c.mp4": "A cat.", "e.jpg": "A cow."} and (missing, dropped) == (1, 1)
+    entries = train_entries(rows, captions, {"c.mp4", "a.mp4", "e.jpg"})
     assert entries == [{"file_path": "a.mp4", "text": "A dog.", "type": "video"},
-                       {"file_path": "c.mp4", "text": "A cat.", "type": "video"}]
+                       {"file_path": "c.mp4", "text": "A cat.", "type": "video"},
+                       {"file_path": "e.jpg", "text": "A cow.", "type": "image"}]
 
 
 def test_summary_prompt_lists_frame_captions_in_order():

@@ -89,16 +89,19 @@ def test_keys_patterns_and_roots():
 
 def test_import_of_a_csv_written_by_pandas(tmp_path):
     """Relative paths are relative to the CSV's folder; inside the output folder, they stay relative
-    to it; a quoted caption keeps its newline; a repeated path is kept once."""
+    to it; a quoted caption keeps its newline; a repeated path is kept once; an image is typed."""
     out = tmp_path / "out"
     out.mkdir()
-    frame = pd.DataFrame({"path": ["clips/a.mp4", "clips/b.mp4", "clips/a.mp4"], "text": ["two\nlines", None, "x"],
-                          "num_frames": [48, 60, 48], "fps": [24.0, None, 24.0], "aes": [5.5, None, 5.5]})
+    frame = pd.DataFrame({"path": ["clips/a.mp4", "clips/b.mp4", "clips/a.mp4", "img/c.jpg"],
+                          "text": ["two\nlines", None, "x", "a cat"], "num_frames": [48, 60, 48, 1],
+                          "fps": [24.0, None, 24.0, None], "aes": [5.5, None, 5.5, 6.0]})
     frame.to_csv(out / "meta.csv", index=False)
     rows = read_rows(import_file(out / "meta.csv", out, stage=3))
     assert rows == [{"video_path": "clips/a.mp4", "caption": "two\nlines", "num_frames": 48, "fps": 24.0,
                      "aesthetic_score": 5.5, "duration": 2.0},
-                    {"video_path": "clips/b.mp4", "num_frames": 60}]
+                    {"video_path": "clips/b.mp4", "num_frames": 60},
+                    {"video_path": "img/c.jpg", "caption": "a cat", "num_frames": 1, "aesthetic_score": 6.0,
+                     "type": "image"}]
     assert (out / "train.jsonl").is_file() and not (out / "meta_clips.jsonl").exists()
 
 

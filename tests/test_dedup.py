@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from video_caption.score.dedup import (
+    DedupScorer,
     decode_signatures,
     encode_signature,
     frame_hash,
@@ -61,6 +62,18 @@ def test_groups_are_transitive_and_keep_the_preferred_clip(chain):
     flip = [5, 4, 3, 2, 1, 0]
     again = group_duplicates([keys[i] for i in flip], sig[flip], None, np.array([2, 0, 1, 3, 4, 5])[flip])
     assert {r["video_path"]: r for r in again} == {r["video_path"]: r for r in rows}
+
+
+def test_an_image_is_never_the_copy_of_a_video_clip(chain):
+    """A still and a clip that holds still on the same picture are both kept: they train different
+    things.  Stills c1 and c2 are copies of each other; c0, a video clip, matches c1 and stays alone."""
+    keys, sig = chain
+    rows = [{"video_path": k, "dedup_signature": encode_signature(s.reshape(5, 63) * np.sqrt(5)),
+             **({"type": "image"} if i in (1, 2) else {})} for i, (k, s) in enumerate(zip(keys, sig, strict=True))]
+    found = DedupScorer().group(rows)
+    assert [r["video_path"] for r in found] == keys
+    assert [r["group_size"] for r in found] == [1, 2, 2, 1, 1, 1]
+    assert found[2]["dup_of"] == "c1" and not found[0]["duplicate"]
 
 
 def test_a_copy_matches_at_every_moment():

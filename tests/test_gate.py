@@ -31,3 +31,10 @@ def test_a_label_gate_keeps_only_its_values():
     assert camera.describe() == 'camera_motion in ("static", "pan_left")'
     assert Gate("duplicate", values=(False,)).passes({"duplicate": False})
     assert not Gate("duplicate", values=(False,)).passes({"duplicate": True})
+
+
+def test_a_gate_on_what_only_videos_have_lets_images_through():
+    duration = Gate("duration", min=3, videos_only=True)
+    assert duration.passes({"type": "image"}) and not duration.passes({"type": "video", "duration": 2})
+    assert not duration.passes({"duration": 2}), "a row without a type is a video"
+    assert not Gate("width", min=256).passes({"type": "image", "width": 100})

@@ -11,12 +11,14 @@ def _touch(path):
     return path
 
 
-def test_folder_is_searched_recursively_for_video_extensions(tmp_path):
-    for name in ["a.mp4", "sub/a.mp4", "sub/deeper/b.MKV", "c.webm", "notes.txt", "sub/.hidden.mp4"]:
+def test_folder_is_searched_recursively_for_video_and_image_extensions(tmp_path):
+    for name in ["a.mp4", "sub/a.mp4", "sub/deeper/b.MKV", "c.webm", "notes.txt", "sub/.hidden.mp4", "p.JPG",
+                 "sub/q.webp", "r.png", "s.gif"]:
         _touch(tmp_path / name)
     root, sources = list_sources(tmp_path)
     assert root == tmp_path
-    assert [s.key for s in sources] == ["a.mp4", "c.webm", "sub/a.mp4", "sub/deeper/b.MKV"]
+    assert [s.key for s in sources] == ["a.mp4", "c.webm", "p.JPG", "r.png", "sub/a.mp4", "sub/deeper/b.MKV",
+                                        "sub/q.webp"]
 
 
 @pytest.mark.parametrize("kind", ["txt", "csv", "jsonl"])

@@ -111,3 +111,26 @@ def test_an_input_digest_redoes_the_clips_whose_input_changed(tmp_path, ranks):
     step = Multiply(2, digest_input=True)
     result = run(tmp_path, ranks, step, changed)
     assert step.seen == ["c4.mp4"] and result["c4.mp4"]["value"] == 28
+
+
+class NoImages(Multiply):
+    skips_images = "no images here"
+
+
+class OwnImageSettings(Multiply):
+    def image_settings(self) -> dict:
+        return {"factor": self.factor, "image": True}
+
+
+def test_images_are_skipped_by_a_step_that_says_so_and_have_their_own_settings(tmp_path, ranks):
+    rows = ROWS[:3] + [{"video_path": "p.jpg", "n": 5, "type": "image"}]
+    step = NoImages(2)
+    assert set(run(tmp_path, ranks, step, rows)) == {"c0.mp4", "c1.mp4", "c2.mp4"} and "p.jpg" not in step.seen
+    assert step.skip_reason(rows[-1]) == "no images here" and step.skip_reason(rows[0]) is None
+
+    run(tmp_path, ranks, OwnImageSettings(2), rows)
+    made = {r["video_path"]: r["multiply_settings"] for r in read_rows(tmp_path / "multiply.jsonl")}
+    assert made["p.jpg"] == {"factor": 2, "image": True} and made["c0.mp4"] == {"factor": 2}
+    again = OwnImageSettings(2)
+    run(tmp_path, ranks, again, rows)
+    assert again.seen == [], "rows made with the image settings are current for images"

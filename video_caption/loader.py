@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from video_caption.inputs import path_under
+from video_caption.manifest import IMAGE, media_type
 from video_caption.media.decode import read_frames
+from video_caption.media.image import read_image
 from video_caption.media.probe import probe
 from video_caption.media.process import MediaError
 
@@ -83,6 +85,12 @@ class ClipFrames:
         row = self.rows[i]
         try:
             path = path_under(self.root, row["video_path"])
+            if media_type(row) == IMAGE:
+                # One frame, read once, at every index a plan asks for (a plan that averages moments
+                # gets the same picture at each).
+                indices = self.plan.indices(1, 1.0, path)
+                image = read_image(path, self.plan.fmt)
+                return Item(row, self.plan.prepare([image for _ in indices]), frame_indices=indices)
             num_frames, fps = row.get("num_frames"), row.get("fps")
             if not num_frames or not fps:
                 info = probe(path)

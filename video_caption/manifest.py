@@ -29,9 +29,17 @@ SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"
 MATCH_SCORE, CATEGORY = "match_score.jsonl", "category.jsonl"  # stage 3: caption-clip match, zero-shot category
 TAGS = "tags.jsonl"
 ERRORS, SUMMARY_JSON = "errors.jsonl", "summary.json"  # every stage
+# A clip row's "type": a still image (one frame, never cut, no motion) or a video clip.  Rows
+# written before images were accepted have no type and are videos.
+IMAGE, VIDEO = "image", "video"
 # The output folder itself is failing (full, over quota, read-only, not ours): no file is to blame,
 # so the run stops instead of writing an error row for every remaining file.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def media_type(row: dict) -> str:
+    """``image`` or ``video``: what a clip row is."""
+    return row.get("type") or VIDEO
 
 
 class ManifestError(ValueError):

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,18 @@ from video_caption.cli import Parser, output_folder
 from video_caption.distributed import Ranks, merge_parts, part_path, parts, read_with_parts
 from video_caption.loader import FramePlan, Item, add_loader_arguments, load_batches
 from video_caption.logs import progress
-from video_caption.manifest import ERRORS, KEY, ErrorLog, ManifestWriter, lock_folder, read_rows, rewrite, row_identity
+from video_caption.manifest import (
+    ERRORS,
+    IMAGE,
+    KEY,
+    ErrorLog,
+    ManifestWriter,
+    lock_folder,
+    media_type,
+    read_rows,
+    rewrite,
+    row_identity,
+)
 from video_caption.summary import record_stage, result, throughput
 
 SUPERSEDED = "superseded"  # folder of rows whose settings a later run changed
@@ -47,6 +59,7 @@ class Step:
     output = ""  # the manifest it writes, in the output folder
     frames: FramePlan | None = None  # the frames it needs per clip (None: it reads manifest rows only)
     group_output = ""  # a step over the whole dataset (dedup): the manifest its ``group`` writes
+    skips_images = ""  # why image rows skip this step (motion: one frame does not move); "": they go through
 
     @property
     def settings_key(self) -> str:
@@ -56,6 +69,14 @@ class Step:
         """What defines this step's results (model and weights digest, mode, frame counts, sizes;
         not gate thresholds, which only re-gate).  Recorded on every row it writes."""
         return {}
+
+    def image_settings(self) -> dict | None:
+        """What defines this step's results on an image row, when not ``settings`` (another prompt)."""
+        return None
+
+    def skip_reason(self, row: dict) -> str | None:
+        """Why this step does not apply to ``row`` (None: it does)."""
+        return self.skips_images if self.skips_images and media_type(row) == IMAGE else None
 
     def input_digest(self, row: dict) -> str | None:
         """For a step whose results depend on the content of its input row (a summary of captions):
@@ -138,9 +159,12 @@ def digest(value) -> str:
 
 def expected_settings(step: Step, rows: list[dict]) -> dict[str, dict]:
     """The settings a current row of each input clip records."""
-    base = normalized(step.settings())
+    video = normalized(step.settings())
+    image = step.image_settings()
+    image = video if image is None else normalized(image)
     found = {}
     for row in rows:
+        base = image if media_type(row) == IMAGE else video
         input_digest = step.input_digest(row)
         found[row[KEY]] = base if input_digest is None else {**base, "input": input_digest}
     return found
@@ -216,7 +240,14 @@ class StageRun:
         self.log.warning("%s failed: %s: %s", step.name, key, message)
 
     def step(self, step: Step, rows: list[dict]) -> dict[str, dict]:
-        """Run ``step`` on the rows it has no current row for; returns its output rows by clip."""
+        """Run ``step`` on the rows it applies to and has no current row for; returns its output rows
+        by clip (none for the rows it skips: ``Step.skip_reason``)."""
+        reasons = Counter(reason for reason in map(step.skip_reason, rows) if reason)
+        if reasons:
+            rows = [row for row in rows if not step.skip_reason(row)]
+            if self.ranks.main:
+                for reason, count in reasons.items():
+                    self.log.info("%s: %d clips skipped: %s", step.name, count, reason)
         path = self.out / step.output
         expected = expected_settings(step, rows)
         if self.ranks.main:

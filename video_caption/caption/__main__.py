@@ -9,6 +9,7 @@ Steps (--steps; default: all), in the order they run, each on the clips that pas
             filter on it (skipped without a labels file)                  -> category.jsonl
   caption   frames_then_summary: the VLM describes each sampled frame      -> frame_caption.jsonl
             video_then_rewrite:  the VLM sees all sampled frames at once   -> video_caption.jsonl
+            (an image, in either mode: its one frame, with --image-prompt)
   summary   the LLM merges a clip's frame captions, or rewrites its video
             caption (skipped in video_then_rewrite with --llm-backend none) -> summary_caption.jsonl
   match     CLIP score of the final caption against the clip's frames; keeps match_score >= --match-min
@@ -61,6 +62,7 @@ from video_caption.manifest import (
     SUMMARY_CAPTION,
     TRAIN_JSON,
     TRAIN_JSONL,
+    media_type,
     read_rows,
 )
 from video_caption.models import ModelMissing
@@ -105,6 +107,10 @@ def parse_args(argv=None):
     g.add_argument("--video-prompt", default=str(PROMPTS / "video_caption.txt"))
     g.add_argument("--summary-prompt", default=str(PROMPTS / "summary.txt"))
     g.add_argument("--rewrite-prompt", default=str(PROMPTS / "rewrite.txt"))
+    g.add_argument("--image-prompt", default=str(PROMPTS / "image_caption.txt"),
+                   help="VLM prompt for an image (one frame), in either mode")
+    g.add_argument("--image-summary-prompt", default=str(PROMPTS / "image_summary.txt"),
+                   help="LLM prompt that rewrites an image's caption, in either mode")
     g.add_argument("--tags-prompt", default=str(PROMPTS / "tags.txt"))
     g.add_argument("--strip-openings", default=str(PROMPTS / "strip_openings.txt"))
     g = p.add_argument_group("checks")
@@ -208,10 +214,12 @@ class Steps:
         vlm, self.llm = Role("vlm", args, device, out), Role("llm", args, device, out)
         self.caption = CaptionStep(vlm, self.per_frame,
                                    read_prompt(args.frame_prompt if self.per_frame else args.video_prompt),
+                                   read_prompt(args.image_prompt),
                                    CaptionFrames(args.frame_sampling, args.frames, args.max_side, args.jpeg_quality),
                                    args.language, args.checks)
         template = read_prompt(args.summary_prompt if self.per_frame else args.rewrite_prompt)
-        self.summary = SummaryStep(self.llm, template, self.per_frame, args.language, args.checks)
+        self.summary = SummaryStep(self.llm, template, read_prompt(args.image_summary_prompt), self.per_frame,
+                                   args.language, args.checks)
         self.tags = TagsStep(self.llm, read_prompt(args.tags_prompt), args.tag_keys)
         self.match = self.category = None
         self._check("caption", vlm.check)
@@ -326,16 +334,18 @@ def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, st
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
     kept = {key for key, row in scored.items() if match_passes(row, minimum)}
     gates["match"] = {"reached": len(passed), "passed": len(kept), "unscored": len(passed - set(scored)),
-                      "gate": f"{minimum:g} <= match_score"}
+                      "gate": f"{minimum:g} <= match_score",
+                      "bounds": [{"key": "match_score", "min": minimum, "max": None, "strict": False, "values": None}]}
     release_clip()
     return kept
 
 
 def caption_rows(path: Path, rows: list[dict]) -> list[dict]:
-    """The caption step's rows of the input clips: what the summary step reads.  When the caption
-    step ran, they were all made with this run's settings; when it did not, they are what is there."""
-    wanted = {row[KEY] for row in rows}
-    return list({row[KEY]: row for row in read_rows(path) if row[KEY] in wanted}.values())
+    """The caption step's rows of the input clips, with the clip's ``type``: what the summary step
+    reads.  When the caption step ran, they were all made with this run's settings; when it did not,
+    they are what is there."""
+    types = {row[KEY]: media_type(row) for row in rows}
+    return list({row[KEY]: {**row, "type": types[row[KEY]]} for row in read_rows(path) if row[KEY] in types}.values())
 
 
 def summaries(path: Path, captions: list[dict], step: SummaryStep) -> tuple[dict[str, str], set[str]]:

@@ -1,5 +1,6 @@
 """The caption step: the VLM describes each sampled frame (``frames_then_summary``, writing
 frame_caption.jsonl) or all sampled frames in one request (``video_then_rewrite``, video_caption.jsonl).
+An image is one frame, described with the single-image prompt in either mode.
 
 Every reply is checked (video_caption.caption.checks) and asked again once when degenerate; a clip
 with a reply degenerate twice keeps its row, with ``degenerate`` saying why, and goes no further."""
@@ -13,7 +14,7 @@ from video_caption.caption.checks import Rejected, check_reply
 from video_caption.caption.frames import CaptionFrames
 from video_caption.caption.roles import Role
 from video_caption.loader import Item
-from video_caption.manifest import FRAME_CAPTION, VIDEO_CAPTION
+from video_caption.manifest import FRAME_CAPTION, IMAGE, VIDEO_CAPTION, media_type
 from video_caption.runner import Step, digest
 
 
@@ -21,9 +22,10 @@ class CaptionStep(Step):
     stage = "caption"
     name = "caption"
 
-    def __init__(self, role: Role, per_frame: bool, prompt: str, frames: CaptionFrames, language: str | None,
-                 checks: list[str]):
+    def __init__(self, role: Role, per_frame: bool, prompt: str, image_prompt: str, frames: CaptionFrames,
+                 language: str | None, checks: list[str]):
         self.role, self.per_frame, self.prompt, self.frames = role, per_frame, prompt, frames
+        self.image_prompt = image_prompt
         self.language, self.checks = language, checks
         self.output = FRAME_CAPTION if per_frame else VIDEO_CAPTION
         self.backend = None
@@ -37,6 +39,9 @@ class CaptionStep(Step):
                 "repeat_penalty": s.repeat_penalty,
                 "language": self.language, "checks": self.checks}
 
+    def image_settings(self) -> dict:
+        return {**self.settings(), "prompt": digest(self.image_prompt)}
+
     def setup(self, device: str) -> None:
         self.backend = self.role.open()
 
@@ -44,13 +49,21 @@ class CaptionStep(Step):
         self.role.close()
 
     def process(self, items: list[Item]) -> list[dict | Exception]:
+        prompts = [self.image_prompt if media_type(item.row) == IMAGE else self.prompt for item in items]
         if self.per_frame:
-            requests = [Request(self.prompt, (jpeg,)) for item in items for jpeg in item.data]
+            requests = [Request(prompt, (jpeg,)) for item, prompt in zip(items, prompts, strict=True)
+                        for jpeg in item.data]
         else:
-            requests = [Request(self.prompt, tuple(item.data)) for item in items]
-        results = self.role.ask(self.backend, requests, self.judge, self.counts)
+            requests = [Request(prompt, tuple(item.data)) for item, prompt in zip(items, prompts, strict=True)]
+
+        def judge(index: int, reply):
+            return check_reply(reply, prompt=requests[index].text,
+                               finish_reason=getattr(reply, "finish_reason", None), language=self.language,
+                               only=self.checks)
+
+        results = self.role.ask(self.backend, requests, judge, self.counts)
         rows, i = [], 0
-        for item in items:
+        for item, prompt in zip(items, prompts, strict=True):
             mine = results[i:i + len(item.data)] if self.per_frame else results[i:i + 1]
             i += len(mine)
             failure = next((r for r in mine if isinstance(r, Exception)), None)
@@ -58,7 +71,7 @@ class CaptionStep(Step):
                 rows.append(failure)
                 continue
             texts = [(r.text if isinstance(r, Rejected) else r).strip() for r in mine]
-            row = {"model": self.backend.model, "prompt": self.prompt, "sampled_frame_idx": item.frame_indices}
+            row = {"model": self.backend.model, "prompt": prompt, "sampled_frame_idx": item.frame_indices}
             if self.per_frame:
                 row["sampled_frame_caption"] = texts
             else:
@@ -69,7 +82,3 @@ class CaptionStep(Step):
                     else bad[1].problem.record()
             rows.append(row)
         return rows
-
-    def judge(self, index: int, reply):
-        return check_reply(reply, prompt=self.prompt, finish_reason=getattr(reply, "finish_reason", None),
-                           language=self.language, only=self.checks)

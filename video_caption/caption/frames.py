@@ -58,7 +58,7 @@ class CaptionFrames(FramePlan):
     fmt = "rgb24"
 
     def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
-        keys = keyframe_indices(path) if self.sampling == "keyframes" else None
+        keys = keyframe_indices(path) if self.sampling == "keyframes" and num_frames > 1 else None
         return pick_frames(self.sampling, self.count, num_frames, keys)
 
     def prepare(self, frames: list[np.ndarray]) -> list[bytes]:

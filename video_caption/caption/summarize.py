@@ -1,5 +1,6 @@
 """The summary step: the LLM merges a clip's frame captions into one caption, or rewrites its video
-caption to the target style, writing summary_caption.jsonl.
+caption to the target style, writing summary_caption.jsonl.  An image's one caption is rewritten
+with the image template, in either mode.
 
 Every reply is checked (video_caption.caption.checks: a summary may draw on its frame captions but
 not give one back) and asked again once when degenerate; a summary degenerate twice keeps its row,
@@ -13,7 +14,7 @@ from video_caption.caption.backends import Request
 from video_caption.caption.checks import Rejected, check_reply
 from video_caption.caption.roles import Role
 from video_caption.loader import Item
-from video_caption.manifest import SUMMARY_CAPTION
+from video_caption.manifest import IMAGE, SUMMARY_CAPTION, media_type
 from video_caption.runner import Step, digest
 
 
@@ -39,8 +40,10 @@ class SummaryStep(Step):
     name = "summary"
     output = SUMMARY_CAPTION
 
-    def __init__(self, role: Role, template: str, per_frame: bool, language: str | None, checks: list[str]):
+    def __init__(self, role: Role, template: str, image_template: str, per_frame: bool, language: str | None,
+                 checks: list[str]):
         self.role, self.template, self.per_frame, self.language = role, template, per_frame, language
+        self.image_template = image_template
         self.checks = checks
         self.backend = None
         self.counts: Counter = Counter()
@@ -52,6 +55,9 @@ class SummaryStep(Step):
                 "repeat_penalty": s.repeat_penalty, "language": self.language,
                 "checks": self.checks}
 
+    def image_settings(self) -> dict:
+        return {**self.settings(), "prompt": digest(self.image_template)}
+
     def input_digest(self, row: dict) -> str:
         return digest(row["sampled_frame_caption"] if self.per_frame else row["video_caption"])
 
@@ -61,15 +67,24 @@ class SummaryStep(Step):
     def close(self) -> None:
         self.role.close()
 
+    def _request(self, row: dict) -> Request:
+        if media_type(row) == IMAGE:
+            return rewrite_request(self.image_template, " ".join(row["sampled_frame_caption"]) if self.per_frame
+                                   else row["video_caption"])
+        if self.per_frame:
+            return summary_request(self.template, row["sampled_frame_caption"])
+        return rewrite_request(self.template, row["video_caption"])
+
     def process(self, items: list[Item]) -> list[dict | Exception]:
-        requests = [summary_request(self.template, item.row["sampled_frame_caption"]) if self.per_frame
-                    else rewrite_request(self.template, item.row["video_caption"]) for item in items]
-        # A rewrite may say what its one source says; only the frame captions are checked for echoes.
-        sources = [item.row["sampled_frame_caption"] if self.per_frame else [] for item in items]
-        prompt = instructions(self.template)
+        requests = [self._request(item.row) for item in items]
+        # A rewrite may say what its one source says; only frame captions merged are checked for echoes.
+        sources = [item.row["sampled_frame_caption"] if self.per_frame and media_type(item.row) != IMAGE else []
+                   for item in items]
+        prompts = [instructions(self.image_template if media_type(item.row) == IMAGE else self.template)
+                   for item in items]
 
         def judge(index: int, reply):
-            return check_reply(reply, prompt=prompt, sources=sources[index],
+            return check_reply(reply, prompt=prompts[index], sources=sources[index],
                                finish_reason=getattr(reply, "finish_reason", None), language=self.language,
                                only=self.checks)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from video_caption.caption.clean import clean_caption
-from video_caption.manifest import KEY, write_atomic
+from video_caption.manifest import KEY, media_type, write_atomic
 
 
 def final_captions(rows: list[dict], texts: dict[str, str], openings: list[str]) -> tuple[dict[str, str], int, int]:
@@ -26,8 +26,8 @@ def final_captions(rows: list[dict], texts: dict[str, str], openings: list[str])
 
 
 def train_entries(rows: list[dict], captions: dict[str, str], passed: set[str]) -> list[dict]:
-    """EasyAnimate's entries for the clips in ``passed``, in input order."""
-    return [{"file_path": row[KEY], "text": captions[row[KEY]], "type": "video"} for row in rows
+    """EasyAnimate's entries for the clips in ``passed``, in input order (``type``: video or image)."""
+    return [{"file_path": row[KEY], "text": captions[row[KEY]], "type": media_type(row)} for row in rows
             if row[KEY] in passed]
 
 

@@ -1,4 +1,5 @@
-"""Stage 1 command line: cut every source video into single-shot clips.
+"""Stage 1 command line: cut every source video into single-shot clips.  Still images (jpg, png,
+webp) are not cut: each is one clip row of type image, its file placed under clips/.
 
     python -m video_caption.cut --video-folder VIDEOS --output-folder OUT [options]
 
@@ -23,6 +24,7 @@ from video_caption.inputs import Source, list_sources
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import (
     ERRORS,
+    IMAGE,
     META_CLIPS,
     SCENE_INFO,
     ErrorLog,
@@ -30,6 +32,7 @@ from video_caption.manifest import (
     done_keys,
     is_storage_error,
     lock_folder,
+    media_type,
     read_rows,
 )
 from video_caption.media.encode import EncoderSettings
@@ -42,7 +45,8 @@ STAGE = "cut"
 
 def parse_args(argv=None):
     p = Parser("python -m video_caption.cut", __doc__)
-    p.add_argument("--video-folder", required=True, help="folder of videos (recursive) or a .txt/.csv/.jsonl list")
+    p.add_argument("--video-folder", required=True,
+                   help="folder of videos and images (recursive) or a .txt/.csv/.jsonl list")
     p.add_argument("--output-folder", required=True)
     g = p.add_argument_group("shot detection")
     g.add_argument("--detector", choices=DETECTORS, default="content",
@@ -150,9 +154,10 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
     log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips written to %s",
              elapsed, counts["ok"], counts["failed"], counts["no_clip"], counts["clips"], out)
     cut = done_keys(out / SCENE_INFO)
+    clip_rows = read_rows(out / META_CLIPS)
     summary = record_stage(out, "cut", {
         "sources": len(sources), "sources_done": len(cut), "sources_failed": sum(s.key not in cut for s in sources),
-        "clips": len(read_rows(out / META_CLIPS)),
+        "clips": len(clip_rows), "images": sum(media_type(row) == IMAGE for row in clip_rows),
         "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
                 "sources_per_s": throughput(len(todo), elapsed)}})
     for line in result(summary):

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from video_caption.cut.detectors import make_detector
+from video_caption.cut.images import image_clip
 from video_caption.cut.plan import ClipAssembler, PlanSettings, clean_cuts
 from video_caption.cut.purity import ChangeFinder, PuritySettings, clip_contrast, colour_root
 from video_caption.cut.transitions import (
@@ -35,8 +36,10 @@ from video_caption.cut.transitions import (
     shrink,
 )
 from video_caption.inputs import Source, path_under
+from video_caption.manifest import VIDEO
 from video_caption.media.decode import DecodedFrame, decode_frames
 from video_caption.media.encode import Encoder, EncoderSettings
+from video_caption.media.image import is_image
 from video_caption.media.probe import VideoInfo, probe
 from video_caption.media.process import MediaError
 from video_caption.workers import heartbeat
@@ -135,6 +138,7 @@ class _SourceCutter:
         row = {
             "video_path": str(PurePosixPath("clips", self.source.key, self._clip_name(start, end))),
             "source_path": self.source.key,
+            "type": VIDEO,
             "start_frame": start,
             "end_frame": end,
             "start_time": round(piece.start.time - self.info.start_time, 6),
@@ -266,9 +270,12 @@ def remove_partial_clips(output_folder: Path, source: Source) -> None:
 
 
 def cut_source(source: Source, output_folder: Path, settings: CutSettings) -> SourceResult:
-    """Probe, detect and cut one source.  Raises MediaError when it cannot be read."""
+    """Probe, detect and cut one source (an image is not cut: ``image_clip``).  Raises MediaError
+    when it cannot be read."""
+    if is_image(source.path):
+        return SourceResult(*image_clip(source, output_folder, settings.min_side))
     info = probe(source.path)
-    scene_row = {"video_path": source.key, **info.as_row(), "detector": settings.detector}
+    scene_row = {"video_path": source.key, "type": VIDEO, **info.as_row(), "detector": settings.detector}
     if settings.min_side and min(info.width, info.height) < settings.min_side:
         reason = f"resolution {info.width}x{info.height} below {settings.min_side}"
         scene_row.update(cuts=[], num_clips=0, skipped=reason)

@@ -48,6 +48,7 @@ from video_caption.manifest import (
     CAMERA_MOTION,
     CATEGORY,
     DUPLICATES,
+    IMAGE,
     KEY,
     META_CLIPS,
     SUMMARY_CAPTION,
@@ -58,6 +59,7 @@ from video_caption.manifest import (
     read_rows,
     rewrite,
 )
+from video_caption.media.image import is_image
 
 log = logging.getLogger("video_caption.datautil")
 
@@ -417,6 +419,8 @@ def _import_records(path: Path) -> list[dict]:
         if KEY not in row:
             raise ValueError(f"{path}: record {number} has no path")
         row[KEY] = os.path.abspath(path.parent / row[KEY])
+        if is_image(row[KEY]):  # Open-Sora's tables mix images in by extension
+            row.update(type=IMAGE, num_frames=1)
     return rows
 
 

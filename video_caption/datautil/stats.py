@@ -7,7 +7,7 @@ from video_caption.datautil.tables import Table, quote
 from video_caption.manifest import GATE_DECISIONS
 
 # Text columns counted value by value (besides every true/false column): the contract's labels.
-LABELS = ("camera_motion", "category", "motion_mode", "method", "codec", "detector", "outcome", "step")
+LABELS = ("type", "camera_motion", "category", "motion_mode", "method", "codec", "detector", "outcome", "step")
 QUANTILES = (5, 25, 50, 75, 95)
 OUTCOMES = ("rejected", "unscored")
 

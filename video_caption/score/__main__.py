@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import Counter
 
 from video_caption.cli import entry_point, names
 from video_caption.loader import start_worker_server
@@ -115,11 +116,11 @@ def parse_args(argv=None):
 def metadata_gates(args) -> list[Gate]:
     gates = []
     if args.min_duration is not None or args.max_duration is not None:
-        gates.append(Gate("duration", args.min_duration, args.max_duration))
+        gates.append(Gate("duration", args.min_duration, args.max_duration, videos_only=True))
     if args.min_side is not None:
         gates += [Gate("width", args.min_side), Gate("height", args.min_side)]
     if args.min_fps is not None:
-        gates.append(Gate("fps", args.min_fps))
+        gates.append(Gate("fps", args.min_fps, videos_only=True))
     return gates
 
 
@@ -212,30 +213,40 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
     survivors, rejected = split_by_gates(rows, gates)
     for row, gate in rejected:
         fates[row[KEY]] = decision(row[KEY], "rejected", "metadata", gate, row.get(gate.key))
-    stats = {"metadata": {"gate": ", ".join(g.describe() for g in gates), "reached": len(rows),
-                          "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
+    stats = {"metadata": {"gate": ", ".join(g.describe() for g in gates), "bounds": [g.bounds() for g in gates],
+                          "reached": len(rows), "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
     if main:
         log.info("%d clips; %d pass the metadata gates, %d rejected", len(rows), len(survivors), len(rejected))
     for scorer in scorers:
         scored = run.step(scorer, survivors)
         gates = score_gates(args)[scorer.name]
         described = ", ".join(g.describe() for g in gates) or "off"
-        reached = []
+        reached, skipped_rows, order = [], Counter(), []
         for row in survivors:
-            if row[KEY] in scored:
+            reason = scorer.skip_reason(row)
+            if reason:  # not scored, and not gated by this scorer (an image, for motion)
+                skipped_rows[reason] += 1
+                order.append(row)
+            elif row[KEY] in scored:
                 reached.append({**row, **{k: v for k, v in scored[row[KEY]].items() if k != KEY}})
+                order.append(reached[-1])
             else:
                 fates[row[KEY]] = decision(row[KEY], "unscored", scorer.name, gates[0] if gates else None)
         reaching = len(survivors)
-        survivors, failed_gate = split_by_gates(reached, gates)
+        _, failed_gate = split_by_gates(reached, gates)
+        failed = {row[KEY] for row, _ in failed_gate}
+        survivors = [row for row in order if row[KEY] not in failed]
         for row, gate in failed_gate:
             fates[row[KEY]] = decision(row[KEY], "rejected", scorer.name, gate, row.get(gate.key))
-        unscored = reaching - len(reached)
-        stats[scorer.name] = {"gate": described, "reached": reaching, "passed": len(survivors),
-                              "rejected": len(failed_gate), "unscored": unscored}
+        unscored = reaching - len(reached) - sum(skipped_rows.values())
+        stats[scorer.name] = {"gate": described, "bounds": [g.bounds() for g in gates], "reached": reaching,
+                              "passed": len(survivors), "rejected": len(failed_gate), "unscored": unscored}
+        if skipped_rows:
+            stats[scorer.name]["skipped"] = dict(skipped_rows)
         if main:
-            log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)", scorer.name,
-                     described, len(survivors), len(failed_gate), unscored)
+            log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)%s", scorer.name,
+                     described, len(survivors), len(failed_gate), unscored,
+                     "".join(f", {n} passed unscored ({reason})" for reason, n in skipped_rows.items()))
     unscored_total = sum(s["unscored"] for s in stats.values())
     status = 2 if unscored_total else 0
     if main:

@@ -224,6 +224,7 @@ class CameraMotionScorer(Scorer):
 
     name = "camera_motion"
     key = "camera_motion"
+    skips_images = "an image has one frame: no camera motion to measure"
 
     def __init__(self, from_motion: bool, fast: bool = False, fast_side: int = FAST_SIDE, threads: int = 0):
         self.from_motion = from_motion

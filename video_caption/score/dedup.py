@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.loader import FramePlan, Item
-from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY
+from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY, media_type
 from video_caption.score.base import Scorer
 
 FRAMES = 5
@@ -261,9 +261,15 @@ class DedupScorer(Scorer):
                 for item in items]
 
     def group(self, rows: list[dict]) -> list[dict]:
-        """Rows of every clip with its signature (and the scores of earlier steps): duplicates.jsonl."""
-        if not rows:
-            return []
+        """Rows of every clip with its signature (and the scores of earlier steps): duplicates.jsonl.
+        Images and video clips are grouped apart: a still is not a copy of a clip that holds still."""
+        by_type: dict[str, list[dict]] = {}
+        for row in rows:
+            by_type.setdefault(media_type(row), []).append(row)
+        found = {row[KEY]: row for part in by_type.values() for row in self._group(part)}
+        return [found[row[KEY]] for row in rows]
+
+    def _group(self, rows: list[dict]) -> list[dict]:
         signatures = decode_signatures([r["dedup_signature"] for r in rows], self.frames.count)
         embeddings = None
         vectors = [decode_embedding(r["aesthetic_embedding"]) if r.get("aesthetic_embedding") else None for r in rows]

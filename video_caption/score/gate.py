@@ -2,8 +2,9 @@
 
 A gate is a bound on one key of a clip's row: ``min`` (keep when value >= min, or > min when
 ``strict``) and/or ``max``; or, for a label, the ``values`` it may take (keep when it is one of
-them).  Stage 2 applies the cheap metadata gates first, then each scorer's gates in the order the
-scorers run, so a later (costlier) scorer only ever sees survivors.
+them).  A gate on what only videos have (duration, fps) lets images through.  Stage 2 applies the
+cheap metadata gates first, then each scorer's gates in the order the scorers run, so a later
+(costlier) scorer only ever sees survivors.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+
+from video_caption.manifest import IMAGE, media_type
 
 
 @dataclass(frozen=True)
@@ -20,8 +23,11 @@ class Gate:
     max: float | None = None
     strict: bool = False  # open bounds: min < value < max
     values: tuple | None = None  # a label gate: the values kept
+    videos_only: bool = False  # images have no such value (duration, fps) and pass
 
     def passes(self, row: dict) -> bool:
+        if self.videos_only and media_type(row) == IMAGE:
+            return True
         value = row.get(self.key)
         if self.values is not None:
             return value in self.values
@@ -32,6 +38,11 @@ class Gate:
         if self.max is not None and (value >= self.max if self.strict else value > self.max):
             return False
         return True
+
+    def bounds(self) -> dict:
+        """What the gate keeps, as data (summary.json; the report draws thresholds from it)."""
+        return {"key": self.key, "min": self.min, "max": self.max, "strict": self.strict,
+                "values": list(self.values) if self.values is not None else None}
 
     def describe(self) -> str:
         if self.values is not None:

@@ -77,6 +77,7 @@ class MotionFrames(FramePlan):
 class MotionScorer(Scorer):
     name = "motion"
     key = "motion_score"
+    skips_images = "an image has one frame: no motion to measure"
 
     def __init__(self, fast: bool = False, threads: int = 0, fast_side: int = FAST_SIDE):
         self.frames = MotionFrames(max_side=fast_side if fast else 0)
