@@ -13,7 +13,8 @@
 # each stage skips what its outputs already hold.  A stage that fails outright (exit 1: a setting,
 # a missing model, an unreachable server) stops the run; one where some files failed (exit 2, rows
 # in errors.jsonl) lets the next stage go on with the rest, and the run exits 2.  The run ends with
-# its summary (this run's stages, from OUTPUT_FOLDER/summary.json) and what it produced.
+# its summary (this run's stages, from OUTPUT_FOLDER/summary.json), what it produced, and the path of
+# the HTML report it builds (OUTPUT_FOLDER/report/index.html; python -m video_caption.report).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 usage "$0" video_caption.pipeline "$@"
@@ -55,6 +56,14 @@ for i in "${!scripts[@]}"; do
         exit "$rc"
     fi
 done
+echo "=== report ($OUTPUT_FOLDER/report)" >&2
+# The report only shows what the stages wrote: a report that cannot be built changes no exit status.
+report="$("$PYTHON" -m video_caption.report --output-folder "$OUTPUT_FOLDER")" || report=""
 echo "=== summary of this run ($OUTPUT_FOLDER/summary.json)" >&2
 "$PYTHON" -m video_caption.summary --output-folder "$OUTPUT_FOLDER" --since "$started" >&2
+if [ -n "$report" ]; then
+    echo "report: $report (open it in a browser; it needs no network)" >&2
+else
+    echo "report: not built (the error is above)" >&2
+fi
 exit "$status"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything video_caption needs on Debian/Ubuntu (ffmpeg from apt, the Python packages),
+# Install everything video_caption needs on Debian/Ubuntu (ffmpeg and chromium from apt, the Python packages),
 # then, with --demo, run the pipeline on the bundled demo dataset.
 #   bash setup.sh           install only
 #   bash setup.sh --demo    install, then run the stages on datasets/demo (output in datasets/demo/output)
@@ -11,10 +11,15 @@ case "${1:-}" in
     *) echo "error: unknown argument '$1' (--help)" >&2; exit 1 ;;
 esac
 
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+APT=()
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then APT+=(ffmpeg); fi
+# Only the tests need chromium: they open the HTML report in it, headless, through Playwright (whose own
+# browser download never runs). Its fonts come from a recommends, named here so screenshots show text.
+if ! command -v chromium >/dev/null; then APT+=(chromium fonts-liberation); fi
+if [ ${#APT[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${APT[@]}"
 fi
 PYTHON="${PYTHON:-python3}"
 "$PYTHON" -m pip install -q -r "$HERE/requirements-dev.txt"

@@ -51,8 +51,9 @@ def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
     assert totals["stages_wall_s"] == round(sum(summary["stages"][s]["run"]["wall_s"]
                                                 for s in ("cut", "score", "caption")), 2)
     assert f"whole dataset:   2 sources, {len(clips)} clips" in first.stderr and " s this run" in first.stderr
-    last = first.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"result: {len(entries)} clips with a caption in train.json"), last
+    result, report = first.stderr.strip().splitlines()[-2:]
+    assert result.startswith(f"result: {len(entries)} clips with a caption in train.json"), result
+    assert report.startswith(f"report: {out / 'report' / 'index.html'} "), report
 
     manifests = {p.name: p.read_bytes() for p in out.glob("*.jsonl")}
     again = pipeline(env, cwd=tmp_path)
@@ -100,6 +101,6 @@ def test_demo_mode_skips_models_this_machine_cannot_have_and_lists_them(tmp_path
     assert "skipped in score: aesthetic" in proc.stderr and "skipped in caption: caption" in proc.stderr
     assert "skipped in caption: match" in proc.stderr
     assert json.loads((out / "train.json").read_text()) == []
-    result = proc.stderr.strip().splitlines()[-1]
+    result = proc.stderr.strip().splitlines()[-2]
     assert result.startswith("result: no caption: the caption step was skipped (model 'Qwen/Qwen2-VL-2B-Instruct' "
                              "is neither a folder nor in the Hugging Face cache"), result

@@ -1,0 +1,72 @@
+"""The report's plots, drawn by matplotlib as SVG text that the page holds inline (no script, no
+network): score histograms with their gate's thresholds, label counts, durations and resolutions."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+
+PASS, FAIL, BAR, EDGE = "#3b7dd8", "#c8c8c8", "#5b8c5a", "#b03a2e"
+TOP = 15  # labels shown in a bar chart; the rest summed as "other"
+
+
+def _figure(width: float = 4.6, height: float = 2.5):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_subplot()
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # inline: without the XML prolog and doctype
+
+
+def histogram(values: list[float], title: str, bounds: dict | None = None) -> str:
+    """Distribution of a score, the share inside the gate's bounds coloured, the bounds drawn."""
+    fig, ax = _figure()
+    data = np.asarray(values, dtype=float)
+    edges = np.histogram_bin_edges(data, bins=min(40, max(5, int(np.sqrt(len(data))))))
+    low, high = (bounds or {}).get("min"), (bounds or {}).get("max")
+    centres = (edges[:-1] + edges[1:]) / 2
+    inside = np.ones(len(centres), dtype=bool)
+    if low is not None:
+        inside &= centres >= low
+    if high is not None:
+        inside &= centres <= high
+    counts, _ = np.histogram(data, bins=edges)
+    ax.bar(centres, counts, width=np.diff(edges), color=np.where(inside, PASS, FAIL) if bounds else PASS,
+           align="center")
+    # A bound far outside the values (a gate opened with -1000) would squash the histogram to a line.
+    span = float(edges[-1] - edges[0]) or 1.0
+    for bound in (low, high):
+        if bound is not None and edges[0] - span <= bound <= edges[-1] + span:
+            ax.axvline(bound, color=EDGE, linewidth=1.5)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("clips", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return _svg(fig)
+
+
+def bars(counts: Counter, title: str) -> str:
+    """Label counts, most common first (the rest as "other")."""
+    common = counts.most_common(TOP)
+    rest = sum(counts.values()) - sum(n for _, n in common)
+    labels = [str(label) for label, _ in common] + (["other"] if rest else [])
+    values = [n for _, n in common] + ([rest] if rest else [])
+    fig, ax = _figure(height=max(1.6, 0.22 * len(labels) + 0.8))
+    ax.barh(labels[::-1], values[::-1], color=BAR)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("clips", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return _svg(fig)
