@@ -97,7 +97,8 @@ def write_index(folder: Path, out: Path, funnel_rows: list[dict], score_plots: l
 <h2>Funnel</h2>
 {_funnel_table(funnel_rows) if funnel_rows else "<p>No stage has recorded a summary yet.</p>"}
 <h2>Scores</h2>
-<p class="meta">Each score over the clips that reached its step; blue: inside the gate, red lines: its bounds.</p>
+<p class="meta">Each score over the clips that reached its step: blue, kept by its gate; grey, dropped;
+red lines, the bounds.</p>
 {_plots(score_plots) if score_plots else "<p>No score yet.</p>"}
 <h2>Labels</h2>
 {_plots(label_plots) if label_plots else "<p>No label yet.</p>"}

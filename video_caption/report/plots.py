@@ -32,24 +32,32 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # inline: without the XML prolog and doctype
 
 
+def inside(values: np.ndarray, bounds: dict | None) -> np.ndarray:
+    """Which values a gate's bounds keep (all of them without bounds)."""
+    keep = np.ones(len(values), dtype=bool)
+    low, high, strict = (bounds or {}).get("min"), (bounds or {}).get("max"), (bounds or {}).get("strict")
+    if low is not None:
+        keep &= values > low if strict else values >= low
+    if high is not None:
+        keep &= values < high if strict else values <= high
+    return keep
+
+
 def histogram(values: list[float], title: str, bounds: dict | None = None) -> str:
-    """Distribution of a score, the share inside the gate's bounds coloured, the bounds drawn."""
+    """Distribution of a score: in each bin, the clips the gate keeps in blue, the others in grey
+    stacked on them; the gate's bounds drawn."""
     fig, ax = _figure()
     data = np.asarray(values, dtype=float)
     edges = np.histogram_bin_edges(data, bins=min(40, max(5, int(np.sqrt(len(data))))))
-    low, high = (bounds or {}).get("min"), (bounds or {}).get("max")
-    centres = (edges[:-1] + edges[1:]) / 2
-    inside = np.ones(len(centres), dtype=bool)
-    if low is not None:
-        inside &= centres >= low
-    if high is not None:
-        inside &= centres <= high
-    counts, _ = np.histogram(data, bins=edges)
-    ax.bar(centres, counts, width=np.diff(edges), color=np.where(inside, PASS, FAIL) if bounds else PASS,
-           align="center")
+    kept = inside(data, bounds)
+    passed, _ = np.histogram(data[kept], bins=edges)
+    failed, _ = np.histogram(data[~kept], bins=edges)
+    centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    ax.bar(centres, passed, width=widths, color=PASS)
+    ax.bar(centres, failed, width=widths, bottom=passed, color=FAIL)
     # A bound far outside the values (a gate opened with -1000) would squash the histogram to a line.
     span = float(edges[-1] - edges[0]) or 1.0
-    for bound in (low, high):
+    for bound in ((bounds or {}).get("min"), (bounds or {}).get("max")):
         if bound is not None and edges[0] - span <= bound <= edges[-1] + span:
             ax.axvline(bound, color=EDGE, linewidth=1.5)
     ax.set_title(title, fontsize=9)
