@@ -73,7 +73,7 @@ def build(out: Path, root: Path, make_thumbnails: bool, workers: int, log) -> Pa
     errors = collect.errors(out)
     chunks = page.write_data(folder, records, strips, errors)
     meta = {"clips": len(records), "chunks": chunks, "errors": len(errors),
-            "gates": dict(Counter(r["dropped_by"] for r in records if r["dropped_by"]).most_common()),
+            "gates": dict(Counter(r["reason"] for r in records if r["reason"]).most_common()),
             "statuses": {s: n for s in collect.STATUSES if (n := sum(r["status"] == s for r in records))},
             "sortable": [k for k in collect.SORTABLE if any(k in r for r in records)]}
     return page.write_index(folder, out, collect.funnel(summary), score_plots, label_plots, footage, meta)

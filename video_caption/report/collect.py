@@ -107,7 +107,8 @@ def clip_table(out: Path) -> list[dict]:
     """One record per clip of meta_clips.jsonl, in its order: the clip row, every step's fields,
     ``frame_captions``, ``caption`` (train.json's, else the latest summary or video caption),
     ``status`` (train, passed, rejected, unscored, not scored), ``dropped_by`` (the step that rejected
-    it, stage 3's match and category included) and the stage-2 gate and value."""
+    it, stage 3's match and category included), the gate and value, and ``reason`` (step and gate, or
+    step and "could not score")."""
     clips = list(_by_key(out / META_CLIPS).values())
     tables = {name: _by_key(out / name, None if name == TAGS else KEPT) for name in SCORE_FILES}
     fates = _by_key(out / GATE_DECISIONS)
@@ -132,11 +133,14 @@ def clip_table(out: Path) -> list[dict]:
             record["status"] = "train"
         elif record["status"] == "passed" and "category" in caption.get("gates", {}) and key in tables[CATEGORY] \
                 and not _category_kept(record, caption["gates"]["category"]):
-            record["dropped_by"] = "category"
+            record["dropped_by"], record["gate"] = "category", "CATEGORY_KEEP / CATEGORY_DROP"
         elif record["status"] == "passed" and match_min is not None and record.get("match_score") is not None \
                 and record["match_score"] < match_min:
             record["dropped_by"], record["gate"] = "match", f"{match_min:g} <= match_score"
             record["gate_value"] = record["match_score"]
+        # What the gallery's "dropped by" filter tells apart: each gate, and each step's unscored clips.
+        record["reason"] = None if not record["dropped_by"] else f"{record['dropped_by']}: " + (
+            "could not score" if record["status"] == "unscored" else record["gate"])
         record["frame_captions"] = frames.get(key, {}).get("sampled_frame_caption")
         record["caption"] = final.get(key) or summaries.get(key, {}).get("summary_caption") or \
             videos.get(key, {}).get("video_caption")

@@ -14,9 +14,9 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 CHUNK = 5000  # clip records per data file: the first page shows after the first file
 ERRORS_SHOWN = 1000  # errors.jsonl rows listed on the page (the rest: the file)
 # The record fields the page reads, in the order each record is written.
-FIELDS = ("key", "type", "status", "dropped_by", "gate", "gate_value", "thumb", "dup_of", "similarity", "caption",
-          "frames_chunk", "frames_index", "duration", "width", "height", "fps", "aesthetic_score", "text_score",
-          "num_boxes", "motion_score", "camera_motion", "nsfw_score", "match_score", "category")
+FIELDS = ("key", "type", "status", "dropped_by", "reason", "gate", "gate_value", "thumb", "dup_of", "similarity",
+          "caption", "frames_chunk", "frames_index", "duration", "width", "height", "fps", "aesthetic_score",
+          "text_score", "num_boxes", "motion_score", "camera_motion", "nsfw_score", "match_score", "category")
 SHOWN = ("duration", "width", "height", "aesthetic_score", "text_score", "num_boxes", "motion_score", "camera_motion",
          "nsfw_score", "match_score", "category")  # on each card, when the clip has them
 

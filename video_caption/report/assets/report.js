@@ -66,7 +66,7 @@ function el(tag, attrs = {}, ...children) {
 
 function keeps(row, status, gate, words) {
   if (status && row[F.status] !== status) return false;
-  if (gate && row[F.dropped_by] !== gate) return false;
+  if (gate && row[F.reason] !== gate) return false;
   if (words.length) {
     const hay = (text(row[F.caption]) + " " + row[F.key]).toLowerCase();
     if (!words.every((w) => hay.includes(w))) return false;
@@ -113,9 +113,9 @@ function card(row) {
   node.appendChild(thumb(row, "thumb") || el("div", { class: "meta", text: "no thumbnail" }));
   node.appendChild(el("div", { class: "key", text: row[F.key] }));
   const head = el("div", {}, el("span", { class: `badge ${status.replace(" ", "-")}`, text: status }));
-  if (row[F.dropped_by]) {
-    head.appendChild(document.createTextNode(
-      ` dropped by ${row[F.dropped_by]}: ${text(row[F.gate])} (value ${number(row[F.gate_value])})`));
+  if (row[F.reason]) {
+    const value = status === "unscored" ? "" : ` (value ${number(row[F.gate_value])})`;
+    head.appendChild(document.createTextNode(` dropped by ${row[F.reason]}${value}`));
   }
   node.appendChild(head);
   const scores = el("div", { class: "scores" });
