@@ -36,5 +36,6 @@ def test_a_label_gate_keeps_only_its_values():
 def test_a_gate_on_what_only_videos_have_lets_images_through():
     duration = Gate("duration", min=3, videos_only=True)
     assert duration.passes({"type": "image"}) and not duration.passes({"type": "video", "duration": 2})
-    assert not duration.passes({"duration": 2}), "a row without a type is a video"
+    assert not duration.passes({"video_path": "c.mp4", "duration": 2}), "a row without a type is a video"
+    assert duration.passes({"video_path": "p.JPG"}), "... unless its file is an image"
     assert not Gate("width", min=256).passes({"type": "image", "width": 100})

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from video_caption.media.image import is_image
+
 KEY = "video_path"
 
 # The contract's file names (other tools read them), defined here once.  Stage 2 also writes one
@@ -29,8 +31,7 @@ SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"
 MATCH_SCORE, CATEGORY = "match_score.jsonl", "category.jsonl"  # stage 3: caption-clip match, zero-shot category
 TAGS = "tags.jsonl"
 ERRORS, SUMMARY_JSON = "errors.jsonl", "summary.json"  # every stage
-# A clip row's "type": a still image (one frame, never cut, no motion) or a video clip.  Rows
-# written before images were accepted have no type and are videos.
+# A clip row's "type": a still image (one frame, never cut, no motion) or a video clip.
 IMAGE, VIDEO = "image", "video"
 # The output folder itself is failing (full, over quota, read-only, not ours): no file is to blame,
 # so the run stops instead of writing an error row for every remaining file.
@@ -38,8 +39,9 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCE
 
 
 def media_type(row: dict) -> str:
-    """``image`` or ``video``: what a clip row is."""
-    return row.get("type") or VIDEO
+    """``image`` or ``video``: what a clip row is (a row without a type, from a hand-made manifest,
+    by its file's extension)."""
+    return row.get("type") or (IMAGE if is_image(row.get(KEY, "")) else VIDEO)
 
 
 class ManifestError(ValueError):
