@@ -76,8 +76,9 @@ def test_a_mixed_folder_runs_end_to_end_and_images_get_the_right_steps(mixed, mi
     assert keys("motion_score.jsonl") == keys("camera_motion.jsonl") == {path["carphone.mp4"]}
     score = json.loads((out / "summary.json").read_text())["stages"]["score"]["gates"]
     assert score["metadata"]["passed"] == 6, "the duration and fps gates let images through"
-    assert score["motion"]["skipped"] == {"an image has one frame: no motion to measure": 4}
-    assert score["camera_motion"]["skipped"] == {"an image has one frame: no camera motion to measure": 4}
+    assert score["motion"]["skip_reasons"] == {"an image has one frame: no motion to measure": 4}
+    assert score["camera_motion"]["skip_reasons"] == {"an image has one frame: no camera motion to measure": 4}
+    assert score["motion"]["skipped"] == score["camera_motion"]["skipped"] == 4
     assert "motion: 4 clips skipped: an image has one frame" in proc.stderr
 
     image_prompt = (PROMPTS / "image_caption.txt").read_text().strip()

@@ -73,7 +73,7 @@ def funnel(summary: dict) -> list[dict]:
     for name in (_get(summary, "stages.score.gates") or {}):
         base = f"stages.score.gates.{name}"
         row(f"gate: {name}", "score", reached=f"{base}.reached", passed=f"{base}.passed",
-            rejected=f"{base}.rejected", unscored=f"{base}.unscored")
+            rejected=f"{base}.rejected", unscored=f"{base}.unscored", skipped=f"{base}.skipped")
     row("train.jsonl", "score", count="stages.score.train_clips")
     row("stage 3 input", "caption", count="stages.caption.clips", no_caption="stages.caption.missing",
         degenerate="stages.caption.degenerate_clips", empty="stages.caption.dropped")

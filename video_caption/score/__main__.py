@@ -242,7 +242,7 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
         stats[scorer.name] = {"gate": described, "bounds": [g.bounds() for g in gates], "reached": reaching,
                               "passed": len(survivors), "rejected": len(failed_gate), "unscored": unscored}
         if skipped_rows:
-            stats[scorer.name]["skipped"] = dict(skipped_rows)
+            stats[scorer.name].update(skipped=sum(skipped_rows.values()), skip_reasons=dict(skipped_rows))
         if main:
             log.info("%s gate %s: %d passed, %d rejected, %d could not be scored (errors.jsonl)%s", scorer.name,
                      described, len(survivors), len(failed_gate), unscored,
