@@ -6,7 +6,7 @@ Writes OUT/report/index.html, which opens from disk in any browser with no netwo
 (the numbers of summary.json), each score's distribution with its gate's thresholds and the share
 that passed, label counts (camera motion, category, tags, image/video), durations and resolutions,
 a gallery of every clip (a strip of frames, its scores, the gate that dropped it, its frame captions
-and final caption; duplicates beside the clip they copy) with filters by status and step, sorting by
+and final caption; duplicates beside the clip they copy) with filters by status and gate, sorting by
 any score and search in captions, and the rows of errors.jsonl.  Beside it: thumbs/ (made once per
 clip and reused by later builds) and data/ (the clip records, in chunks).  run_pipeline.sh builds it
 at the end.  Exit status: 0 done, 1 no clip manifest in OUT.
