@@ -8,16 +8,18 @@ Images: stills taken with ffmpeg from the shared videos at several moments, thei
 manifest (the aesthetic step is left out: no real CLIP here).  Wall time and the CPU time of the
 process tree, one run each (images are fast; the stage's start-up, about 5 s, is in the figures and
 is reported apart from the per-image cost, measured on two sizes of the set).
-Results go to WORK/images.json.
+Results go to bench/results/images.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +88,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:8} {r['per_image_wall_s']:8.3f} {r['per_image_cpu_s']:12.3f} {r['startup_wall_s']:11.2f} "
               f"{r[f'wall_s_{many}_images']:14.2f}")
-    (args.work / "images.json").write_text(json.dumps({"images": [few, many], "steps": results}, indent=2))
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "images.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": platform.node(),
+                                                 "images": [few, many], "steps": results}, indent=2))
 
 
 if __name__ == "__main__":

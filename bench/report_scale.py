@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 from stage1_speed import run_measured  # noqa: E402
 
-from video_caption.manifest import read_rows  # noqa: E402
+from video_caption.manifest import read_rows, rewrite  # noqa: E402
 from video_caption.report import thumbs  # noqa: E402
 
 TARGET_S = 60
@@ -85,11 +85,6 @@ SKIP = {"motion": "an image has one frame: no motion to measure",
         "camera_motion": "an image has one frame: no camera motion to measure"}
 
 
-def write_rows(path: Path, rows) -> None:
-    """A manifest in one write, compact as the pipeline writes it."""
-    path.write_text("".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows))
-
-
 def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     """Write the manifests and summary.json of an n-clip output folder; returns meta_clips' rows."""
     rng = np.random.default_rng(seed)
@@ -113,7 +108,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
                       "source_path": source, "start_frame": start, "end_frame": end, "start_time": round(start / f, 6),
                       "end_time": round(end / f, 6), "duration": round((end - start) / f, 6), "fps": f,
                       "num_frames": end - start, "width": w, "height": h, "shot_change": round(rng.uniform(0, 1), 3)})
-    write_rows(out / "meta_clips.jsonl", clips)
+    rewrite(out / "meta_clips.jsonl", clips)
     keys = np.array([c["video_path"] for c in clips])
 
     # Stage 2: each scorer sees the survivors of the gates before it, as stage 2 runs them.
@@ -142,7 +137,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     settings = {"model": "laion-aesthetic-v2", "clip": "ViT-L-14", "clip_weights": "openai", "quick_gelu": True,
                 "head": "7b7ce4e3c6fcbb7c", "frames": 4}
     score = [float(aes[i, :count[i]].mean()) for i in range(n)]
-    write_rows(out / "aesthetic_score.jsonl", (
+    rewrite(out / "aesthetic_score.jsonl", (
         {"video_path": keys[i], "aesthetic_score": score[i], "aesthetic_frame_scores": aes[i, :count[i]].tolist(),
          "aesthetic_frame_idx": [0] if image[i] else np.linspace(0, clips[i]["num_frames"] - 1, 4).astype(int).tolist(),
          "aesthetic_embedding": base64.b64encode(emb[i].tobytes()).decode(), "aesthetic_settings": settings}
@@ -151,7 +146,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
 
     text = rng.exponential(0.012, n) * (rng.random(n) < 0.6)
     boxes = np.where(text > 0, rng.integers(1, 12, n), 0)
-    write_rows(out / "text_score.jsonl", (
+    rewrite(out / "text_score.jsonl", (
         {"video_path": keys[i], "text_score": float(text[i]), "text_frame_scores": [float(text[i])],
          "num_boxes_frames": [int(boxes[i])], "num_boxes": int(boxes[i]),
          "max_single_percentage": float(text[i] / max(1, boxes[i])), "text_frame_idx": [clips[i]["num_frames"] // 2],
@@ -164,7 +159,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
 
     motion = rng.lognormal(np.log(4.5), 0.45, n)
     video = ~image
-    write_rows(out / "motion_score.jsonl", (
+    rewrite(out / "motion_score.jsonl", (
         {"video_path": keys[i], "motion_score": float(motion[i]), "motion_mode": "exact",
          "motion_camera": np.round(rng.normal(0, 0.02, (8, 4)), 5).tolist(), "motion_pair_seconds": 0.467133,
          "motion_frame_idx": np.linspace(0, clips[i]["num_frames"] - 1, 9).astype(int).tolist(),
@@ -172,7 +167,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     gate("motion", video, (motion <= 3) | (motion >= 8), motion.tolist())
 
     label = rng.choice(CAMERA, n, p=[0.4, 0.1, 0.1, 0.05, 0.05, 0.08, 0.07, 0.05, 0.05, 0.05])
-    write_rows(out / "camera_motion.jsonl", (
+    rewrite(out / "camera_motion.jsonl", (
         {"video_path": keys[i], "camera_motion": str(label[i]), "camera_motion_pairs": [str(label[i])] * 8,
          **{f"camera_motion_{axis}": np.round(rng.normal(0, 0.02, 8), 5).tolist()
             for axis in ("pan", "tilt", "zoom", "inliers")},
@@ -183,7 +178,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     gate("camera_motion", video, np.zeros(n, dtype=bool), label.tolist())
 
     nsfw = rng.beta(0.4, 8, n)
-    write_rows(out / "nsfw_score.jsonl", (
+    rewrite(out / "nsfw_score.jsonl", (
         {"video_path": keys[i], "nsfw_score": float(nsfw[i]), "nsfw_frame_scores": [float(nsfw[i])] * count[i],
          "nsfw_classes": {"FACE_FEMALE": round(float(nsfw[i]) * 1.3, 3)}, "nsfw_frame_idx": [0] * count[i],
          "nsfw_settings": {"classes": ["FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED"], "frames": 4,
@@ -197,11 +192,11 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     dup_of = {i: j for i, j in dup_of.items() if j not in dup_of}  # a copy's original is kept
     duplicate = np.zeros(n, dtype=bool)
     duplicate[list(dup_of)] = True
-    write_rows(out / "dedup_signatures.jsonl", (
+    rewrite(out / "dedup_signatures.jsonl", (
         {"video_path": keys[i], "dedup_signature": base64.b64encode(rng.bytes(315)).decode(),
          "dedup_frame_idx": [0] * 5, "dedup_settings": {"border": 40, "frames": 5, "hash": "dct8x8-of-32",
                                                           "window": 0.1}} for i in reached))
-    write_rows(out / "duplicates.jsonl", (
+    rewrite(out / "duplicates.jsonl", (
         {"video_path": keys[i], "dup_of": keys[dup_of[i]] if i in dup_of else None,
          "similarity": round(float(rng.uniform(0.82, 1)), 4) if i in dup_of else None,
          "method": "phash" if i in dup_of else None, "duplicate": bool(duplicate[i]),
@@ -211,23 +206,23 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     survivors = np.flatnonzero(alive)
     for i in survivors:
         fates[i] = {"video_path": keys[i], "outcome": "passed", "step": None, "gate": None, "value": None}
-    write_rows(out / "gate_decisions.jsonl", (fates[i] for i in range(n)))
-    write_rows(out / "train.jsonl", (clips[i] for i in survivors))  # the report does not read it
+    rewrite(out / "gate_decisions.jsonl", (fates[i] for i in range(n)))
+    rewrite(out / "train.jsonl", (clips[i] for i in survivors))  # the report does not read it
 
     # Stage 3 on stage 2's survivors: frame captions, summary, match (gate: >= 20), train.json.
     def caption(sentences: int) -> str:
         return " ".join(pool[j] for j in rng.integers(0, len(pool), sentences))
 
-    write_rows(out / "frame_caption.jsonl", (
+    rewrite(out / "frame_caption.jsonl", (
         {"video_path": keys[i], "model": "Qwen2-VL-2B-Instruct", "prompt": "Describe this frame.",
          "sampled_frame_idx": list(range(count[i])), "sampled_frame_caption": [caption(2) for _ in range(count[i])],
          "caption_settings": {"frames": 4, "max_tokens": 96, "temperature": 0.2}} for i in survivors))
     summaries = {i: caption(int(rng.integers(3, 5))) for i in survivors}
-    write_rows(out / "summary_caption.jsonl", (
+    rewrite(out / "summary_caption.jsonl", (
         {"video_path": keys[i], "summary_model": "SmolLM2-135M-Instruct.Q4_1.gguf", "summary_caption": summaries[i],
          "summary_settings": {"max_tokens": 120, "temperature": 0.2}} for i in survivors))
     match = rng.normal(26, 4, n)
-    write_rows(out / "match_score.jsonl", (
+    rewrite(out / "match_score.jsonl", (
         {"video_path": keys[i], "match_score": float(match[i]), "match_frame_scores": [float(match[i])] * count[i],
          "match_frame_idx": list(range(count[i]))} for i in survivors))
     train = [i for i in survivors if match[i] >= 20]
@@ -236,7 +231,7 @@ def synthesize(out: Path, n: int, seed: int = 0) -> list[dict]:
     sources = len({c["source_path"] for c in clips})
     errors = [{"stage": "cut", "video_path": f"footage/broken_{k}.mp4", "message": "no video stream", "time": NOW}
               for k in range(20)] + errors
-    write_rows(out / "errors.jsonl", errors)
+    rewrite(out / "errors.jsonl", errors)
     stages = {
         "cut": {"sources": sources + 20, "sources_done": sources + 20, "sources_failed": 20, "clips": n,
                 "images": int(image.sum())},
@@ -327,7 +322,7 @@ def real_strips(work: Path, real: Path | None) -> dict:
         for row in clips:
             rows.append({**row, "video_path": f"copy{k}/{row['video_path']}"})
             link_all([real / row["video_path"]], [folder / rows[-1]["video_path"]])
-    write_rows(folder / "meta_clips.jsonl", rows)
+    rewrite(folder / "meta_clips.jsonl", rows)
     cmd = report(folder, "--workers", "2")
     first, again = measured(cmd), measured(cmd)
     return {"clips": len(rows), "first_build": first, "rebuild": again,

@@ -122,7 +122,6 @@ def test_keys_are_the_scripts_settings_in_one_place_each(schema):
 def test_values_become_what_the_scripts_read_and_back():
     assert [env_value(v) for v in (True, False, ["motion", "nsfw"], 4.0, 1e-05, "a b")] == \
         ["1", "0", "motion,nsfw", "4.0", "1e-05", "a b"]
-    assert typed("yes", True) is True  # a switch as the stage's parser read it
     assert typed("motion, nsfw", ["aesthetic"]) == ["motion", "nsfw"]
     assert [typed(t, None) for t in ("5", "0.5", "1e9", "cuda:0")] == [5, 0.5, 1e9, "cuda:0"]
 

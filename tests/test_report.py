@@ -12,6 +12,7 @@ from pathlib import Path
 
 from browser import open_page
 from conftest import REPO, run_module
+from score_helpers import write_manifest
 
 from video_caption.manifest import read_rows
 from video_caption.report.collect import clip_table, funnel
@@ -37,16 +38,13 @@ def test_the_funnel_takes_every_number_from_summary_json():
 
 
 def test_each_clip_gets_its_fate_from_stage_2_and_stage_3(tmp_path):
-    def write(name, rows):
-        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    write("meta_clips.jsonl", [{"video_path": f"c{i}.mp4", "type": "video"} for i in range(4)])
-    write("gate_decisions.jsonl", [
+    write_manifest(tmp_path / "meta_clips.jsonl", [{"video_path": f"c{i}.mp4", "type": "video"} for i in range(4)])
+    write_manifest(tmp_path / "gate_decisions.jsonl", [
         {"video_path": "c0.mp4", "outcome": "rejected", "step": "text", "gate": "text_score <= 0.02", "value": 0.1},
         *({"video_path": f"c{i}.mp4", "outcome": "passed", "step": None, "gate": None, "value": None}
           for i in (1, 2))])
-    write("match_score.jsonl", [{"video_path": "c1.mp4", "match_score": 25.0},
-                                {"video_path": "c2.mp4", "match_score": 12.5}])
+    write_manifest(tmp_path / "match_score.jsonl", [{"video_path": "c1.mp4", "match_score": 25.0},
+                                                    {"video_path": "c2.mp4", "match_score": 12.5}])
     (tmp_path / "train.json").write_text(json.dumps([{"file_path": "c1.mp4", "text": "A cat.", "type": "video"}]))
     (tmp_path / "summary.json").write_text(json.dumps({"stages": {"caption": {"gates": {"match": {
         "reached": 2, "passed": 1, "bounds": [{"key": "match_score", "min": 20, "max": None}]}}}}}))

@@ -8,6 +8,7 @@ before appending, so the next run sees exactly the rows that were complete.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -162,19 +163,29 @@ class ErrorLog(ManifestWriter):
         self.append([row])
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Replace a whole file atomically (for small outputs such as summaries)."""
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A hidden temporary file to write, which replaces ``path`` (fsync'ed first) when the block ends
+    without error: a reader, or a run killed meanwhile, never sees half a file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except OSError:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Replace a whole file atomically (for small outputs such as summaries)."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def rewrite(path: str | os.PathLike, rows: Iterable[dict]) -> None:

@@ -37,7 +37,7 @@ import yaml
 
 from video_caption import cli
 from video_caption.logs import setup_logging
-from video_caption.manifest import lock_folder
+from video_caption.manifest import lock_folder, write_atomic
 
 REPO = Path(__file__).resolve().parents[1]  # the stage scripts live next to the package, in the checkout
 SCRIPTS = {1: "stage_1_video_cut.sh", 2: "stage_2_filter_data.sh", 3: "stage_3_video_caption.sh"}
@@ -295,8 +295,8 @@ class Run:
     def run_stages(self) -> list[int]:
         text = self.env.get("STAGES") or ",".join(map(str, SCRIPTS))
         stages = [scalar(s.strip()) for s in text.split(",")]
-        if check_value(STAGES, stages):
-            raise ConfigError(f"{self.origin('STAGES')}: {check_value(STAGES, stages)}")
+        if problem := check_value(STAGES, stages):
+            raise ConfigError(f"{self.origin('STAGES')}: {problem}")
         return stages
 
     def parse(self, stage: int) -> argparse.Namespace:
@@ -348,9 +348,8 @@ def save(config: dict, folder: Path, source: Path, overridden: set[str]) -> Path
               f"{' (' + ', '.join(sorted(overridden)) + ')' if overridden else ''}, else the stages' defaults.",
               f"# From the same folder (paths may be relative), bash run_pipeline.sh --config {folder / SAVED}",
               "# runs them again."]
-    tmp = folder / f".{SAVED}.tmp"
-    tmp.write_text("\n".join(header) + "\n" + dump(config))
-    return tmp.replace(folder / SAVED)
+    write_atomic(folder / SAVED, ("\n".join(header) + "\n" + dump(config)).encode())
+    return folder / SAVED
 
 
 def main(argv=None) -> int:

@@ -242,11 +242,11 @@ class StageRun:
     def step(self, step: Step, rows: list[dict]) -> dict[str, dict]:
         """Run ``step`` on the rows it applies to and has no current row for; returns its output rows
         by clip (none for the rows it skips: ``Step.skip_reason``)."""
-        reasons = Counter(reason for reason in map(step.skip_reason, rows) if reason)
-        if reasons:
-            rows = [row for row in rows if not step.skip_reason(row)]
+        reasons = [step.skip_reason(row) for row in rows]
+        if any(reasons):
+            rows = [row for row, reason in zip(rows, reasons, strict=True) if not reason]
             if self.ranks.main:
-                for reason, count in reasons.items():
+                for reason, count in Counter(filter(None, reasons)).items():
                     self.log.info("%s: %d clips skipped: %s", step.name, count, reason)
         path = self.out / step.output
         expected = expected_settings(step, rows)

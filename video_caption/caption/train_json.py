@@ -36,6 +36,13 @@ def write_train_json(path: Path, entries: list[dict]) -> None:
     write_atomic(path, ("[\n" + body + "\n]\n" if entries else "[]\n").encode())
 
 
+def read_train_json(path: Path) -> dict[str, str]:
+    """{file_path: text} of a train.json ({} when there is none)."""
+    if not path.is_file():
+        return {}
+    return {entry["file_path"]: entry["text"] for entry in json.loads(path.read_text(encoding="utf-8"))}
+
+
 def train_json_count(path: Path) -> int:
     """How many entries a train.json holds (0 when there is none)."""
     return len(json.loads(path.read_text())) if path.is_file() else 0

@@ -22,7 +22,7 @@ def image_clip(source: Source, output_folder, min_side: int = 0) -> tuple[dict, 
     name = PurePosixPath(source.key).name
     folder = path_under(output_folder / "clips", source.key)
     folder.mkdir(parents=True, exist_ok=True)
-    copy_upright(source.path, folder / name)
+    copy_upright(source.path, folder / name, info)
     clip = {"video_path": str(PurePosixPath("clips", source.key, name)), "source_path": source.key, "type": IMAGE,
             **info.as_row()}
     scene_row["num_clips"] = 1

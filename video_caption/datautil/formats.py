@@ -29,7 +29,6 @@ relative to ``/``: then run stages 2 and 3, and export, with ``--root /``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -38,11 +37,10 @@ import math
 import os
 import re
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from video_caption.caption.clean import read_openings
-from video_caption.caption.train_json import final_captions, train_entries, write_train_json
+from video_caption.caption.train_json import final_captions, read_train_json, train_entries, write_train_json
 from video_caption.inputs import path_under
 from video_caption.manifest import (
     CAMERA_MOTION,
@@ -57,6 +55,7 @@ from video_caption.manifest import (
     TRAIN_JSONL,
     VIDEO_CAPTION,
     read_rows,
+    replacing,
     rewrite,
 )
 from video_caption.media.image import is_image
@@ -187,10 +186,6 @@ def manifest_root(paths: list[str], output_folder: Path) -> Path:
 
 # ---- export ----
 
-def _train_json(path: Path) -> dict[str, str]:
-    return {entry["file_path"]: entry["text"] for entry in json.loads(path.read_text(encoding="utf-8"))}
-
-
 def _input_rows(output_folder: Path, input: Path | None) -> tuple[list[dict], dict[str, str]]:
     """The clips to export and the captions their manifest gives (a train.json's texts)."""
     if input is None:
@@ -202,7 +197,7 @@ def _input_rows(output_folder: Path, input: Path | None) -> tuple[list[dict], di
     if not input.is_file():
         raise FileNotFoundError(f"{input}: no such manifest")
     if input.suffix == ".json":
-        captions = _train_json(input)
+        captions = read_train_json(input)
         return [{KEY: path} for path in captions], captions
     rows = read_rows(input)
     if any(KEY not in row for row in rows):
@@ -227,8 +222,7 @@ def _stage3_captions(output_folder: Path, rows: list[dict], tables: list[dict[st
     for table in tables:  # a summary wins over the VLM's caption it was made from
         texts.update({key: row["summary_caption"] for key, row in table.items() if "summary_caption" in row})
     captions = final_captions(rows, texts, read_openings(OPENINGS))[0] if texts else {}
-    if (output_folder / TRAIN_JSON).is_file():
-        captions.update(_train_json(output_folder / TRAIN_JSON))
+    captions.update(read_train_json(output_folder / TRAIN_JSON))
     return captions
 
 
@@ -250,21 +244,8 @@ def _locate(rows: list[dict], root: Path) -> list[tuple[dict, Path]]:
     return found
 
 
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A hidden temporary file that replaces ``path`` when the block ends without error: a reader
-    (or a killed export) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _write_opensora(clips: list[tuple[dict, Path]], output: Path) -> int:
-    with _replacing(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with replacing(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(OPENSORA_TYPES)
         for row, path in clips:
@@ -320,7 +301,7 @@ def _write_parquet(clips: list[tuple[dict, Path]], output: Path) -> int:
     import pyarrow.parquet as pq
 
     table = arrow_table([row for row, _ in clips])
-    with _replacing(output) as tmp:
+    with replacing(output) as tmp:
         pq.write_table(table, tmp)
     return len(clips)
 

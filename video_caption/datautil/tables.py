@@ -17,10 +17,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from video_caption.datautil.expr import Condition, json_path, where_sql
 from video_caption.manifest import (
@@ -28,17 +28,20 @@ from video_caption.manifest import (
     CATEGORY,
     DUPLICATES,
     KEY,
-    MATCH_SCORE,
     META_CLIPS,
     SUMMARY_CAPTION,
     TAGS,
     TRAIN_JSONL,
+    replacing,
 )
+
+if TYPE_CHECKING:  # pyarrow (0.3 s to import) only where shard streams lines
+    import pyarrow as pa
 
 # DuckDB spills joins, sorts and tables past this to a folder under $TMPDIR; its own buffers come
 # on top, so a run stays under 2 GB (bench/datautil_scale.py).
 MEMORY_LIMIT = "1GB"
-STEP_FILES = (CAMERA_MOTION, DUPLICATES, MATCH_SCORE, CATEGORY, TAGS, SUMMARY_CAPTION)  # besides *_score.jsonl
+STEP_FILES = (CAMERA_MOTION, DUPLICATES, CATEGORY, TAGS, SUMMARY_CAPTION)  # besides *_score.jsonl (match's too)
 SETTINGS_SUFFIX = "_settings"
 NUMBER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}
@@ -85,7 +88,7 @@ def folder_files(folder: Path) -> list[Path]:
     if base is None:
         raise InputError(f"{folder}: no {TRAIN_JSONL} or {META_CLIPS} (not an output folder of stage 1 or 2)")
     steps = sorted(folder.glob("*_score.jsonl")) + [folder / name for name in STEP_FILES]
-    return [base] + [path for path in dict.fromkeys(steps) if path.is_file()]
+    return [base] + [path for path in steps if path.is_file()]
 
 
 @dataclass
@@ -169,24 +172,8 @@ def open_table(con: duckdb.DuckDBPyConnection, path: Path) -> Table:
 def write(con: duckdb.DuckDBPyConnection, query: str, params: list, output: Path) -> int:
     """Write the ``json`` column of ``query`` to ``output`` as JSONL, atomically (a reader sees the
     old file or the whole new one); returns the number of rows."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        count = con.execute(f"COPY (SELECT json FROM ({query})) TO ? ({LINES})", [*params, str(tmp)]).fetchone()[0]
-        _fsync(tmp)
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return count
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with replacing(output) as tmp:
+        return con.execute(f"COPY (SELECT json FROM ({query})) TO ? ({LINES})", [*params, str(tmp)]).fetchone()[0]
 
 
 def filter_rows(con, table: Table, conditions: list[Condition], output: Path) -> int:

@@ -60,11 +60,12 @@ def read_image(path: str | os.PathLike, fmt: str = "rgb24") -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if fmt == "gray" else bgr
 
 
-def copy_upright(source: Path, target: Path) -> ImageInfo:
+def copy_upright(source: Path, target: Path, info: ImageInfo | None = None) -> ImageInfo:
     """``source`` as ``target``, written atomically: a hard link (or a byte copy across file systems)
     of an upright image; an image with an EXIF turn is saved turned, so that a trainer reading the
-    pixels without EXIF (EasyAnimate's, Open-Sora's) sees it upright."""
-    info = probe_image(source)
+    pixels without EXIF (EasyAnimate's, Open-Sora's) sees it upright.  ``info``: the source's
+    ``probe_image``, when the caller has it (an upright image is then not decoded again)."""
+    info = info or probe_image(source)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from video_caption.caption.train_json import read_train_json
 from video_caption.manifest import (
     CAMERA_MOTION,
     CATEGORY,
@@ -98,11 +99,6 @@ def _by_key(path: Path, fields: tuple[str, ...] | None = None) -> dict[str, dict
     return {row[KEY]: {k: row[k] for k in fields if k in row} for row in read_rows(path)}
 
 
-def _final_captions(out: Path) -> dict[str, str]:
-    path = out / TRAIN_JSON
-    return {e["file_path"]: e["text"] for e in json.loads(path.read_text())} if path.is_file() else {}
-
-
 def clip_table(out: Path) -> list[dict]:
     """One record per clip of meta_clips.jsonl, in its order: the clip row, every step's fields,
     ``frame_captions``, ``caption`` (train.json's, else the latest summary or video caption),
@@ -115,7 +111,7 @@ def clip_table(out: Path) -> list[dict]:
     frames = _by_key(out / FRAME_CAPTION, ("sampled_frame_caption",))
     summaries = _by_key(out / SUMMARY_CAPTION, ("summary_caption",))
     videos = _by_key(out / VIDEO_CAPTION, ("video_caption",))
-    final = _final_captions(out)
+    final = read_train_json(out / TRAIN_JSON)
     caption = read_summary(out).get("stages", {}).get("caption", {})
     match_min = next((b["min"] for b in caption.get("gates", {}).get("match", {}).get("bounds", [])), None)
     records = []

@@ -15,7 +15,7 @@ import numpy as np
 
 from video_caption.inputs import path_under
 from video_caption.logs import progress
-from video_caption.manifest import IMAGE, KEY, media_type
+from video_caption.manifest import IMAGE, KEY, media_type, write_atomic
 from video_caption.media.decode import read_frames, uniform_indices
 from video_caption.media.image import read_image
 
@@ -48,9 +48,7 @@ def make_strip(root: Path, row: dict, target: Path, frames: int = FRAMES, height
         ok, data = cv2.imencode(".jpg", np.hstack(small), [cv2.IMWRITE_JPEG_QUALITY, QUALITY])
         if not ok:
             return "JPEG encoding failed"
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, target)
+        write_atomic(target, data.tobytes())
         return None
     except Exception as exc:  # noqa: BLE001 - a clip without a strip is shown without one, with the reason logged
         return f"{type(exc).__name__}: {exc}"

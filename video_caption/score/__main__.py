@@ -159,14 +159,17 @@ def build_scorer(name: str, args, device: str) -> Scorer:
         if not scorer.weights.is_file():
             scorer.setup("cpu")  # raises ModelMissing naming the file
         return scorer
+    # The camera step labels the fit the motion scorer makes on its frames when motion runs first;
+    # otherwise it decodes and fits by itself, and motion makes no fit.
+    camera_from_motion = {"motion", "camera_motion"} <= set(order) and \
+        order.index("motion") < order.index("camera_motion")
     if name == "motion":
         from video_caption.score.motion import MotionScorer
 
-        return MotionScorer(fast=args.motion_fast, fast_side=args.motion_fast_side)
+        return MotionScorer(fast=args.motion_fast, fast_side=args.motion_fast_side, camera=camera_from_motion)
     if name == "camera_motion":
-        # The motion scorer's flows are reused when it runs first; otherwise the step makes its own.
-        reuse = "motion" in order and order.index("motion") < order.index("camera_motion")
-        return CameraMotionScorer(from_motion=reuse, fast=args.motion_fast, fast_side=args.motion_fast_side)
+        return CameraMotionScorer(from_motion=camera_from_motion, fast=args.motion_fast,
+                                  fast_side=args.motion_fast_side)
     if name == "nsfw":
         from video_caption.score.nsfw import NsfwScorer
 

@@ -34,8 +34,9 @@ by the larger axis of the translation (no angles, so no wrap around 0/360 degree
 (``clip_label``): the pair label held by more than half the pairs; else ``unknown`` if a pair is
 static, ``pan_tilt`` if no pair is a zoom, ``dynamic`` otherwise.
 
-The motion scorer computes the per-pair fit on the frames it has already decoded and stores it on
-its rows (``motion_camera``, ``motion_pair_seconds``); ``CameraMotionScorer(from_motion=True)``
+When this step runs after it, the motion scorer computes the per-pair fit on the frames it has
+already decoded and stores it on its rows (``motion_camera``, ``motion_pair_seconds``; a run of
+motion alone makes no fit and pays nothing for it); ``CameraMotionScorer(from_motion=True)``
 labels from those, ``from_motion=False`` decodes and fits by itself.  Both give the same rows.
 """
 
@@ -271,8 +272,7 @@ class CameraMotionScorer(Scorer):
         if len(frames) < 2:
             return ValueError("clip has fewer than 2 frames: no camera motion to measure")
         seconds = pair_seconds(item)
-        pairs = [camera_pair(a, b, seconds) for a, b in zip(frames, frames[1:], strict=False)]
-        return labelled(pairs, round(seconds, 6), item.frame_indices)
+        return labelled(camera_pairs(frames, seconds), round(seconds, 6), item.frame_indices)
 
 
 def labelled(pairs: list[list[float]], seconds: float, frame_indices: list[int] | None) -> dict:

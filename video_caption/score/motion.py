@@ -12,10 +12,10 @@ pool (OpenCV releases the GIL).  ``fast`` mode computes the flow on frames shrun
 ``FAST_SIDE`` pixels on the long side and scales the magnitudes back: an approximation on about the
 same scale (large motions read larger), over 4x faster (docs/benchmarks.md).
 
-Each row also holds the camera's motion per pair (``motion_camera``: [pan, tilt, zoom, inliers] per
-second, and ``motion_pair_seconds``), fitted on the frames already decoded here (on a small copy of
-them: see video_caption.score.camera_motion), for the camera_motion step to label; the motion score
-does not depend on it.
+When the camera_motion step runs after it, each row also holds the camera's motion per pair
+(``motion_camera``: [pan, tilt, zoom, inliers] per second, and ``motion_pair_seconds``), fitted on the
+frames already decoded here (on a small copy of them: see video_caption.score.camera_motion), for that
+step to label; the motion score does not depend on it.
 """
 
 from __future__ import annotations
@@ -79,36 +79,35 @@ class MotionScorer(Scorer):
     key = "motion_score"
     skips_images = "an image has one frame: no motion to measure"
 
-    def __init__(self, fast: bool = False, threads: int = 0, fast_side: int = FAST_SIDE):
+    def __init__(self, fast: bool = False, threads: int = 0, fast_side: int = FAST_SIDE, camera: bool = True):
         self.frames = MotionFrames(max_side=fast_side if fast else 0)
         self.mode = "fast" if fast else "exact"
         self.threads = threads
+        self.camera = camera  # fit the camera's motion too, for the camera_motion step to label
         self._pool = None
 
     def settings(self) -> dict:
         from video_caption.score.camera_motion import FIT
 
-        # "camera": rows made before the camera fit was added (or with another fit) are redone.
-        return {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT}
+        # "camera": rows made without the fit, or with another, are redone when the fit is wanted.
+        return {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT if self.camera else None}
 
     def setup(self, device: str) -> None:
         import os
 
         self._pool = ThreadPoolExecutor(self.threads or os.cpu_count() or 1)
 
-    def _clip(self, prepared: tuple[list[np.ndarray], float], seconds: float | None = None) -> dict:
-        from video_caption.score.camera_motion import PAIR_SECONDS, camera_pairs
+    def _clip(self, prepared: tuple[list[np.ndarray], float], seconds: float) -> dict:
+        from video_caption.score.camera_motion import camera_pairs
 
         frames, factor = prepared
         if len(frames) < 2:
             raise ValueError("clip has fewer than 2 frames: no motion to measure")
         magnitudes = [flow_magnitude(a, b) for a, b in zip(frames, frames[1:], strict=False)]
-        seconds = seconds or PAIR_SECONDS
-        return {"motion_score": float(np.mean(magnitudes)) * factor, "motion_mode": self.mode,
-                "motion_camera": camera_pairs(frames, seconds), "motion_pair_seconds": round(seconds, 6)}
-
-    def score(self, batch: list[tuple[list[np.ndarray], float]]) -> list[dict]:
-        return list(self._pool.map(self._clip, batch))
+        row = {"motion_score": float(np.mean(magnitudes)) * factor, "motion_mode": self.mode}
+        if self.camera:
+            row.update(motion_camera=camera_pairs(frames, seconds), motion_pair_seconds=round(seconds, 6))
+        return row
 
     def process(self, items: list[Item]) -> list[dict]:
         from video_caption.score.camera_motion import pair_seconds
