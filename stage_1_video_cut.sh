@@ -10,7 +10,10 @@
 #   TRANSITIONS=0  hard cuts only: no dissolves, fades or wipes kept out of clips [1]
 #   MIN_SECONDS [3], MAX_SECONDS [10], MARGIN_FRAMES [2]
 #   MIN_SOURCE_SIDE  skip sources whose shorter side is smaller, pixels [0: any]
-#   CODEC [libx264], PRESET [veryfast], CRF [22], FAST=1, KEEP_AUDIO=1, WORKERS
+#   CLIPS=deferred  write no clip files yet: meta_clips.jsonl holds each clip's source and frame range,
+#                   stages 2 and 3 read from the sources, and stage 3 encodes only the surviving clips [encoded]
+#   CODEC [libx264], PRESET [veryfast], CRF [22], FAST=1, KEEP_AUDIO=1
+#   WORKERS  sources cut in parallel [one per core, at most one per 3 GiB of available memory]
 #   ENCODER_THREADS [encoder's choice; 1 makes clips byte-reproducible]
 #   SOURCE_STALL_TIMEOUT  seconds a source may decode no frame before it is given up [300]
 # Rerunning the same command resumes where a previous run stopped.
@@ -30,6 +33,7 @@ opt MIN_SECONDS --min-seconds
 opt MAX_SECONDS --max-seconds
 opt MARGIN_FRAMES --margin-frames
 opt MIN_SOURCE_SIDE --min-side
+opt CLIPS --clips
 opt CODEC --codec
 opt PRESET --preset
 opt CRF --crf

@@ -4,7 +4,8 @@
 # Settings come from the environment (relative paths are relative to where you run the script):
 #   OUTPUT_FOLDER  required: stage 2's output folder
 #   CAPTION_MODE   frames_then_summary | video_then_rewrite                   [frames_then_summary]
-#   STEPS          comma list of category, caption, summary, match, tags, train (e.g. STEPS=summary)   [all]
+#   STEPS          comma list of category, caption, summary, match, tags, materialize, train
+#                  (e.g. STEPS=summary; materialize encodes the deferred clips of stage 1 CLIPS=deferred)  [all]
 #   VLM_BACKEND    openai | vllm | transformers   [openai with a server, else transformers: Qwen/Qwen2-VL-2B-Instruct]
 #   VLM_MODEL      model name, folder or Hugging Face repo id
 #   VLM_BASE_URL   an OpenAI-compatible server (vLLM, SGLang, LMDeploy, llama.cpp), e.g. http://127.0.0.1:8000/v1

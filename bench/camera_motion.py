@@ -364,7 +364,7 @@ def costs(rows: list[dict], root: Path, fast: bool) -> dict:
     plan = MotionFrames(max_side=480 if fast else 0)
     per_size = defaultdict(lambda: [0.0, 0.0, 0, 0])
     for row in rows:
-        indices = plan.indices(row["num_frames"], row["fps"], None)
+        indices = plan.indices(row["num_frames"], row["fps"])
         frames = plan.prepare(read_frames(root / row["video_path"], indices, "gray"))[0]
         start = time.perf_counter()
         for a, b in zip(frames, frames[1:], strict=False):

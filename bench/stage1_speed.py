@@ -1,6 +1,7 @@
 """Stage-1 speed against the true floor, on a 720p input built from the shared videos.
 
-    python bench/stage1_speed.py [--minutes 5] [--detectors content] [--repeats 2] [--out bench/results]
+    python bench/stage1_speed.py [--minutes 5 6] [--detectors content] [--repeats 2] [--only-default]
+                                 [--out bench/results]
 
 The true floor of cutting a source is one decode of it plus the encode of the frames kept in clips.
 For each input length, in one run, with the runs alternating and the fastest of the repeats kept:
@@ -12,15 +13,18 @@ For each input length, in one run, with the runs alternating and the fastest of 
   true floor      one ffmpeg process decoding the input once, selecting the kept frames and encoding
                   them (select filter), at stage 1's preset and CRF: veryfast 22, and ultrafast 18
                   for --fast
-  stage 1         default settings (first detector), --fast, and --no-transitions (hard cuts only),
-                  each against its own true floor (they keep different frames); peak
-                  memory of all processes of the run summed; total clip size and luma PSNR of a
-                  sample of clips against their source frames
+  stage 1         default settings (first detector), --fast, and --no-transitions (hard cuts only;
+                  --only-default leaves these two out), each against its own true floor (they keep
+                  different frames), the default also against decode + encode alone as one stream
+                  (the floor measured in two parts); peak memory of all processes of the run summed,
+                  of the largest, and of its encoders (and how many ran at once); total clip size and
+                  luma PSNR of a sample of clips against their source frames
 Each run's wall time and CPU time (user + system over its whole process tree) are recorded: on a
 machine shared with other work the CPU time still shows the work done.  Every encoder runs with
 libx264's default thread count, as stage 1's do (--encoder-threads 0).
 Further detectors run once each, against the default true floor.  Results go to
-OUT/stage1_speed.json; docs/benchmarks.md quotes them.
+OUT/stage1_speed.json, one entry per input length (an entry measured again is replaced, the others
+kept, each with the command that measured it); docs/benchmarks.md quotes them.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ PRESETS = {"default": ("veryfast", 22), "fast": ("ultrafast", 18)}
 
 def build_input(minutes: int, work: Path) -> Path:
     """A 720p 24 fps H.264 input: the shared videos back to back, twice, cut to five minutes, then
-    that five-minute file concatenated (stream copy) to the wanted length."""
+    that five-minute file concatenated to the wanted length: by stream copy for a multiple of five
+    minutes, else cut to length and encoded again at the same settings (a stream copy can only end
+    at a key frame)."""
     five = work / "input_5min.mp4"
     if not five.exists():
         cmd = ["ffmpeg", "-v", "error", "-y"]
@@ -73,15 +79,19 @@ def build_input(minutes: int, work: Path) -> Path:
     target = work / f"input_{minutes}min.mp4"
     if not target.exists():
         listing = work / f"concat_{minutes}.txt"
-        listing.write_text("".join(f"file '{five}'\n" for _ in range(minutes // 5)))
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+        listing.write_text("".join(f"file '{five}'\n" for _ in range(-(-minutes // 5))))
+        encode = (["-c", "copy"] if minutes % 5 == 0 else
+                  ["-t", str(minutes * 60), "-c:v", "libx264", "-preset", "fast", "-crf", "20", "-g", "240"])
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), *encode,
                         str(target)], check=True)
     return target
 
 
 class TreeMemory:
     """A process and all its descendants, sampled every 100 ms: the peak of their summed RSS
-    (``peak``), the largest RSS any one of them reached (``peak_process``), and the CPU time they
+    (``peak``), the largest RSS any one of them reached (``peak_process``), the peak of the summed
+    RSS of its ffmpeg processes (stage 1's encoders: ``peak_encoders``) and the most of them alive
+    at once (``most_encoders``), and the CPU time they
     used (``cpu_s``: user + system of every process of the tree as last seen, which misses at most
     100 ms of each one's end, or, where larger, what getrusage counted for the process and the
     descendants it reaped, given to ``stop``: exact for a single process such as ffmpeg)."""
@@ -91,6 +101,7 @@ class TreeMemory:
 
     def __init__(self, pid: int):
         self.pid, self.peak, self.peak_process, self.reaped_s, self._stop = pid, 0, 0, 0.0, threading.Event()
+        self.peak_encoders, self.most_encoders = 0, 0
         self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -99,25 +110,32 @@ class TreeMemory:
         children: dict[int, list[int]] = {}
         rss: dict[int, int] = {}
         cpu: dict[int, float] = {}
+        encoders: set[int] = set()
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                name, stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
             except OSError:
                 continue
-            pid = int(entry)
+            fields, pid = stat.split(), int(entry)
             children.setdefault(int(fields[1]), []).append(pid)
             cpu[pid] = (int(fields[11]) + int(fields[12])) / self.TICK
             rss[pid] = int(fields[21]) * self.PAGE
-        total, stack = 0, [self.pid]
+            if name.endswith("(ffmpeg"):
+                encoders.add(pid)
+        total, in_encoders, alive, stack = 0, 0, 0, [self.pid]
         while stack:
             pid = stack.pop()
             total += rss.get(pid, 0)
             self.peak_process = max(self.peak_process, rss.get(pid, 0))
+            if pid in encoders:
+                in_encoders, alive = in_encoders + rss.get(pid, 0), alive + 1
             if pid in cpu:
                 self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu[pid])
             stack += children.get(pid, [])
+        self.peak_encoders = max(self.peak_encoders, in_encoders)
+        self.most_encoders = max(self.most_encoders, alive)
         return total
 
     def _sample(self) -> None:
@@ -282,20 +300,27 @@ def spans(output: Path) -> list[tuple[int, int]]:
     return [(c["start_frame"], c["end_frame"]) for c in read_rows(output / "meta_clips.jsonl")]
 
 
-def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
-    """The true floors, their parts and stage 1 (default and --fast) on one input, ``repeats`` times
-    in alternation: stage 1 then its floor, --fast then its floor, decode, encode alone.  The fastest
-    wall time and the least CPU time of each are kept (noise on this machine only ever adds time)."""
-    times: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("stage1", "floor", "fast", "fast_floor", "hard_cuts", "hard_cuts_floor", "decode",
-                        "encode_stream", "encode_clips", "fast_encode_stream", "fast_encode_clips")}
-    peaks: dict[str, list[TreeMemory]] = {"stage1": [], "fast": [], "hard_cuts": []}
-    outs = {run: work / f"out_{detector}{suffix}" for run, suffix in (("stage1", ""), ("fast", "_fast"),
-                                                                      ("hard_cuts", "_hard_cuts"))}
+# Stage-1 runs: their output folder suffix, their true floor, encoder preset and options.
+RUNS = {"stage1": ("", "floor", "default", ()), "fast": ("_fast", "fast_floor", "fast", ("--fast",)),
+        "hard_cuts": ("_hard_cuts", "hard_cuts_floor", "default", ("--no-transitions",))}
+
+
+def measure(source: Path, detector: str, repeats: int, work: Path, runs: tuple[str, ...] = tuple(RUNS)) -> dict:
+    """The true floors, their parts and the stage-1 ``runs`` (default, --fast, --no-transitions) on
+    one input, ``repeats`` times in alternation: each run then its floor, decode, encode alone.  The
+    fastest wall time and the least CPU time of each are kept (noise on this machine only ever adds
+    time).  The default run is also compared with decode + encode alone (one stream), the floor
+    measured in two parts."""
+    presets = {name: PRESETS[name] for name in ("default", "fast") if name == "default" or "fast" in runs}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for run in runs for k in (run, RUNS[run][1])}
+    for name in ("decode", *(f"{'' if p == 'default' else p + '_'}encode_{way}" for p in presets
+                             for way in ("stream", "clips"))):
+        times[name] = []
+    peaks: dict[str, list[TreeMemory]] = {run: [] for run in runs}
+    outs = {run: work / f"out_{detector}{RUNS[run][0]}" for run in runs}
     for _ in range(repeats):
-        for run, floor, preset, extra in (("stage1", "floor", "default", ()),
-                                          ("fast", "fast_floor", "fast", ("--fast",)),
-                                          ("hard_cuts", "hard_cuts_floor", "default", ("--no-transitions",))):
+        for run in runs:
+            _, floor, preset, extra = RUNS[run]
             wall, memory = run_stage1(source, outs[run], "--detector", detector, *extra)
             times[run].append((wall, memory.cpu_s))
             peaks[run].append(memory)
@@ -303,18 +328,19 @@ def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
             times[floor].append(true_floor(source, clips, work / "kept.mp4", *PRESETS[preset]))
         times["decode"].append(decode_seconds(source))
         clips = read_rows(outs["stage1"] / "meta_clips.jsonl")
-        if spans(outs["fast"]) != spans(outs["stage1"]):
+        if "fast" in runs and spans(outs["fast"]) != spans(outs["stage1"]):
             raise RuntimeError("--fast cut different clips from the default run")
-        encoded = encode_alone(source, clips, work, PRESETS)
+        encoded = encode_alone(source, clips, work, presets)
         for way in ("stream", "clips"):
-            times[f"encode_{way}"].append(encoded[way]["default"])
-            times[f"fast_encode_{way}"].append(encoded[way]["fast"])
+            for name in presets:
+                times[f"{'' if name == 'default' else name + '_'}encode_{way}"].append(encoded[way][name])
     wall = {k: round(min(w for w, _ in v), 2) for k, v in times.items()}
     cpu = {k: round(min(c for _, c in v), 2) for k, v in times.items()}
     row = {"frames": read_rows(outs["stage1"] / "meta_scene_info.jsonl")[0]["num_frames"], "repeats": repeats,
            "wall_s": wall, "cpu_s": cpu, "all_wall_s": {k: [round(w, 1) for w, _ in v] for k, v in times.items()},
            "all_cpu_s": {k: [round(c, 1) for _, c in v] for k, v in times.items()}}
-    for run, floor in (("stage1", "floor"), ("fast", "fast_floor"), ("hard_cuts", "hard_cuts_floor")):
+    for run in runs:
+        floor = RUNS[run][1]
         row[run] = {"over_true_floor": round(wall[run] / wall[floor], 3),
                     "cpu_over_true_floor": round(cpu[run] / cpu[floor], 3),
                     "over_true_floor_each_repeat": [round(a[0] / b[0], 3) for a, b in zip(times[run], times[floor],
@@ -322,12 +348,18 @@ def measure(source: Path, detector: str, repeats: int, work: Path) -> dict:
                     "over_decode": round(wall[run] / wall["decode"], 2),
                     "peak_rss_mb": round(max(m.peak for m in peaks[run]) / 2**20),
                     "peak_process_rss_mb": round(max(m.peak_process for m in peaks[run]) / 2**20),
+                    "peak_encoders_rss_mb": round(max(m.peak_encoders for m in peaks[run]) / 2**20),
+                    "most_encoders_at_once": max(m.most_encoders for m in peaks[run]),
                     **psnr_and_size(outs[run], source)}
-    row["fast"]["over_default_stage1"] = round(wall["fast"] / wall["stage1"], 3)
-    row["fast"]["cpu_over_default_stage1"] = round(cpu["fast"] / cpu["stage1"], 3)
-    row["stage1"]["over_hard_cuts"] = round(wall["stage1"] / wall["hard_cuts"], 3)
-    row["stage1"]["cpu_over_hard_cuts"] = round(cpu["stage1"] / cpu["hard_cuts"], 3)
-    for prefix in ("", "fast_"):
+    row["stage1"]["over_decode_plus_encode"] = round(wall["stage1"] / (wall["decode"] + wall["encode_stream"]), 3)
+    row["stage1"]["cpu_over_decode_plus_encode"] = round(cpu["stage1"] / (cpu["decode"] + cpu["encode_stream"]), 3)
+    if "fast" in runs:
+        row["fast"]["over_default_stage1"] = round(wall["fast"] / wall["stage1"], 3)
+        row["fast"]["cpu_over_default_stage1"] = round(cpu["fast"] / cpu["stage1"], 3)
+    if "hard_cuts" in runs:
+        row["stage1"]["over_hard_cuts"] = round(wall["stage1"] / wall["hard_cuts"], 3)
+        row["stage1"]["cpu_over_hard_cuts"] = round(cpu["stage1"] / cpu["hard_cuts"], 3)
+    for prefix in ("", "fast_") if "fast" in runs else ("",):
         row[f"{prefix}floor_over_decode_plus_encode_stream"] = round(
             wall[f"{prefix}floor"] / (wall["decode"] + wall[f"{prefix}encode_stream"]), 3)
     return row
@@ -339,18 +371,23 @@ def main() -> None:
     p.add_argument("--detectors", nargs="+", default=["content"],
                    help="the first is measured against the floor; others run once each (content, adaptive, transnetv2)")
     p.add_argument("--repeats", type=int, default=2, help="alternating repeats of every floor and stage-1 run")
+    p.add_argument("--only-default", action="store_true",
+                   help="stage 1 with default settings only (no --fast, no --no-transitions run), with its floors")
     p.add_argument("--work", type=Path, default=Path("/tmp/video_caption_bench"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    saved = args.out / "stage1_speed.json"
     results = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
                "date": time.strftime("%Y-%m-%d"), "ffmpeg": subprocess.run(["ffmpeg", "-version"], capture_output=True,
                                                                           text=True).stdout.split("\n")[0],
-               "pyav": av.__version__, "inputs": {}}
+               "pyav": av.__version__, "inputs": json.loads(saved.read_text())["inputs"] if saved.exists() else {}}
     for minutes in args.minutes:
         source = build_input(minutes, args.work)
-        row = measure(source, args.detectors[0], args.repeats, args.work)
+        row = {"command": " ".join(["python", "bench/stage1_speed.py", *sys.argv[1:]]), "date": results["date"],
+               **measure(source, args.detectors[0], args.repeats, args.work,
+                         ("stage1",) if args.only_default else tuple(RUNS))}
         for detector in args.detectors[1:]:
             out = args.work / f"out_{detector}"
             wall, memory = run_stage1(source, out, "--detector", detector)
@@ -358,7 +395,7 @@ def main() -> None:
                              "peak_rss_mb": round(memory.peak / 2**20),
                              "over_true_floor": round(wall / row["wall_s"]["floor"], 3), **psnr_and_size(out, source)}
         results["inputs"][f"{minutes}min"] = row
-        (args.out / "stage1_speed.json").write_text(json.dumps(results, indent=1))
+        saved.write_text(json.dumps(results, indent=1))
         print(json.dumps({f"{minutes}min": row}), flush=True)
 
 

@@ -7,7 +7,9 @@ Clips: stage 1 (default settings) over the shared test videos.  In one run, for 
 process, every frame read with cv2, one clip at a time) score the same clips:
   motion     exact and --motion-fast, and the Farneback calls alone (frames decoded beforehand); then
              exact and fast again on 96 distinct clips (windows of the 24 clips' lengths cut at other
-             places of their sources), where a run's fixed start weighs less
+             places of their sources), where a run's fixed start weighs less.  On both sets, also the
+             strongest plain baseline with two cores: the reference in a pool of 2 processes
+             (support/reference.py motion_pool), whose scores exact stage 2 must equal
   text       int8 onnxruntime (default) and, with the same 640 px prescreen, fp32 onnxruntime (the
              strongest plain baseline) and torch; max side 960
   steps      issue 17's steps (camera_motion, alone and on top of motion; nsfw; dedup) beside motion
@@ -113,7 +115,7 @@ def farneback_alone(rows: list[dict], root: Path) -> dict:
     plan, wall, cpu = MotionFrames(), 0.0, 0.0
     for row in rows:
         path = root / row["video_path"]
-        frames = read_frames(path, plan.indices(row["num_frames"], row["fps"], path), "gray")
+        frames = read_frames(path, plan.indices(row["num_frames"], row["fps"]), "gray")
         start, start_cpu = time.perf_counter(), time.process_time()
         for a, b in zip(frames, frames[1:], strict=False):
             flow_magnitude(a, b)
@@ -151,6 +153,7 @@ def main() -> None:
     if "motion" in args.only:
         motion(args, results, manifest, stage1, rows)
         save("motion")
+        check_identical(results["motion"])
     if "text" in args.only:
         text(args, results, manifest, stage1)
         save("text")
@@ -164,25 +167,29 @@ def main() -> None:
 
 def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) -> None:
     runs = fastest({"reference": lambda: reference("motion", manifest, stage1),
+                    "reference_pool": lambda: reference("motion_pool", manifest, stage1),
                     "exact": lambda: ours(args.work, "motion", manifest, stage1, "--scorers", "motion"),
                     "fast": lambda: ours(args.work, "motion_fast", manifest, stage1, "--scorers", "motion",
                                          "--motion-fast"),
                     "farneback": lambda: farneback_alone(rows, stage1)}, args.repeats)
-    ref, exact, fast, flow = runs["reference"], runs["exact"], runs["fast"], runs["farneback"]
+    ref, pool, exact, fast, flow = (runs[k] for k in ("reference", "reference_pool", "exact", "fast", "farneback"))
     # A run's fixed cost (interpreter, torch import, first batch) is about 4 s, a tenth of an exact
     # run on the 24 clips but a third of a fast one: the speed-up at scale comes from 96 other clips.
     many, root = distinct_clips(args.work, stage1, rows, 4)
-    at_scale = fastest({"exact": lambda: ours(args.work, "motion_many", many, root, "--scorers", "motion"),
+    at_scale = fastest({"reference_pool": lambda: reference("motion_pool", many, root),
+                        "exact": lambda: ours(args.work, "motion_many", many, root, "--scorers", "motion"),
                         "fast": lambda: ours(args.work, "motion_fast_many", many, root, "--scorers", "motion",
                                              "--motion-fast")}, args.repeats)
-    exact_many, fast_many = at_scale["exact"], at_scale["fast"]
-    results["motion"] = {"reference": ref, "exact": {**exact, **compare(exact, ref)},
+    pool_many, exact_many, fast_many = at_scale["reference_pool"], at_scale["exact"], at_scale["fast"]
+    results["motion"] = {"reference": ref, "reference_pool": {**pool, **compare(pool, ref)},
+                         "exact": {**exact, **compare(exact, ref), "vs_pool": same_scores(exact, pool)},
                          "fast": {**fast, **compare(fast, ref), "vs_exact": compare(fast, exact)},
                          "farneback_calls": flow,
                          "exact_wall_over_farneback": round(exact["wall_s"] / flow["wall_s"], 3),
                          "fast_speedup_vs_exact": round(exact["wall_s"] / fast["wall_s"], 2),
                          "fast_cpu_speedup_vs_exact": round(exact["cpu_s"] / fast["cpu_s"], 2),
-                         "distinct_clips": {"clips": exact_many["clips"], "exact": exact_many,
+                         "distinct_clips": {"clips": exact_many["clips"], "reference_pool": pool_many,
+                                            "exact": {**exact_many, "vs_pool": same_scores(exact_many, pool_many)},
                                             "fast": {**fast_many, "vs_exact": compare(fast_many, exact_many)},
                                             "fast_speedup_vs_exact": round(exact_many["wall_s"] / fast_many["wall_s"],
                                                                            2),
@@ -190,13 +197,30 @@ def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) 
                                                                                2)}}
 
 
+def same_scores(run: dict, ref: dict) -> dict:
+    """``compare``, and whether the scores are the reference's (``identical``): the reference
+    averages in float32 (cv2.cartToPolar, then numpy), stage 2 in float64, so they may differ by
+    float32 rounding (a relative 1.2e-7 per step), never more."""
+    found = compare(run, ref)
+    return {**found, "identical": run["scores"].keys() == ref["scores"].keys() and found["max_rel_diff"] <= 1e-6}
+
+
+def check_identical(motion: dict) -> None:
+    """Fail the bench (after its results are saved) where exact motion did not score as the pool."""
+    for name, run in (("24 clips", motion["exact"]), ("distinct clips", motion["distinct_clips"]["exact"])):
+        if not run["vs_pool"]["identical"]:
+            sys.exit(f"exact motion scores differ from the plain reference's on the {name}: {run['vs_pool']}")
+
+
 def distinct_clips(work: Path, stage1: Path, rows: list[dict], times: int, shift: int = 7) -> tuple[Path, Path]:
     """A manifest of ``times`` windows per stage-1 clip, no two alike, cut from the clip's source:
     the clip's length (cut to the source's length less ``(times - 1) * shift`` frames, for clips
     that fill their source), at starts spread evenly from the source's first frame to its last
-    possible start; upright at a constant rate and encoded as stage 1 encodes (libx264 veryfast
-    CRF 22).  The set keeps the stage-1 clips' mix of sizes and about their lengths; it holds
-    ``times`` times their frames, so windows of one source overlap."""
+    possible start; upright, at the clip's constant rate (its row's fps, the source's average: a
+    variable-rate source's nominal rate would make the files disagree with their rows) and
+    encoded as stage 1 encodes (libx264 veryfast CRF 22).  The set keeps the stage-1 clips' mix
+    of sizes and about their lengths; it holds ``times`` times their frames, so windows of one
+    source overlap."""
     sources = {r["video_path"]: r["num_frames"] for r in read_rows(stage1 / "meta_scene_info.jsonl")}
     folder, lines = work / f"distinct_x{times}", {}
     for row in rows:
@@ -211,8 +235,9 @@ def distinct_clips(work: Path, stage1: Path, rows: list[dict], times: int, shift
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(VIDEOS / row["source_path"]),
                                 "-map", "0:v:0", "-vf", f"select='between(n,{start},{start + length - 1})',"
-                                "setpts=N/FRAME_RATE/TB", "-frames:v", str(length), "-an", "-c:v", "libx264",
-                                "-preset", "veryfast", "-crf", "22", "-pix_fmt", "yuv420p", str(folder / name)],
+                                f"setpts=N/({row['fps']}*TB)", "-r", str(row["fps"]), "-frames:v", str(length),
+                                "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "22", "-pix_fmt", "yuv420p",
+                                str(folder / name)],
                                check=True)
             lines[name] = json.dumps({**row, "video_path": name, "start_frame": start, "end_frame": start + length,
                                       "num_frames": length, "start_time": start / row["fps"],

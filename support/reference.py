@@ -1,7 +1,8 @@
 """Plain reference implementations of the stage-2 scores, written straight from their definitions.
 
 They are what the fast scorers are checked against (tests/test_score.py) and raced against
-(bench/stage2_speed.py): no batching, no workers, every frame decoded with OpenCV.
+(bench/stage2_speed.py): no batching, no workers, every frame decoded with OpenCV.  ``motion_scores``
+is the plain way to use more cores: the same ``motion_score``, one clip per task, in a process pool.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ def motion_score(path: str) -> float:
         previous = gray
     cap.release()
     return float(np.mean(magnitudes))
+
+
+def motion_scores(paths: list[str], processes: int = 2) -> list[float]:
+    """``motion_score`` of each clip, in order, from a pool of ``processes`` processes; one clip per
+    task (chunksize 1), so that no process waits on another's queue while clips remain."""
+    from multiprocessing import Pool
+
+    with Pool(processes) as pool:
+        return list(pool.imap(motion_score, paths, chunksize=1))
 
 
 def text_score(path: str, reader=None) -> float:
@@ -86,14 +96,20 @@ def aesthetic_score(path: str, model, preprocess, head, frames: int = 4) -> floa
 
 
 def main() -> None:
-    """python support/reference.py {motion,text,aesthetic} MANIFEST ROOT [CLIP_MODEL CLIP_WEIGHTS HEAD]:
-    prints {"scores": {video_path: score}, "seconds": time spent scoring (models loaded before)}."""
+    """python support/reference.py {motion,motion_pool,text,aesthetic} MANIFEST ROOT [CLIP_MODEL CLIP_WEIGHTS HEAD]:
+    prints {"scores": {video_path: score}, "seconds": time spent scoring (models loaded before)}.
+    motion_pool: ``motion_scores`` with 2 processes (the pool's start counts in the seconds)."""
     import json
     import sys
     import time
 
     kind, manifest, root = sys.argv[1:4]
     paths = [json.loads(line)["video_path"] for line in open(manifest) if line.strip()]
+    if kind == "motion_pool":
+        start = time.perf_counter()
+        scores = motion_scores([f"{root}/{p}" for p in paths])
+        print(json.dumps({"scores": dict(zip(paths, scores, strict=True)), "seconds": time.perf_counter() - start}))
+        return
     if kind == "motion":
         fn = motion_score
     elif kind == "text":

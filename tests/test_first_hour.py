@@ -79,7 +79,7 @@ def test_foreseeable_errors_are_one_line_and_exit_1(tmp_path):
             (("video_caption.score", "--output-folder", tmp_path / "o", "--batch-size", "eight"),
              "invalid int value: 'eight'"),
             (("video_caption.caption", "--output-folder", tmp_path / "o", "--steps", "captions"),
-             "unknown 'captions' (known: category, caption, summary, match, tags, train)")]
+             "unknown 'captions' (known: category, caption, summary, match, tags, materialize, train)")]
     for args, message in runs:
         proc = run_module(*args, check=False)
         assert proc.returncode == 1, (args, proc.stderr[-2000:])

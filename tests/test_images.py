@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, ffprobe
 from mixed_helpers import IMAGES
 
 from video_caption.manifest import read_rows
@@ -52,7 +52,7 @@ def test_a_mixed_folder_runs_end_to_end_and_images_get_the_right_steps(mixed, mi
         assert row["type"] == "image" and row["num_frames"] == 1 and row["video_path"].startswith("clips/")
         assert (row["width"], row["height"]) == read_image(mixed / name).shape[1::-1]
         assert (out / row["video_path"]).is_file()
-    assert clips["carphone.mp4"]["type"] == "video"
+    assert clips["carphone.mp4"]["type"] == "video" and clips["carphone.mp4"]["deferred"]
     errors = read_rows(out / "errors.jsonl")
     assert [(e["stage"], e["video_path"]) for e in errors] == [("cut", "photos/broken.jpg")]
     assert "cannot read image" in errors[0]["message"]
@@ -98,3 +98,7 @@ def test_a_mixed_folder_runs_end_to_end_and_images_get_the_right_steps(mixed, mi
     types = {row["video_path"]: row["type"] for row in clips.values()}
     assert {e["type"] for e in entries} == {"image", "video"}
     assert all(e["type"] == types[e["file_path"]] for e in entries)
+    # The deferred video clip passed every step: stage 3 made its file, and train.json points at it.
+    video = path["carphone.mp4"]
+    assert keys("materialized.jsonl") == {video} and "source_file" not in str(entries)
+    assert ffprobe(out / video, "stream=nb_read_frames")["streams"][0]["nb_read_frames"] == "120"

@@ -62,3 +62,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_default_workers_follow_cores_and_the_memory_available(monkeypatch):
+    from video_caption import workers
+
+    monkeypatch.setattr(workers, "usable_cores", lambda: 8)
+    for available, expected in ((100 << 30, 8), (10 << 30, 3), (1 << 30, 1)):
+        monkeypatch.setattr(workers, "available_memory", lambda available=available: available)
+        assert workers.default_workers(3 << 30) == expected
+    monkeypatch.undo()
+    assert 0 < workers.available_memory() and 1 <= workers.usable_cores() <= (os.cpu_count() or 1)

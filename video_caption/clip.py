@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -120,7 +119,7 @@ class ClipFrames(FramePlan):
     count: int = 4
     fmt = "rgb24"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
         return uniform_indices(num_frames, self.count)
 
     def prepare(self, frames: list[np.ndarray]):

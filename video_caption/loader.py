@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from video_caption.inputs import path_under
-from video_caption.manifest import IMAGE, media_type
-from video_caption.media.decode import read_frames
+from video_caption.manifest import IMAGE, is_deferred, media_type
+from video_caption.media.decode import keyframe_indices, read_frames
 from video_caption.media.image import read_image
 from video_caption.media.probe import probe
 from video_caption.media.process import MediaError
@@ -29,9 +29,11 @@ class FramePlan:
     """Which frames a scorer needs and how to prepare them (runs in worker processes)."""
 
     fmt = "rgb24"  # "rgb24", "bgr24" or "gray", as read_frames takes
+    needs_keyframes = False  # whether ``indices`` looks at where the clip's key frames are
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
-        """Decode indices of the frames wanted (``path`` is there for plans that look at the file)."""
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
+        """Indices within the clip of the frames wanted; ``keyframes``: the clip's key frames, given
+        when ``needs_keyframes``."""
         raise NotImplementedError
 
     def prepare(self, frames: list[np.ndarray]) -> Any:
@@ -40,6 +42,40 @@ class FramePlan:
     def prepared_bytes(self, row: dict) -> int:
         """About how many bytes ``prepare`` returns for this clip (0: small, whatever the clip)."""
         return 0
+
+
+def clip_source(root: Path, row: dict) -> tuple[Path, int]:
+    """Where a clip's frames are: its file and 0, or, for a deferred clip (stage 1's ``CLIPS=deferred``:
+    no file until ``materialize``), its source and the index there of the clip's first frame."""
+    if is_deferred(row) and media_type(row) != IMAGE:
+        if "source_file" not in row or "start_frame" not in row:
+            raise MediaError("deferred clip row without source_file and start_frame")
+        return Path(row["source_file"]), int(row["start_frame"])
+    return path_under(root, row["video_path"]), 0
+
+
+def clip_keyframes(root: Path, row: dict) -> list[int]:
+    """The key frames of a clip, as indices within it.  A deferred clip has none of its own yet:
+    its first frame and the source's key frames inside its range (where the encoder puts them too,
+    at scene changes)."""
+    path, start = clip_source(root, row)
+    if not is_deferred(row):
+        return keyframe_indices(path)
+    end = start + int(row["num_frames"])
+    return [0] + [k - start for k in keyframe_indices(path) if start < k < end]
+
+
+def _upright_crop(frame: np.ndarray, row: dict) -> np.ndarray:
+    """A source frame as the clip holds it: stage 1 encodes even sizes, dropping an odd last row or column."""
+    height, width = row.get("height") or frame.shape[0], row.get("width") or frame.shape[1]
+    return frame if frame.shape[:2] == (height, width) else np.ascontiguousarray(frame[:height, :width])
+
+
+def read_clip_frames(root: Path, row: dict, indices: list[int], fmt: str = "rgb24") -> list[np.ndarray]:
+    """The frames at ``indices`` within a clip, from its file or, deferred, from its source's range."""
+    path, start = clip_source(root, row)
+    frames = read_frames(path, [start + i for i in indices], fmt)
+    return [_upright_crop(f, row) for f in frames] if is_deferred(row) else frames
 
 
 # Prepared clips in one batch stay under this many bytes (a batch holds fewer clips when they are
@@ -82,24 +118,66 @@ class ClipFrames:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> Item:
-        row = self.rows[i]
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[Item]:
+        """The items of a batch (the DataLoader asks for a batch at once): the deferred clips of one
+        source are read in one pass over it, seeking over what no clip wants."""
+        items, by_source = {}, {}
+        for i in indices:
+            row = self.rows[i]
+            if is_deferred(row) and media_type(row) != IMAGE:
+                by_source.setdefault(row.get("source_file"), []).append(i)
+            else:
+                items[i] = self._guarded(row, self._read)
+        for members in by_source.values():
+            items.update(self._read_together(members))
+        return [items[i] for i in indices]
+
+    def _wanted(self, row: dict) -> list[int]:
+        if media_type(row) == IMAGE:
+            return self.plan.indices(1, 1.0, [0])
+        num_frames, fps = row.get("num_frames"), row.get("fps")
+        if not num_frames or not fps:
+            info = probe(clip_source(self.root, row)[0])
+            num_frames, fps = info.num_frames, float(info.fps)
+        keyframes = clip_keyframes(self.root, row) if self.plan.needs_keyframes else None
+        indices = self.plan.indices(int(num_frames), float(fps), keyframes)
+        if not indices:
+            raise MediaError("clip has no frame to score")
+        return indices
+
+    def _read(self, row: dict) -> Item:
+        indices = self._wanted(row)
+        if media_type(row) == IMAGE:
+            # One frame, read once, at every index a plan asks for (a plan that averages moments
+            # gets the same picture at each).
+            image = read_image(path_under(self.root, row["video_path"]), self.plan.fmt)
+            return Item(row, self.plan.prepare([image for _ in indices]), frame_indices=indices)
+        frames = read_clip_frames(self.root, row, indices, self.plan.fmt)
+        return Item(row, self.plan.prepare(frames), frame_indices=indices)
+
+    def _read_together(self, members: list[int]) -> dict[int, Item]:
+        """Deferred clips of one source: every frame they want, in one read."""
+        rows = [self.rows[i] for i in members]
         try:
-            path = path_under(self.root, row["video_path"])
-            if media_type(row) == IMAGE:
-                # One frame, read once, at every index a plan asks for (a plan that averages moments
-                # gets the same picture at each).
-                indices = self.plan.indices(1, 1.0, path)
-                image = read_image(path, self.plan.fmt)
-                return Item(row, self.plan.prepare([image for _ in indices]), frame_indices=indices)
-            num_frames, fps = row.get("num_frames"), row.get("fps")
-            if not num_frames or not fps:
-                info = probe(path)
-                num_frames, fps = info.num_frames, float(info.fps)
-            indices = self.plan.indices(int(num_frames), float(fps), path)
-            if not indices:
-                raise MediaError("clip has no frame to score")
-            frames = read_frames(path, indices, self.plan.fmt)
-            return Item(row, self.plan.prepare(frames), frame_indices=indices)
+            wanted = [self._wanted(row) for row in rows]
+            indices = sorted({row["start_frame"] + k for row, ks in zip(rows, wanted, strict=True) for k in ks})
+            frames = dict(zip(indices, read_frames(Path(rows[0]["source_file"]), indices, self.plan.fmt), strict=True))
+        except Exception:  # noqa: BLE001 - the joint read failed: each clip alone, for its own error
+            return {i: self._guarded(self.rows[i], self._read) for i in members}
+
+        def prepared(row: dict, ks: list[int]) -> Item:
+            clip = [_upright_crop(frames[row["start_frame"] + k], row) for k in ks]
+            return Item(row, self.plan.prepare(clip), frame_indices=ks)
+
+        return {i: self._guarded(row, lambda r, ks=ks: prepared(r, ks))
+                for i, row, ks in zip(members, rows, wanted, strict=True)}
+
+    @staticmethod
+    def _guarded(row: dict, read) -> Item:
+        try:
+            return read(row)
         except Exception as exc:  # noqa: BLE001 - any failure of one clip is that clip's error row
             message = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
             return Item(row, error=message)

@@ -31,6 +31,10 @@ FRAME_CAPTION, VIDEO_CAPTION = "frame_caption.jsonl", "video_caption.jsonl"  # s
 SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"
 MATCH_SCORE, CATEGORY = "match_score.jsonl", "category.jsonl"  # stage 3: caption-clip match, zero-shot category
 TAGS = "tags.jsonl"
+MATERIALIZED = "materialized.jsonl"  # stage 3's last step (or datautil): the deferred clips encoded
+# What a train.json entry of a deferred clip (stage 1 CLIPS=deferred) holds until its file is made: a
+# trainer that reads source ranges can use it as it is.
+PENDING = ("source_file", "start_frame", "end_frame", "start_time", "end_time")
 ERRORS, SUMMARY_JSON = "errors.jsonl", "summary.json"  # every stage
 # A clip row's "type": a still image (one frame, never cut, no motion) or a video clip.
 IMAGE, VIDEO = "image", "video"
@@ -215,3 +219,8 @@ def lock_folder(folder: Path, stage: str):
     handle.write(f"{stage} (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})")
     handle.flush()
     return handle
+
+
+def is_deferred(row: dict) -> bool:
+    """A clip stage 1 planned without writing its file (``CLIPS=deferred``): its frames are a range of its source."""
+    return bool(row.get("deferred"))

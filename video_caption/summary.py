@@ -104,6 +104,9 @@ def result(summary: dict) -> list[str]:
         line = f"result: {caption['train_json']} clips with a caption in train.json"
         if caption.get("missing"):
             line += f"; {caption['missing']} clips have none yet (errors.jsonl says why; a rerun tries them again)"
+        if caption.get("pending"):
+            line += (f"; {caption['pending']} of them are deferred clips with no file yet (source ranges; "
+                     "'python -m video_caption.datautil materialize' makes them)")
         return [line]
     if caption and caption.get("clips"):
         skipped = caption.get("skipped") or []
@@ -133,6 +136,9 @@ def result(summary: dict) -> list[str]:
         return [f"result: no clip: stage 1 cut none from {cut['sources']} sources ({cut['sources_failed']} could not "
                 "be read: errors.jsonl; for the others, 'skipped' in meta_scene_info.jsonl says why, e.g. every "
                 "shot shorter than MIN_SECONDS)"]
+    if cut and cut.get("deferred"):
+        return [f"result: {cut['clips']} clips in meta_clips.jsonl, {cut['deferred']} of them deferred (source ranges: "
+                "stage 3's materialize step encodes those that pass); stages 2 and 3 have not run"]
     if cut:
         return [f"result: {cut['clips']} clips in clips/ (meta_clips.jsonl); stages 2 and 3 have not run"]
     return []

@@ -10,6 +10,7 @@ decoded frame), so a long source that keeps decoding is never cut off, while one
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,6 +21,40 @@ from video_caption.media.process import die_with_parent
 CRASHED = "the worker process crashed while processing this file"
 
 _beat = None  # this worker's shared last-progress time (None outside a worker)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a job scheduler's CPU set, not the whole machine)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int:
+    """Bytes that can be used now without swapping: the kernel's MemAvailable, or less when a
+    container's memory limit (cgroup v2) leaves less."""
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            found += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    except OSError:
+        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit, \
+                open("/sys/fs/cgroup/memory.current", encoding="ascii") as current:
+            text = limit.read().strip()
+            if text != "max":
+                found.append(int(text) - int(current.read()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(found))
+
+
+def default_workers(bytes_per_worker: int) -> int:
+    """As many parallel workers as there are usable cores, but no more than the available memory
+    holds at ``bytes_per_worker`` each (at least 1)."""
+    return max(1, min(usable_cores(), available_memory() // bytes_per_worker))
 
 
 def heartbeat() -> None:

@@ -15,6 +15,9 @@ Steps (--steps; default: all), in the order they run, each on the clips that pas
   match     CLIP score of the final caption against the clip's frames; keeps match_score >= --match-min
                                                                            -> match_score.jsonl
   tags      the LLM lists --tag-keys (objects, actions) of each final caption, as JSON  -> tags.jsonl
+  materialize  deferred clips (stage 1 CLIPS=deferred) only: encode the clips that passed into their
+            files, frame-exact, with stage 1's encoder settings; a clip that cannot be made (its
+            source gone) is an errors.jsonl row and stays out of train.json  -> materialized.jsonl
   train     the final captions of the clips that passed every step that ran -> train.json
 Every model reply is checked for degenerate output (empty, refusal, echo of the prompt or of a frame
 caption, repetition loop, cut off at the token limit, wrong --language) and asked again once with
@@ -59,18 +62,21 @@ from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
     KEY,
+    PENDING,
     SUMMARY_CAPTION,
     TRAIN_JSON,
     TRAIN_JSONL,
+    is_deferred,
     media_type,
     read_rows,
 )
+from video_caption.materialize import MaterializeStep
 from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"  # package data: found in a non-editable install too
 MODES = ("frames_then_summary", "video_then_rewrite")
-STEPS = ("category", "caption", "summary", "match", "tags", "train")
+STEPS = ("category", "caption", "summary", "match", "tags", "materialize", "train")
 RESERVED = {KEY, "tags_model", "tags_settings"}  # tags.jsonl fields a tag key cannot be
 
 
@@ -293,13 +299,21 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
             gates["tags"] = {"reached": len(passed), "passed": len(passed & set(tagged)),
                              "failed": len(passed - set(tagged))}
             passed &= set(tagged)
+        materialized: set[str] = set()
+        if "materialize" in names:
+            passed, materialized = _materialize(run, rows, passed, gates)
         # Without the train step, train.json is what an earlier run wrote.
         final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": missing, "dropped": dropped,
                  "degenerate_clips": len(degenerate)}
         if ranks.main and "train" in names:
-            entries = train_entries(rows, captions, passed)
+            entries = train_entries(rows, captions, passed, materialized)
             write_train_json(out / TRAIN_JSON, entries)
             final["train_json"] = len(entries)
+            final["pending"] = sum(PENDING[0] in entry for entry in entries)
+            if final["pending"]:
+                log.warning("train.json: %d deferred clips have no file yet (the materialize step did not run): "
+                            "their entries give source_file and the frame range; 'datautil materialize' makes them",
+                            final["pending"])
             log.info("train.json: %d clips; %d have no caption in %s yet; %d had a degenerate reply twice "
                      "(\"degenerate\" in their row); %d were empty after cleaning%s",
                      len(entries), missing, text_source, len(degenerate), dropped,
@@ -338,6 +352,16 @@ def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, st
                       "bounds": [{"key": "match_score", "min": minimum, "max": None, "strict": False, "values": None}]}
     release_clip()
     return kept
+
+
+def _materialize(run: StageRun, rows: list[dict], passed: set[str], gates: dict) -> tuple[set[str], set[str]]:
+    """Encode the deferred clips that passed; (the clips still passing, those materialized)."""
+    deferred = [row for row in rows if row[KEY] in passed and is_deferred(row)]
+    if not deferred:
+        return passed, set()
+    made = set(run.step(MaterializeStep(run.options.root, "caption"), deferred))
+    gates["materialize"] = {"reached": len(deferred), "passed": len(made), "failed": len(deferred) - len(made)}
+    return passed - {row[KEY] for row in deferred if row[KEY] not in made}, made
 
 
 def caption_rows(path: Path, rows: list[dict]) -> list[dict]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from video_caption.loader import FramePlan
-from video_caption.media.decode import keyframe_indices, middle_indices, uniform_indices
+from video_caption.media.decode import middle_indices, uniform_indices
 
 SAMPLINGS = ("uniform", "mid", "first", "last", "keyframes")
 
@@ -57,9 +56,12 @@ class CaptionFrames(FramePlan):
     quality: int = 90
     fmt = "rgb24"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
-        keys = keyframe_indices(path) if self.sampling == "keyframes" and num_frames > 1 else None
-        return pick_frames(self.sampling, self.count, num_frames, keys)
+    @property
+    def needs_keyframes(self) -> bool:
+        return self.sampling == "keyframes"
+
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
+        return pick_frames(self.sampling, self.count, num_frames, keyframes if num_frames > 1 else None)
 
     def prepare(self, frames: list[np.ndarray]) -> list[bytes]:
         return [encode_jpeg(f, self.max_side, self.quality) for f in frames]

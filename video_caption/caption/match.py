@@ -21,7 +21,6 @@ ViT-L/14; Open-Sora documents the ``--matchmin`` filter but recommends no value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
 from video_caption.loader import Item
@@ -49,7 +48,7 @@ def match_indices(num_frames: int, mode: str) -> list[int]:
 class MatchFrames(ClipFrames):
     mode: str = "middle"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
         return match_indices(num_frames, self.mode)
 
 

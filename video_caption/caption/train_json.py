@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from video_caption.caption.clean import clean_caption
-from video_caption.manifest import KEY, media_type, write_atomic
+from video_caption.manifest import KEY, PENDING, is_deferred, media_type, write_atomic
 
 
 def final_captions(rows: list[dict], texts: dict[str, str], openings: list[str]) -> tuple[dict[str, str], int, int]:
@@ -25,10 +25,21 @@ def final_captions(rows: list[dict], texts: dict[str, str], openings: list[str])
     return captions, missing, dropped
 
 
-def train_entries(rows: list[dict], captions: dict[str, str], passed: set[str]) -> list[dict]:
-    """EasyAnimate's entries for the clips in ``passed``, in input order (``type``: video or image)."""
-    return [{"file_path": row[KEY], "text": captions[row[KEY]], "type": media_type(row)} for row in rows
-            if row[KEY] in passed]
+def train_entries(rows: list[dict], captions: dict[str, str], passed: set[str],
+                  materialized: set[str] = frozenset()) -> list[dict]:
+    """EasyAnimate's entries for the clips in ``passed``, in input order (``type``: video or image).
+    A deferred clip with no file yet (not in ``materialized``) also says where its frames are
+    (``PENDING``: source and range); ``file_path`` is where materialize will write it."""
+    return [{"file_path": row[KEY], "text": captions[row[KEY]], "type": media_type(row),
+             **({k: row[k] for k in PENDING if k in row} if is_deferred(row) and row[KEY] not in materialized else {})}
+            for row in rows if row[KEY] in passed]
+
+
+def settle_pending(entries: list[dict], made: set[str], failed: set[str]) -> list[dict]:
+    """train.json entries after materialize: the clips ``made`` lose their pending fields (they are
+    files now), those that ``failed`` are left out (their errors.jsonl rows say why)."""
+    return [{k: v for k, v in e.items() if k not in PENDING} if e["file_path"] in made else e
+            for e in entries if e["file_path"] not in failed]
 
 
 def write_train_json(path: Path, entries: list[dict]) -> None:

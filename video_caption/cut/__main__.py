@@ -11,7 +11,6 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from video_caption.manifest import (
     ErrorLog,
     ManifestWriter,
     done_keys,
+    is_deferred,
     is_storage_error,
     lock_folder,
     media_type,
@@ -38,9 +38,11 @@ from video_caption.manifest import (
 from video_caption.media.encode import EncoderSettings
 from video_caption.media.process import MediaError
 from video_caption.summary import record_stage, result, throughput
-from video_caption.workers import run_isolated
+from video_caption.workers import default_workers, run_isolated
 
 STAGE = "cut"
+# A worker's peak on a 4K source, with room: decoder frames, the detector's look-ahead and the encoders.
+WORKER_BYTES = 3 << 30
 
 
 def parse_args(argv=None):
@@ -67,6 +69,12 @@ def parse_args(argv=None):
     g.add_argument("--margin-frames", type=int, default=2, help="frames trimmed at each side of a cut")
     g.add_argument("--min-side", type=int, default=0, help="skip sources whose shorter side is smaller")
     g = p.add_argument_group("encoding")
+    g.add_argument("--clips", choices=("encoded", "deferred"), default="encoded",
+                   help="encoded: write each clip's file now; deferred: write no clip file, only each clip's "
+                        "source and frame range (meta_clips.jsonl 'source_file', 'start_frame', 'end_frame'), "
+                        "which stages 2 and 3 read from the source; 'datautil materialize' (stage 3 runs it at "
+                        "the end) then encodes the clips that survive, with the settings below "
+                        "(default: %(default)s)")
     g.add_argument("--codec", default="libx264")
     g.add_argument("--preset", default="veryfast")
     g.add_argument("--crf", type=int, default=22)
@@ -77,8 +85,9 @@ def parse_args(argv=None):
                         "slightly different streams from run to run under varying load; 1 makes clips "
                         "byte-reproducible")
     g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)),
-                   help="sources processed in parallel (default: %(default)s)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="sources processed in parallel (default: one per usable core, at most one per "
+                        f"{WORKER_BYTES >> 30} GiB of available memory; an 8K source takes about 9 GB)")
     g.add_argument("--buffer-mb", type=int, default=512, help="raw frames held per clip before encoding starts")
     g.add_argument("--stall-timeout", type=float, default=300,
                    help="seconds a source may go without decoding a frame before its worker is killed and "
@@ -100,6 +109,7 @@ def settings_from(args) -> CutSettings:
         buffer_mb=args.buffer_mb,
         device=args.device,
         transitions=args.transitions,
+        deferred=args.clips == "deferred",
     )
 
 
@@ -108,6 +118,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     log = setup_logging(args.verbose)
     settings = settings_from(args)
+    if args.workers is None:
+        args.workers = default_workers(WORKER_BYTES)
     try:  # before anything is written: a wrong input leaves no output folder behind
         _, sources = list_sources(args.video_folder)
     except (OSError, ValueError) as exc:
@@ -121,8 +133,9 @@ def main(argv=None) -> int:
 def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log) -> int:
     done = done_keys(out / SCENE_INFO)
     todo = [s for s in sources if s.key not in done]
-    log.info("%d sources, %d already done, %d to cut with detector %s", len(sources), len(sources) - len(todo),
-             len(todo), settings.detector)
+    log.info("%d sources, %d already done, %d to cut with detector %s, %d workers, clips %s", len(sources),
+             len(sources) - len(todo), len(todo), settings.detector, args.workers,
+             "deferred (no clip file)" if settings.deferred else "encoded")
     started = time.time()
     counts = {"ok": 0, "failed": 0, "no_clip": 0, "clips": 0}
     with ManifestWriter(out / SCENE_INFO) as scenes, ManifestWriter(out / META_CLIPS) as clips, \
@@ -151,13 +164,15 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
 
         run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed, args.stall_timeout)
     elapsed = time.time() - started
-    log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips written to %s",
-             elapsed, counts["ok"], counts["failed"], counts["no_clip"], counts["clips"], out)
+    log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips %s %s", elapsed,
+             counts["ok"], counts["failed"], counts["no_clip"], counts["clips"],
+             "planned (deferred: no file yet) in" if settings.deferred else "written to", out)
     cut = done_keys(out / SCENE_INFO)
     clip_rows = read_rows(out / META_CLIPS)
     summary = record_stage(out, "cut", {
         "sources": len(sources), "sources_done": len(cut), "sources_failed": sum(s.key not in cut for s in sources),
         "clips": len(clip_rows), "images": sum(media_type(row) == IMAGE for row in clip_rows),
+        "deferred": sum(is_deferred(row) for row in clip_rows),
         "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
                 "sources_per_s": throughput(len(todo), elapsed)}})
     for line in result(summary):

@@ -54,6 +54,8 @@ class PySceneDetectDetector(ShotDetector):
                                               min_scene_len=min_scene_len, window_width=adaptive_window)
         else:
             raise ValueError(f"unknown PySceneDetect detector {kind!r}")
+        if self._detector._weights.delta_edges == 0:
+            self._detector._calculate_frame_score = _FastContentScore(self._detector._weights)
         self.name = kind
         self._fps = float(fps)
         self._width = width
@@ -73,10 +75,13 @@ class PySceneDetectDetector(ShotDetector):
         return FrameTimecode(index, fps=self._fps)
 
     def push(self, index: int, image: np.ndarray) -> list[int]:
+        import cv2
+
         self._last = index
         cuts = [tc.frame_num for tc in self._detector.process_frame(self._timecode(index), image)]
         if self._black_level > 0:
-            black = float(image.mean()) < self._black_level
+            # image.mean(), exactly (integer sums), at a tenth of the cost.
+            black = sum(cv2.sumElems(image)) / image.size < self._black_level
             if self._was_black is not None and black != self._was_black:
                 cuts.append(index)
             self._was_black = black
@@ -84,6 +89,31 @@ class PySceneDetectDetector(ShotDetector):
 
     def finish(self) -> list[int]:
         return [tc.frame_num for tc in self._detector.post_process(self._timecode(self._last))]
+
+
+class _FastContentScore:
+    """ContentDetector's frame score (``_calculate_frame_score`` of PySceneDetect 0.7, pinned,
+    without edges): the same float for the same frames, at a third of the cost (it was a third of
+    stage 1's work per frame besides decoding).  The three channel differences come from one
+    absolute difference and one sum per channel of the HSV frames: integer sums, exact in doubles
+    as numpy's are."""
+
+    def __init__(self, weights):
+        self._weights = weights
+        self._last: np.ndarray | None = None
+
+    def __call__(self, timecode, frame_img: np.ndarray) -> float:
+        import cv2
+
+        hsv = cv2.cvtColor(frame_img, cv2.COLOR_BGR2HSV)
+        last, self._last = self._last, hsv
+        if last is None:
+            return 0.0
+        pixels = float(hsv.shape[0] * hsv.shape[1])
+        hue, sat, lum = (total / pixels for total in cv2.sumElems(cv2.absdiff(hsv, last))[:3])
+        components = (hue, sat, lum, 0.0)  # delta_edges is weighted 0
+        return (sum(c * w for c, w in zip(components, self._weights, strict=True))
+                / sum(abs(w) for w in self._weights))
 
 
 class TransNetV2Detector(ShotDetector):

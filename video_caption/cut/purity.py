@@ -29,6 +29,7 @@ Two uses:
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -132,6 +133,28 @@ def change_range(roots: np.ndarray, centre: int, settings: PuritySettings) -> tu
     return first, last
 
 
+class _Recent:
+    """The last ``length`` rows appended, readable as one array without copying them on every
+    frame: rows go into a buffer twice as long, whose tail is moved to the front when it is full."""
+
+    def __init__(self, length: int, width: int):
+        self._buffer = np.empty((2 * length, width), np.float32)
+        self._length, self._end = length, 0
+
+    def append(self, row: np.ndarray) -> None:
+        if self._end == len(self._buffer):
+            keep = self._length - 1
+            self._buffer[:keep] = self._buffer[self._end - keep:self._end]
+            self._end = keep
+        self._buffer[self._end] = row
+        self._end += 1
+
+    def latest(self, count: int | None = None) -> np.ndarray:
+        """The last ``count`` rows (all held when None), oldest first: a view."""
+        count = min(self._end, self._length if count is None else count)
+        return self._buffer[self._end - count:self._end]
+
+
 class ChangeFinder:
     """Push every frame's root in order; changes come back once they are certain, as transitions of
     kind ``gradual`` (frames to keep out of clips) or ``cut`` (first == last: the cut's frame).
@@ -141,7 +164,7 @@ class ChangeFinder:
         self.s = settings
         self.reach = settings.gap + settings.side  # frames from t to the far end of B or A
         self.lag = settings.max_run + 2 * self.reach + settings.side + 2
-        self._roots: deque[np.ndarray] = deque(maxlen=settings.max_run + 2 * self.reach + 1)
+        self._roots = _Recent(settings.max_run + 2 * self.reach + 1, math.prod(BINS))
         self._greys: deque[np.ndarray] = deque(maxlen=settings.max_run + 2 * self.reach + 1)
         self._run: list[tuple[int, float]] = []  # (t, contrast) of the run going on
         self._last = -1
@@ -154,7 +177,7 @@ class ChangeFinder:
         t = index - self.reach + 1  # A ends at the frame just pushed
         if t - self.reach < 0:
             return []
-        window = np.asarray(self._roots)[-2 * self.reach:]
+        window = self._roots.latest(2 * self.reach)
         g, s = self.s.gap, self.s.side
         value = contrast(window[:s], window[s + 2 * g:])
         if value >= self.s.min_contrast:
@@ -170,8 +193,9 @@ class ChangeFinder:
         if not run:
             return []
         centre = max(run, key=lambda item: item[1])[0]
-        offset = self._last - len(self._roots) + 1  # the frame index of the deque's first root
-        first, last = change_range(np.asarray(self._roots), centre - offset, self.s)
+        roots = self._roots.latest()
+        offset = self._last - len(roots) + 1  # the frame index of the first root held
+        first, last = change_range(roots, centre - offset, self.s)
         first, last = first + offset, last + offset
         if first > last:
             return [Transition(first, first, "cut")]

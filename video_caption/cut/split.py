@@ -1,21 +1,32 @@
 """Cut one source into clips in a single decoding pass.
 
-Frames are decoded once (PyAV).  Each frame goes, scaled down, to the shot detector, and waits in
-a short queue until the detector can no longer report a cut at or before it; it is then placed
-by the ClipAssembler, and the frames of a clip are piped as raw YUV to an ffmpeg encoder.  Clips
-therefore hold exactly the source frames [start_frame, end_frame), whatever the container's
-timestamps say, and the source is never decoded a second time.
+Frames are decoded once (PyAV, in a thread of its own a few frames ahead).  Each frame goes, scaled
+down, to the shot detector and the transition and purity finders, and waits in a look-ahead queue
+until none of them can report a cut at or before it any more; it is then placed by the
+ClipAssembler, and the frames of a clip are piped as raw YUV to an ffmpeg encoder.  Clips therefore
+hold exactly the source frames [start_frame, end_frame), whatever the container's timestamps say,
+and the source is never decoded a second time.
 
-Memory stays flat in the source's length: the queue holds ``detector.lag + margin`` frames, and a
-clip's first frames are held back (at most ``min_frames`` of them, or ``buffer_mb``) only until it
-is certain the clip reaches the minimum length, so no encoder work is wasted on short shots.
+The encoders do most of the work (a kept frame costs about five times its decoding), and the
+decoder does not wait for them: each encoder is fed by a thread of its own from a queue, and the
+encoders of consecutive clips overlap, so while the decoder crosses frames no clip keeps, the
+encoders still work on the frames before.  The queued frames of all clips together are bounded
+(``backlog_mb``): past that, the decoder waits.
+
+Memory stays flat in the source's length.  Raw frames are held (without copies, as the decoder's
+frames) in the look-ahead queue (the finders' lag: about 5.6 s of frames), at a clip's start (at
+most ``min_frames`` of them, or ``buffer_mb``, until it is certain the clip reaches the minimum
+length, so no encoder work is wasted on short shots) and in the encoders' queues (``backlog_mb``).
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
@@ -38,13 +49,17 @@ from video_caption.cut.transitions import (
 from video_caption.inputs import Source, path_under
 from video_caption.manifest import VIDEO
 from video_caption.media.decode import DecodedFrame, decode_frames
-from video_caption.media.encode import Encoder, EncoderSettings
+from video_caption.media.encode import Backlog, Encoder, EncoderSettings
 from video_caption.media.image import is_image
 from video_caption.media.probe import VideoInfo, probe
 from video_caption.media.process import MediaError
 from video_caption.workers import heartbeat
 
 TMP_SUFFIX = ".tmp.mp4"
+AHEAD = 8  # frames decoded ahead of the detectors
+# Encoders still finishing clips (all their frames given) beside the one being fed: two keep both
+# cores of a small machine busy; each more holds one more encoder's memory (about 150 MB at 720p).
+FINISHING = 2
 
 
 @dataclass(frozen=True)
@@ -56,9 +71,11 @@ class CutSettings:
     plan: PlanSettings = field(default_factory=PlanSettings)
     min_side: int = 0  # sources whose shorter side is below this are skipped
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
-    buffer_mb: int = 512
+    buffer_mb: int = 512  # raw frames held at a clip's start until it is certain to be long enough
+    backlog_mb: int = 256  # raw frames queued for the encoders, all clips together
     device: str | None = None
     transitions: bool = True  # find dissolves, fades and other changes, and keep clips clear of them
+    deferred: bool = False  # plan clips as source ranges only; ``materialize`` encodes the kept ones later
 
 
 @dataclass
@@ -91,6 +108,7 @@ class _SourceCutter:
         self.purity = PuritySettings.for_fps(float(info.fps))
         self.dropped: list[list] = []  # [start, end, reason] of the clips the purity check dropped
         self.finishing: deque[tuple[Encoder, Path, dict]] = deque()
+        self.backlog = Backlog(settings.backlog_mb << 20)  # shared by this source's encoders
         self.rows: list[dict] = []
 
     # -- clip files ---------------------------------------------------------------------------
@@ -103,6 +121,7 @@ class _SourceCutter:
         piece.encoder = Encoder(
             tmp, self.width, self.height, self.info.fps, self.settings.encoder, audio_source=audio,
             audio_start=piece.start.time - self.info.start_time, audio_duration=float(self.max_frames / self.info.fps),
+            backlog=self.backlog,
         )
         for data in piece.held:
             piece.encoder.write(data)
@@ -113,6 +132,8 @@ class _SourceCutter:
         if piece is None:
             piece = self.piece = _Piece(frame)
         piece.roots.append(self.roots[frame.index])
+        if self.settings.deferred:
+            return
         data = frame.yuv420p(self.width, self.height)
         if piece.encoder is not None:
             piece.encoder.write(data)
@@ -129,9 +150,6 @@ class _SourceCutter:
             self._drop()
             return
         piece, self.piece = self.piece, None
-        if piece.encoder is None:
-            self._start_encoder(piece)
-        piece.encoder.close()
         last = self.recent[end - 1]
         num_frames = end - start
         fps = Fraction(self.info.fps)
@@ -150,9 +168,16 @@ class _SourceCutter:
             "height": self.height,
             "shot_change": round(max(0.0, value), 3),
         }
+        if self.settings.deferred:
+            self.rows.append({**row, **deferred_fields(self.source.path, self.settings.encoder, self.info.has_audio)})
+            return
+        if piece.encoder is None:
+            self._start_encoder(piece)
+        piece.encoder.close()
         self.finishing.append((piece.encoder, self.clip_dir / self._clip_name(start, end), row))
-        # Encoders finish in the background; bound how many run at once.
-        while len(self.finishing) > 1:
+        # Encoders finish in the background; collect those done, oldest first (rows stay in clip
+        # order), and wait for the oldest while too many run.
+        while self.finishing and (self.finishing[0][0].done() or len(self.finishing) > FINISHING):
             self._reap()
 
     def _drop(self) -> None:
@@ -170,9 +195,10 @@ class _SourceCutter:
 
     # -- the pass -------------------------------------------------------------------------------
     def run(self) -> tuple[list[int], list[Transition], int]:
-        self.clip_dir.mkdir(parents=True, exist_ok=True)
-        remove_partial_clips(self.output_folder, self.source)
         settings = self.settings
+        if not settings.deferred:
+            self.clip_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_clips(self.output_folder, self.source)
         detector = make_detector(settings.detector, self.info.fps, settings.threshold, settings.min_scene_len,
                                  settings.black_level, settings.device)
         det_w, det_h = detector.image_size(self.info.width, self.info.height)
@@ -186,7 +212,7 @@ class _SourceCutter:
         transitions: list[Transition] = []
         bounds: set[int] = set()  # the cuts that bound transitions
         excluded: set[int] = set()  # frames inside transitions
-        queue: deque[DecodedFrame] = deque()
+        lookahead: deque[DecodedFrame] = deque()  # frames waiting out the detectors' lag
         count = 0
 
         def found(more: list[Transition]) -> None:
@@ -212,8 +238,9 @@ class _SourceCutter:
                 self._apply(event)
             excluded.discard(index)
 
+        frames = ahead(decode_frames(self.source.path, self.info), AHEAD)
         try:
-            for frame in decode_frames(self.source.path, self.info):
+            for frame in frames:
                 heartbeat()
                 count += 1
                 image = frame.image(det_w, det_h, detector.image_format, detector.exact_resize)
@@ -225,21 +252,22 @@ class _SourceCutter:
                     level = grey(small)
                     found(finders[0].push(frame.index, level) + finders[1].push(frame.index, root, level))
                     found(black.push(frame.index, float(level.mean())))
-                queue.append(frame)
-                while queue[0].index + lag <= frame.index:
-                    settle(queue.popleft())
+                lookahead.append(frame)
+                while lookahead[0].index + lag <= frame.index:
+                    settle(lookahead.popleft())
             cuts.update(detector.finish())
             for finder in finders:
                 found(finder.finish())
             if finders:
                 found(black.finish())
-            while queue:
-                settle(queue.popleft())
+            while lookahead:
+                settle(lookahead.popleft())
             for event in assembler.finish():
                 self._apply(event)
             while self.finishing:
                 self._reap()
         except BaseException:
+            frames.close()  # stops the decoding thread
             self._abort()
             raise
         transitions = merge_ranges(transitions, gap=round(float(self.info.fps) / 2))
@@ -260,6 +288,52 @@ class _SourceCutter:
         for encoder, _, _ in self.finishing:
             encoder.kill()
             encoder.out_path.unlink(missing_ok=True)
+
+
+def ahead(frames: Iterator[DecodedFrame], depth: int) -> Iterator[DecodedFrame]:
+    """``frames``, decoded by a thread of their own up to ``depth`` frames ahead: the decoder keeps
+    working while the caller runs the detectors on the frames before (the decoder alone keeps two
+    cores only about 80 % busy).  Its errors are raised here, in order."""
+    handed: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def offer(item: tuple) -> bool:
+        while not stop.is_set():  # the caller may stop taking frames at any time
+            try:
+                handed.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in frames:
+                if not offer((frame, None)):
+                    return
+            offer((None, None))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            offer((None, exc))
+        finally:
+            frames.close()
+
+    thread = threading.Thread(target=decode, name="decoder", daemon=True)
+    thread.start()
+    try:
+        while (item := handed.get())[0] is not None:
+            yield item[0]
+        if item[1] is not None:
+            raise item[1]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def deferred_fields(source: Path, encoder: EncoderSettings, has_audio: bool) -> dict:
+    """What a deferred clip row holds beside its range: where its frames are, and how ``materialize``
+    must encode them to make the clip stage 1 would have made."""
+    return {"deferred": True, "source_file": str(source),
+            "encoder": {**asdict(encoder), "audio": encoder.audio and has_audio}}
 
 
 def remove_partial_clips(output_folder: Path, source: Source) -> None:

@@ -39,7 +39,7 @@ from video_caption.datautil.tables import (
     shard,
     shard_name,
 )
-from video_caption.manifest import rewrite
+from video_caption.manifest import KEY, TRAIN_JSON, read_rows, rewrite
 
 PROG = "python -m video_caption.datautil"
 INPUT_HELP = "a manifest (.jsonl) or an output folder"
@@ -73,6 +73,15 @@ The rows with the N smallest MD5 of seed and video_path, in input order: the sam
 same rows, whatever the order of the input.""",
     "head": f"""examples:
   {PROG} head OUT/train.jsonl --n 20 --output first.jsonl""",
+    "materialize": f"""examples:
+  {PROG} materialize --output-folder OUT
+  {PROG} materialize --output-folder OUT --input OUT/strict.jsonl
+For a folder stage 1 made with CLIPS=deferred (no clip files): encode the clips of train.json that
+have no file yet (or of --input, any manifest of the folder's clips) into clips/, frame-exact, with
+the encoder settings stage 1 was given, as stage 3's materialize step does.  train.json's entries
+of the clips made lose their pending source fields; a clip that cannot be made (its source gone)
+is an errors.jsonl row and is left out of train.json.  Rerunning resumes (materialized.jsonl).
+Exit status 2 when some clip could not be made.""",
     "stats": f"""examples:
   {PROG} stats OUT
   {PROG} stats OUT/train.jsonl --json > stats.json
@@ -164,6 +173,13 @@ def parser() -> Parser:
     c.add_argument("--output", required=True, type=Path, metavar="PATH")
     c.add_argument("--input", type=Path, metavar="FILE", help="the manifest to export (default: the folder's)")
     c.add_argument("--root", type=Path, help="folder the clips' video_path values are relative to (default: OUT)")
+    c = command("materialize", "encode deferred clips (stage 1 CLIPS=deferred) into their files")
+    c.add_argument("--output-folder", required=True, type=Path, metavar="OUT")
+    c.add_argument("--input", type=Path, metavar="FILE",
+                   help="a manifest of the clips to make (default: train.json's clips with no file yet)")
+    c.add_argument("--encoders", type=at_least(1), default=2,
+                   help="clips of one source encoding at once while it is decoded on (default: %(default)s)")
+    c.add_argument("--batch-size", type=at_least(1), default=16, help="clips per batch (default: %(default)s)")
     c = command("import", "make an output folder from another tool's CSV")
     c.add_argument("file", type=Path, metavar="FILE.csv")
     c.add_argument("--output-folder", required=True, type=Path, metavar="OUT")
@@ -197,6 +213,8 @@ def run(args) -> int:
         said(f"info: {len(found)} files probed, {failed} unreadable, {len(rows)} rows"
              + (f" in {args.output}" if args.output else ""))
         return 2 if failed else 0
+    if args.command == "materialize":
+        return materialize(args)
     if args.command in ("export", "import"):
         from video_caption.datautil import formats  # written apart; loaded only when used
 
@@ -229,6 +247,28 @@ def run(args) -> int:
             else:
                 count = head(con, table, args.n, args.output)
     return said(f"{args.command}: {count} rows in {args.output}")
+
+
+def materialize(args) -> int:
+    from video_caption.caption.train_json import settle_pending, write_train_json
+    from video_caption.logs import setup_logging
+    from video_caption.materialize import materialize_folder
+
+    out, log = args.output_folder, setup_logging(False)
+    train = out / TRAIN_JSON
+    entries = json.loads(train.read_text(encoding="utf-8")) if train.is_file() else None
+    if args.input:
+        keys = [row[KEY] for row in read_rows(args.input)]
+    elif entries is not None:
+        keys = [entry["file_path"] for entry in entries if "source_file" in entry]
+    else:
+        raise InputError(f"no {TRAIN_JSON} in {out}: give the clips to make with --input")
+    made, failed = materialize_folder(out, keys, args.batch_size, args.encoders, log)
+    if entries is not None and any("source_file" in e and e["file_path"] in made | failed for e in entries):
+        write_train_json(train, settle_pending(entries, made, failed))
+    said(f"materialize: {len(made)} clips have their file, {len(failed)} could not be made (errors.jsonl)"
+         + (f"; {TRAIN_JSON} rewritten" if entries is not None else ""))
+    return 2 if failed else 0
 
 
 @entry_point

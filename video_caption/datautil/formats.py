@@ -54,6 +54,7 @@ from video_caption.manifest import (
     TRAIN_JSON,
     TRAIN_JSONL,
     VIDEO_CAPTION,
+    is_deferred,
     read_rows,
     replacing,
     rewrite,
@@ -240,7 +241,11 @@ def _locate(rows: list[dict], root: Path) -> list[tuple[dict, Path]]:
         else:
             skipped.append(row[KEY])
     if skipped:
-        log.warning("%d clip(s) skipped: no file under %s (first: %s)", len(skipped), root, ", ".join(skipped[:3]))
+        missing = set(skipped)
+        deferred = sum(is_deferred(row) for row in rows if row[KEY] in missing)
+        log.warning("%d clip(s) skipped: no file under %s (first: %s)%s", len(skipped), root, ", ".join(skipped[:3]),
+                    f"; {deferred} of them are deferred clips: 'datautil materialize' makes their files"
+                    if deferred else "")
     return found
 
 

@@ -3,8 +3,10 @@
 - ``process``: ``MediaError``, the subprocess helper ``run``, ``media_path`` (the absolute paths every
   tool is given) and ``die_with_parent``; the bottom layer, importing nothing from the project.
 - ``probe``: ``VideoInfo`` and ``probe`` (ffprobe).
-- ``decode``: frame decoding with PyAV (``decode_frames``, ``read_frames``) and which frames to
-  sample (``uniform_indices``, ``middle_indices``, ``keyframe_indices``).
+- ``decode``: frame decoding with PyAV (``decode_frames``: all of a file; ``frames_at`` and
+  ``read_frames``: chosen frames, seeking over the GOPs nobody wants, so a clip's range of a long
+  source costs that range) and which frames to sample (``uniform_indices``, ``middle_indices``,
+  ``keyframe_indices``).
 - ``encode``: ``EncoderSettings`` and ``Encoder`` (an ffmpeg process fed raw frames).
 
 Decoding uses PyAV (libav in-process): it was the fastest way to get every decoded frame with its

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import numpy as np
 
@@ -127,68 +129,129 @@ def _packets(path: str | os.PathLike) -> list[tuple[int | None, bool]]:
         raise MediaError(f"cannot read packets: {exc}") from exc
 
 
-def keyframe_indices(path: str | os.PathLike) -> list[int]:
-    """Decode indices of the key frames, from the packets alone (nothing is decoded): a packet's
-    rank in presentation order is its frame's index in ``decode_frames``."""
-    packets = sorted((pts, key) for pts, key in _packets(path) if pts is not None)
-    return [i for i, (_, key) in enumerate(packets) if key]
-
-
-def _sparse_frames(path: str | os.PathLike, wanted: set[int]) -> Iterator[DecodedFrame] | None:
-    """The wanted frames only, decoding as little as possible: a packet whose frame is not wanted is
-    decoded only if other frames reference it (the decoder skips non-reference frames), which for
-    a sampler taking one frame in 12 saves about 40% of the decoding.  Frames are numbered by their
-    packet's rank in presentation order, as in ``decode_frames``; None when the packets cannot be
-    ranked (missing or repeated timestamps), and the caller decodes everything instead."""
-    import av
-
+@functools.lru_cache(maxsize=4)
+def _ranked(path: str, size: int, mtime_ns: int) -> tuple[list[int], list[int]] | None:
+    """(pts of every frame in presentation order, decode indices of the key frames), from the
+    packets alone; None when the packets cannot be ranked (missing or repeated timestamps).  Cached
+    by the file's size and time: clips of one source read one after the other demux it once."""
     packets = _packets(path)
     stamps = [pts for pts, _ in packets]
     if None in stamps or len(set(stamps)) != len(stamps):
         return None
-    rank = {pts: i for i, pts in enumerate(sorted(stamps))}
+    ordered = sorted(stamps)
+    rank = {pts: i for i, pts in enumerate(ordered)}
+    return ordered, sorted(rank[pts] for pts, key in packets if key)
 
-    def frames() -> Iterator[DecodedFrame]:
-        with av.open(media_path(path), timeout=60) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # frame threads would apply the skip setting to the wrong packets
-            context = stream.codec_context
-            found = 0
-            try:
+
+def _packet_table(path: str | os.PathLike) -> tuple[list[int], list[int]] | None:
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read {os.fspath(path)}: {exc.strerror}") from exc
+    return _ranked(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def keyframe_indices(path: str | os.PathLike) -> list[int]:
+    """Decode indices of the key frames, from the packets alone (nothing is decoded): a packet's
+    rank in presentation order is its frame's index in ``decode_frames``."""
+    table = _packet_table(path)
+    if table is None:
+        packets = sorted((pts, key) for pts, key in _packets(path) if pts is not None)
+        return [i for i, (_, key) in enumerate(packets) if key]
+    return list(table[1])
+
+
+def _seeking_frames(path: str | os.PathLike, wanted: set[int], table: tuple[list[int], list[int]],
+                    sparse: bool) -> Iterator[DecodedFrame]:
+    """The wanted frames in index order, numbered by their packet's rank in presentation order (as
+    in ``decode_frames``), decoding as little as possible:
+
+    - before a wanted frame, when a key frame lies between what was decoded last and it, the demuxer
+      seeks to that key frame instead of decoding the frames in between (a clip in the middle of a
+      long source costs its own GOPs, not the source's start);
+    - ``sparse``: a packet whose frame is not wanted is decoded only if other frames reference it
+      (the decoder skips non-reference frames), which for a sampler taking one frame in 12 saves
+      about 40% of the decoding.
+
+    A wanted frame the decoder does not give (a seek that lands late, a broken packet) is left out;
+    the caller notices."""
+    import av
+
+    stamps, keys = table
+    rank = {pts: i for i, pts in enumerate(stamps)}
+    todo = sorted(wanted)
+
+    def key_before(index: int) -> int:
+        return keys[bisect.bisect_right(keys, index) - 1] if keys and keys[0] <= index else -1
+
+    with av.open(media_path(path), timeout=60) as container:
+        stream = container.streams.video[0]
+        # Frame threads would apply the skip setting to the wrong packets.
+        stream.thread_type = "SLICE" if sparse else "AUTO"
+        context = stream.codec_context
+        following, last = 0, -1  # todo[following]: the next wanted frame; last: the latest frame decoded
+        try:
+            while following < len(todo):
+                key = key_before(todo[following])
+                if key > last + 1:
+                    container.seek(stamps[key], stream=stream, backward=True)
+                    last = key - 1
+                jump = False
                 for packet in container.demux(stream):
-                    if packet.pts is not None:
+                    if sparse and packet.pts is not None:
                         context.skip_frame = "DEFAULT" if rank.get(packet.pts) in wanted else "NONREF"
                     for frame in packet.decode():
                         index = rank.get(frame.pts)
+                        if index is None or index <= last:
+                            continue
+                        last = index
                         if index in wanted:
                             yield DecodedFrame(index, frame.time, frame, int(round(-frame.rotation)) % 360)
-                            found += 1
-                    if found == len(wanted):
+                        while following < len(todo) and todo[following] <= last:
+                            following += 1
+                    if following == len(todo):
                         return
-            except av.error.FFmpegError as exc:
-                raise MediaError(f"decoding failed: {exc}") from exc
+                    if key_before(todo[following]) > last + 1:
+                        jump = True
+                        break
+                if not jump:
+                    return  # the end of the stream
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"decoding failed: {exc}") from exc
 
-    return frames()
+
+def frames_at(path: str | os.PathLike, indices: Collection[int], sparse: bool = True) -> Iterator[DecodedFrame]:
+    """The frames at the given decode indices, in index order, seeking past what is not wanted
+    (``_seeking_frames``); when the packets cannot be ranked, every frame is decoded from the start
+    and the wanted ones kept.  A frame that cannot be had is left out: the caller checks."""
+    wanted = set(indices)
+    if not wanted:
+        return iter(())
+    table = _packet_table(path)
+    if table is None:
+        return (frame for frame in decode_frames(path) if frame.index in wanted)
+    return _seeking_frames(path, wanted, table, sparse)
 
 
 def read_frames(path: str | os.PathLike, indices: list[int], fmt: str = "rgb24") -> list[np.ndarray]:
     """The frames at the given decode indices, upright, at full size: HxWx3 ("rgb24", "bgr24") or
     HxW ("gray", the luma an OpenCV reader computes: BGR then ``COLOR_BGR2GRAY``).
 
-    This is the project's one frame sampler.  Frames nobody wants are not decoded unless other
-    frames need them, decoding stops after the last wanted frame, and only wanted frames are
+    This is the project's one frame sampler, for clips and for ranges of long sources alike.  Frames
+    nobody wants are not decoded unless other frames need them, whole GOPs before a wanted frame
+    are skipped by seeking, decoding stops after the last wanted frame, and only wanted frames are
     converted.  A wanted index past the end of the video raises MediaError."""
     import cv2
 
     wanted = set(indices)
     if not wanted:
         return []
-    sparse = _sparse_frames(path, wanted)
-    # Then everything, if the packets and the decoder disagreed (a broken packet shifts the count).
-    for source in (sparse, decode_frames(path)) if sparse is not None else (decode_frames(path),):
+    # Then everything from the start, if the packets and the decoder disagreed (a broken packet
+    # shifts the count).
+    for source in (frames_at(path, wanted), decode_frames(path)):
         by_index = {}
         for frame in source:
-            if frame.index in wanted:
+            if frame.index in wanted and frame.index not in by_index:
                 w, h = frame.size()
                 image = frame.image(w, h, "rgb24" if fmt == "rgb24" else "bgr24", exact=True)
                 by_index[frame.index] = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if fmt == "gray" else image

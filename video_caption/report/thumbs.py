@@ -14,18 +14,19 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.inputs import path_under
+from video_caption.loader import clip_source, read_clip_frames
 from video_caption.logs import progress
 from video_caption.manifest import IMAGE, KEY, media_type, write_atomic
-from video_caption.media.decode import read_frames, uniform_indices
+from video_caption.media.decode import uniform_indices
 from video_caption.media.image import read_image
 
 FRAMES, HEIGHT, QUALITY = 3, 90, 80  # frames per strip, their height in pixels, JPEG quality
 
 
 def strip_name(root: Path, row: dict) -> str | None:
-    """The strip's file name for a clip (None when the clip file is not there)."""
+    """The strip's file name for a clip (None when the file its frames come from is not there)."""
     try:
-        info = os.stat(path_under(root, row[KEY]))
+        info = os.stat(clip_source(root, row)[0])
     except (OSError, ValueError):
         return None
     return hashlib.sha1(f"{row[KEY]}\0{info.st_size}\0{info.st_mtime_ns}".encode()).hexdigest()[:20] + ".jpg"
@@ -35,12 +36,11 @@ def make_strip(root: Path, row: dict, target: Path, frames: int = FRAMES, height
     """Write the clip's strip to ``target``; None, or why it could not be made."""
     import cv2
 
-    path = path_under(root, row[KEY])
     try:
         if media_type(row) == IMAGE:
-            images = [read_image(path, "bgr24")]
+            images = [read_image(path_under(root, row[KEY]), "bgr24")]
         else:
-            images = read_frames(path, uniform_indices(int(row.get("num_frames") or 0), frames), "bgr24")
+            images = read_clip_frames(root, row, uniform_indices(int(row.get("num_frames") or 0), frames), "bgr24")
         if not images:
             return "no frame"
         small = [cv2.resize(f, (max(1, round(f.shape[1] * height / f.shape[0])), height), interpolation=cv2.INTER_AREA)

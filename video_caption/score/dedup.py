@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -106,7 +105,7 @@ class DedupFrames(FramePlan):
     count: int = FRAMES
     fmt = "gray"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
         """``count`` windows of equal length, centred at fractions of the clip (the same moments at any
         frame rate), each ``WINDOW`` seconds either side (clamped inside the clip)."""
         half = round(WINDOW * fps)

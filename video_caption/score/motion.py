@@ -7,10 +7,13 @@ poly_sigma 1.2, flags 0) between consecutive samples; the score is the mean over
 mean flow magnitude.
 
 Speed comes from around the flow, not from changing it: frames are decoded and turned to gray in
-loader workers (only the sampled ones are converted), and the flow of each clip runs in a thread
-pool (OpenCV releases the GIL).  ``fast`` mode computes the flow on frames shrunk to at most
-``FAST_SIDE`` pixels on the long side and scales the magnitudes back: an approximation on about the
-same scale (large motions read larger), over 4x faster (docs/benchmarks.md).
+loader workers (only the sampled ones are converted); the flows of a batch run in a thread pool
+(OpenCV releases the GIL), one task per frame pair, largest frames first, so that the batch ends
+on small pairs with every core busy instead of on one long clip with the others idle; and freed
+memory is kept for the next flow rather than returned to the system (``keep_freed_memory``).
+``fast`` mode computes the flow on frames shrunk to at most ``FAST_SIDE`` pixels on the long side
+and scales the magnitudes back: an approximation on about the same scale (large motions read
+larger), over 4x faster (docs/benchmarks.md).
 
 When the camera_motion step runs after it, each row also holds the camera's motion per pair
 (``motion_camera``: [pan, tilt, zoom, inliers] per second, and ``motion_pair_seconds``), fitted on the
@@ -20,14 +23,15 @@ step to label; the motion score does not depend on it.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import ctypes
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from video_caption.loader import FramePlan, Item
 from video_caption.score.base import Scorer
+from video_caption.workers import usable_cores
 
 FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
              "flags": 0}
@@ -48,12 +52,36 @@ def flow_magnitude(previous: np.ndarray, current: np.ndarray) -> float:
     return float(np.mean(cv2.magnitude(flow[..., 0], flow[..., 1])))
 
 
+def keep_freed_memory(keep: bool) -> None:
+    """Have this process's malloc (glibc) keep freed blocks for reuse (``keep``), or stop and give
+    back what it kept.
+
+    Farneback allocates its buffers anew on every call (about 40 MB each for a 1080p pair), above
+    glibc's largest automatic mmap threshold (32 MB): each one was mapped, faulted in page by page
+    and unmapped, and with two threads faulting in one address space that was 15% of the flow's
+    CPU time (docs/benchmarks.md).  Kept (up to 1 GB), the blocks are reused by the next call; the
+    memory held is about what the largest call used, per thread.  Stopping sets the thresholds to
+    glibc's automatic ceiling (mmap 32 MB, trim twice that) and trims.  Elsewhere than glibc this
+    does nothing."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (AttributeError, OSError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    mmap = 1 << 30 if keep else 32 << 20
+    mallopt(m_mmap_threshold, mmap)
+    mallopt(m_trim_threshold, mmap if keep else 2 * mmap)
+    if not keep:
+        malloc_trim(0)
+
+
 @dataclass(frozen=True)
 class MotionFrames(FramePlan):
     max_side: int = 0  # fast mode: frames shrunk to this long side (0: full size, the exact definition)
     fmt = "gray"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
         return list(range(0, num_frames, sample_step(num_frames, fps)))
 
     def prepared_bytes(self, row: dict) -> int:
@@ -93,29 +121,43 @@ class MotionScorer(Scorer):
         return {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT if self.camera else None}
 
     def setup(self, device: str) -> None:
-        import os
-
-        self._pool = ThreadPoolExecutor(self.threads or os.cpu_count() or 1)
-
-    def _clip(self, prepared: tuple[list[np.ndarray], float], seconds: float) -> dict:
-        from video_caption.score.camera_motion import camera_pairs
-
-        frames, factor = prepared
-        if len(frames) < 2:
-            raise ValueError("clip has fewer than 2 frames: no motion to measure")
-        magnitudes = [flow_magnitude(a, b) for a, b in zip(frames, frames[1:], strict=False)]
-        row = {"motion_score": float(np.mean(magnitudes)) * factor, "motion_mode": self.mode}
-        if self.camera:
-            row.update(motion_camera=camera_pairs(frames, seconds), motion_pair_seconds=round(seconds, 6))
-        return row
+        # One flow per thread (Farneback itself runs on one core), one thread per core.
+        keep_freed_memory(True)
+        self._pool = ThreadPoolExecutor(self.threads or usable_cores())
 
     def process(self, items: list[Item]) -> list[dict]:
-        from video_caption.score.camera_motion import pair_seconds
+        from video_caption.score.camera_motion import camera_pairs, pair_seconds
 
-        rows = self._pool.map(self._clip, [item.data for item in items], [pair_seconds(item) for item in items])
-        return [{**row, "motion_frame_idx": item.frame_indices} for item, row in zip(items, rows, strict=True)]
+        clips = [item.data for item in items]
+        if any(len(frames) < 2 for frames, _ in clips):
+            # The runner then scores the batch's clips one by one: this one gets the error.
+            raise ValueError("clip has fewer than 2 frames: no motion to measure")
+        seconds = [pair_seconds(item) for item in items]
+        cameras = [self._pool.submit(camera_pairs, frames, s) for (frames, _), s in zip(clips, seconds, strict=True)
+                   ] if self.camera else []
+        # One task per pair, the clips with the largest frames first: the threads finish the batch
+        # together, on small pairs.
+        flows: list[list[Future]] = [[] for _ in clips]
+        for c in sorted(range(len(clips)), key=lambda c: -clips[c][0][0].size):
+            frames = clips[c][0]
+            flows[c] = [self._pool.submit(flow_magnitude, a, b) for a, b in zip(frames, frames[1:], strict=False)]
+        try:
+            magnitudes = [[f.result() for f in clip] for clip in flows]
+            fits = [f.result() for f in cameras]
+        except BaseException:
+            for future in (*cameras, *(f for clip in flows for f in clip)):
+                future.cancel()  # the runner retries clip by clip: leave it the threads
+            raise
+        rows = []
+        for i, (item, (_, factor), clip) in enumerate(zip(items, clips, magnitudes, strict=True)):
+            row = {"motion_score": float(np.mean(clip)) * factor, "motion_mode": self.mode}
+            if self.camera:
+                row.update(motion_camera=fits[i], motion_pair_seconds=round(seconds[i], 6))
+            rows.append({**row, "motion_frame_idx": item.frame_indices})
+        return rows
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+            keep_freed_memory(False)  # the next step may need the memory

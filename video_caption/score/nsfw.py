@@ -128,7 +128,7 @@ class NsfwFrames(FramePlan):
     count: int = 4
     fmt = "rgb24"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
         return uniform_indices(num_frames, self.count)
 
     def prepare(self, frames: list[np.ndarray]) -> list[NsfwInput]:

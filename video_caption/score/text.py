@@ -87,7 +87,7 @@ class TextFrames(FramePlan):
     prescreen_side: int = 0
     fmt = "rgb24"
 
-    def indices(self, num_frames: int, fps: float, path: Path) -> list[int]:
+    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
         return middle_indices(num_frames, self.count)
 
     def prepare(self, frames: list[np.ndarray]) -> list[CraftInput]:
