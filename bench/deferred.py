@@ -4,12 +4,13 @@
 
 In one run, with the runs alternating and the fastest of the repeats kept (wall and CPU apart):
   long source   the 5-minute 720p input of bench/stage1_speed.py: one decode of it (ffmpeg to the
-                null muxer) against deferred stage 1 at default settings
+                null muxer, with its default threads and with one thread per core) against deferred
+                stage 1 at default settings
   shared        the shared test videos (a folder of links), at default settings everywhere:
                   encoded:  stage 1, then stage 2 (default scorers and gates)
                   deferred: stage 1 --clips deferred, stage 2, then materialize of train.jsonl's
                             clips (datautil materialize, as stage 3's last step does)
-                and one decode of every source (ffmpeg, one after the other)
+                and one decode of every source (ffmpeg, one after the other, both ways)
 Stage 2 runs with --skip-missing-models: CLIP ViT-L/14 cannot be had here, so the aesthetic step is
 left out in both modes (the other scorers are real).  Compared between the modes: the train.jsonl
 clips, each clip's gate decision, and the motion and text scores of the clips both scored (what the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -75,6 +77,17 @@ def best(runs: list[dict]) -> dict:
     return {"wall_s": round(min(r["wall_s"] for r in runs), 2), "cpu_s": round(min(r["cpu_s"] for r in runs), 2),
             "peak_mb": round(max(r["peak_mb"] for r in runs)), "peak_process_mb": round(max(r["peak_process_mb"]
                                                                                           for r in runs))}
+
+
+def decode_with_threads(paths: list[Path]) -> dict:
+    """ffmpeg decoding each file once, one after the other, with one decoder thread per core (its
+    default is one more, which on two cores is slower): the strongest plain decode."""
+    wall = cpu = 0.0
+    for path in paths:
+        elapsed, memory, proc = run_measured(["ffmpeg", "-nostdin", "-v", "error", "-threads", str(os.cpu_count()),
+                                              "-i", str(path), "-map", "0:v:0", "-f", "null", "-"])
+        wall, cpu = wall + elapsed, cpu + memory.cpu_s
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": 0, "peak_process_mb": 0}
 
 
 def total(parts: list[dict]) -> dict:
@@ -153,10 +166,12 @@ def main() -> None:
     for _ in range(args.repeats):
         wall, cpu = decode_seconds(long_source)
         add("long_decode", {"wall_s": wall, "cpu_s": cpu, "peak_mb": 0, "peak_process_mb": 0})
+        add("long_decode_threads", decode_with_threads([long_source]))
         add("long_deferred_stage1", stage1(long_folder, args.work / "long_deferred", "--clips", "deferred"))
         decodes = [decode_seconds(source) for source in sources]
         add("shared_decode", {"wall_s": sum(d[0] for d in decodes), "cpu_s": sum(d[1] for d in decodes),
                               "peak_mb": 0, "peak_process_mb": 0})
+        add("shared_decode_threads", decode_with_threads(sources))
         add("encoded_stage1", stage1(shared, enc))
         add("encoded_stage2", stage2(enc))
         add("deferred_stage1", stage1(shared, dfr, "--clips", "deferred"))
@@ -170,8 +185,12 @@ def main() -> None:
         "repeats": args.repeats, "runs": kept,
         "long_deferred_over_decode": {k: round(kept["long_deferred_stage1"][k] / kept["long_decode"][k], 3)
                                       for k in ("wall_s", "cpu_s")},
+        "long_deferred_over_decode_threads": {
+            k: round(kept["long_deferred_stage1"][k] / kept["long_decode_threads"][k], 3) for k in ("wall_s", "cpu_s")},
         "shared_deferred_stage1_over_decode": {k: round(kept["deferred_stage1"][k] / kept["shared_decode"][k], 3)
                                                for k in ("wall_s", "cpu_s")},
+        "shared_deferred_stage1_over_decode_threads": {
+            k: round(kept["deferred_stage1"][k] / kept["shared_decode_threads"][k], 3) for k in ("wall_s", "cpu_s")},
         "encoded_1_2": encoded, "deferred_1_2_materialize": deferred,
         "deferred_over_encoded": {k: round(deferred[k] / encoded[k], 3) for k in ("wall_s", "cpu_s")},
         "clips_planned": len(read_rows(dfr / "meta_clips.jsonl")),

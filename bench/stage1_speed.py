@@ -1,7 +1,7 @@
 """Stage-1 speed against the true floor, on a 720p input built from the shared videos.
 
     python bench/stage1_speed.py [--minutes 5 6] [--detectors content] [--repeats 2] [--only-default]
-                                 [--out bench/results]
+                                 [--wait-quiet SECONDS] [--out bench/results]
 
 The true floor of cutting a source is one decode of it plus the encode of the frames kept in clips.
 For each input length, in one run, with the runs alternating and the fastest of the repeats kept:
@@ -20,8 +20,10 @@ For each input length, in one run, with the runs alternating and the fastest of 
                   of the largest, and of its encoders (and how many ran at once); total clip size and
                   luma PSNR of a sample of clips against their source frames
 Each run's wall time and CPU time (user + system over its whole process tree) are recorded: on a
-machine shared with other work the CPU time still shows the work done.  Every encoder runs with
-libx264's default thread count, as stage 1's do (--encoder-threads 0).
+machine shared with other work the CPU time still shows the work done.  With --wait-quiet, each run
+(but the clip-by-clip encodes) starts once other processes leave the machine quiet, and the CPU
+time other processes took while the runs ran is recorded (others_cpu_s: median and largest).
+Every encoder runs with libx264's default thread count, as stage 1's do (--encoder-threads 0).
 Further detectors run once each, against the default true floor.  Results go to
 OUT/stage1_speed.json, one entry per input length (an entry measured again is replaced, the others
 kept, each with the command that measured it); docs/benchmarks.md quotes them.
@@ -160,11 +162,37 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_measured(cmd: list[str], stdin: bytes | None = None, cwd: Path | None = None
+def machine_busy_s() -> float:
+    """CPU seconds every process of the machine has used since boot (user, nice, system, irq, softirq)."""
+    user, nice, system, _, _, irq, softirq = (int(x) for x in Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / TreeMemory.TICK
+
+
+# --wait-quiet: the longest a timed run waits for the machine to be quiet; what other processes
+# used while each timed run ran (core-seconds: the bench's own sampling is part of it).
+QUIET_WAIT_S = 0.0
+OTHERS_CPU_S: list[float] = []
+
+
+def wait_for_quiet(limit_s: float) -> None:
+    """Wait, at most ``limit_s``, until the machine's other processes use under a tenth of a core
+    for 5 s in a row: on a shared machine, a run started then is likely to run alone."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = machine_busy_s()
+        time.sleep(5)
+        if machine_busy_s() - before < 0.5:
+            return
+
+
+def run_measured(cmd: list[str], stdin: bytes | None = None, cwd: Path | None = None, quiet: bool = False
                  ) -> tuple[float, TreeMemory, subprocess.CompletedProcess]:
     """Run a command (``stdin`` piped to it): its wall time, its process tree's memory and CPU time,
-    and the finished process (exit status, stdout and stderr as text)."""
-    before = children_cpu()
+    and the finished process (exit status, stdout and stderr as text).  ``quiet``: with --wait-quiet,
+    start once the machine is quiet.  What other processes used meanwhile goes to OTHERS_CPU_S."""
+    if quiet and QUIET_WAIT_S:
+        wait_for_quiet(QUIET_WAIT_S)
+    before, busy = children_cpu(), machine_busy_s()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -172,13 +200,14 @@ def run_measured(cmd: list[str], stdin: bytes | None = None, cwd: Path | None = 
     out, err = proc.communicate(stdin)
     elapsed = time.perf_counter() - start
     memory.stop(children_cpu() - before)
+    OTHERS_CPU_S.append(max(0.0, machine_busy_s() - busy - memory.cpu_s))
     return elapsed, memory, subprocess.CompletedProcess(cmd, proc.returncode, out.decode(errors="replace"),
                                                         err.decode(errors="replace"))
 
 
-def timed(cmd: list[str], stdin: bytes | None = None) -> tuple[float, TreeMemory]:
+def timed(cmd: list[str], stdin: bytes | None = None, quiet: bool = True) -> tuple[float, TreeMemory]:
     """Run a command (``stdin`` piped to it); its wall time and its process tree's memory and CPU time."""
-    elapsed, memory, proc = run_measured(cmd, stdin)
+    elapsed, memory, proc = run_measured(cmd, stdin, quiet=quiet)
     if proc.returncode not in (0, 2):
         raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr[-2000:]}")
     return elapsed, memory
@@ -238,7 +267,7 @@ def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str,
             for name, (preset, crf) in presets.items():
                 cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw_input, "-i", "pipe:0", *x264(preset, crf),
                        "-f", "mp4", str(out)]
-                elapsed, memory = timed(cmd, raw)
+                elapsed, memory = timed(cmd, raw, quiet=False)  # a wait before each clip would take minutes
                 wall, cpu = seconds["clips"][name]
                 seconds["clips"][name] = (wall + elapsed, cpu + memory.cpu_s)
             if k == len(spans):
@@ -373,9 +402,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="alternating repeats of every floor and stage-1 run")
     p.add_argument("--only-default", action="store_true",
                    help="stage 1 with default settings only (no --fast, no --no-transitions run), with its floors")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="start each timed run once other processes leave the machine quiet, waiting at most "
+                        "this long (0: start at once)")
     p.add_argument("--work", type=Path, default=Path("/tmp/video_caption_bench"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args()
+    global QUIET_WAIT_S
+    QUIET_WAIT_S = args.wait_quiet
     args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / "stage1_speed.json"
@@ -385,6 +419,7 @@ def main() -> None:
                "pyav": av.__version__, "inputs": json.loads(saved.read_text())["inputs"] if saved.exists() else {}}
     for minutes in args.minutes:
         source = build_input(minutes, args.work)
+        OTHERS_CPU_S.clear()
         row = {"command": " ".join(["python", "bench/stage1_speed.py", *sys.argv[1:]]), "date": results["date"],
                **measure(source, args.detectors[0], args.repeats, args.work,
                          ("stage1",) if args.only_default else tuple(RUNS))}
@@ -394,6 +429,9 @@ def main() -> None:
             row[detector] = {"wall_s": round(wall, 2), "cpu_s": round(memory.cpu_s, 2),
                              "peak_rss_mb": round(memory.peak / 2**20),
                              "over_true_floor": round(wall / row["wall_s"]["floor"], 3), **psnr_and_size(out, source)}
+        others = sorted(OTHERS_CPU_S)
+        row["others_cpu_s"] = {"median": round(others[len(others) // 2], 1), "max": round(others[-1], 1),
+                               "runs": len(others)}
         results["inputs"][f"{minutes}min"] = row
         saved.write_text(json.dumps(results, indent=1))
         print(json.dumps({f"{minutes}min": row}), flush=True)

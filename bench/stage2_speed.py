@@ -147,8 +147,7 @@ def main() -> None:
 
     def save(section: str) -> None:
         result_file.write_text(json.dumps(results, indent=1))
-        print(json.dumps({section: {k: {m: x for m, x in v.items() if m != "scores"} if isinstance(v, dict) else v
-                                    for k, v in results[section].items()}}), flush=True)
+        print(json.dumps({section: without_scores(results[section])}), flush=True)
 
     if "motion" in args.only:
         motion(args, results, manifest, stage1, rows)
@@ -163,6 +162,13 @@ def main() -> None:
     if "steps" in args.only:
         steps(args, results, manifest, stage1)
         save("steps")
+
+
+def without_scores(section):
+    """A section's results without the per-clip scores (for the log)."""
+    if isinstance(section, dict):
+        return {k: without_scores(v) for k, v in section.items() if k != "scores"}
+    return section
 
 
 def motion(args, results: dict, manifest: Path, stage1: Path, rows: list[dict]) -> None:

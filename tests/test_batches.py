@@ -7,9 +7,10 @@ from video_caption.score.motion import MotionFrames
 
 
 def test_batches_keep_order_and_respect_count_and_bytes():
-    assert batch_indices([0] * 5, 2) == [[0, 1], [2, 3], [4]]
-    assert batch_indices([40, 40, 40, 10, 10], 8, budget=100) == [[0, 1], [2, 3, 4]]
-    assert batch_indices([500, 1, 1], 8, budget=100) == [[0], [1, 2]]  # an oversized clip goes alone
+    assert batch_indices([0] * 6, 2) == [[0], [1, 2], [3, 4], [5]]  # the first batch is one clip
+    assert [len(b) for b in batch_indices([0] * 20, 8)] == [1, 2, 4, 8, 5]
+    assert batch_indices([10, 40, 40, 40, 10, 10], 8, budget=100) == [[0], [1, 2], [3, 4, 5]]
+    assert batch_indices([1, 500, 1, 1], 8, budget=100) == [[0], [1], [2, 3]]  # an oversized clip goes alone
 
 
 def test_motion_batches_of_8k_clips_stay_within_the_budget():
@@ -20,4 +21,4 @@ def test_motion_batches_of_8k_clips_stay_within_the_budget():
     batches = batch_indices([exact] * 6, 8)
     assert [len(b) for b in batches] == [1] * 6  # 660 MB each: one per batch under 1 GiB
     small = MotionFrames().prepared_bytes({"width": 1280, "height": 720, "num_frames": 240, "fps": 24.0})
-    assert [len(b) for b in batch_indices([small] * 16, 8)] == [8, 8]
+    assert [len(b) for b in batch_indices([small] * 23, 8)] == [1, 2, 4, 8, 8]

@@ -119,6 +119,11 @@ def test_preference_is_aesthetic_then_duration_then_size():
             {"aesthetic_score": 5.0, "duration": 4, "width": 320, "height": 180},
             {"aesthetic_score": 5.0, "duration": 4, "width": 640, "height": 360}]
     assert preference(rows).tolist() == [3, 0, 4, 2, 1]
+    # A score differing in its last float bits (another batch size) is a tie: the longer clip wins.
+    noisy = [{"aesthetic_score": 5.0000001, "duration": 3}, {"aesthetic_score": 5.0, "duration": 4}]
+    assert preference(noisy).tolist() == [1, 0]
+    same = {"aesthetic_score": 4.5, "duration": 0.0, "width": 640, "height": 272}
+    assert preference([same, dict(same)]).tolist() == [0, 0]  # a tie: the path decides, not the order
 
 
 def test_letterbox_and_pillarbox_bars_do_not_change_the_hash(videos):

@@ -8,7 +8,6 @@ model and the model never waits on them.  Stage 2's scorers and stage 3's captio
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from video_caption.media.decode import keyframe_indices, read_frames
 from video_caption.media.image import read_image
 from video_caption.media.probe import probe
 from video_caption.media.process import MediaError
+from video_caption.workers import available_memory, usable_cores
 
 
 class FramePlan:
@@ -85,12 +85,16 @@ BATCH_BYTES = 1 << 30
 
 def batch_indices(sizes: list[int], batch_size: int, budget: int = BATCH_BYTES) -> list[list[int]]:
     """Consecutive row indices grouped into batches of at most ``batch_size`` rows and ``budget``
-    bytes (a single row bigger than the budget is a batch of its own)."""
-    batches, batch, total = [], [], 0
+    bytes (a single row bigger than the budget is a batch of its own).
+
+    The first batches ramp up (1, 2, 4, ... rows): the step's first call waits for one clip to be
+    decoded, not a whole batch, and the loader keeps ahead of the step from then on (a batch of 8
+    took the motion step's threads 3 s of idling on a 2-core machine)."""
+    batches, batch, total, limit = [], [], 0, 1
     for i, size in enumerate(sizes):
-        if batch and (len(batch) == batch_size or total + size > budget):
+        if batch and (len(batch) >= min(limit, batch_size) or total + size > budget):
             batches.append(batch)
-            batch, total = [], 0
+            batch, total, limit = [], 0, 2 * limit
         batch.append(i)
         total += size
     if batch:
@@ -194,10 +198,17 @@ def start_worker_server() -> None:
     forkserver.ensure_running()
 
 
+def default_loader_workers() -> int:
+    """Decoding processes beside the step's own: one core is left to the step (its model or its
+    threads), and each worker may hold three batches (two prefetched, one being read)."""
+    return max(1, min(4, usable_cores() - 1, available_memory() // (3 * BATCH_BYTES)))
+
+
 def add_loader_arguments(group) -> None:
     """The loader's command-line settings (stages 2 and 3 take the same)."""
-    group.add_argument("--num-workers", type=int, default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-                       help="DataLoader processes decoding frames (default: %(default)s)")
+    group.add_argument("--num-workers", type=int, default=default_loader_workers(),
+                       help="DataLoader processes decoding frames (default: one per usable core but one, at most "
+                            "4, and at most one per 3 GiB of available memory: here %(default)s)")
     group.add_argument("--stall-timeout", type=float, default=300,
                        help="seconds without a decoded batch before the clip being read is given up as hanging "
                             "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")

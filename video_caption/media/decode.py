@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import functools
 import os
+import threading
 from collections.abc import Collection, Iterator
 
 import numpy as np
@@ -21,6 +22,19 @@ def _plane(frame, index: int, width: int, height: int) -> np.ndarray:
     """A view (no copy) of one plane of a decoded frame, without its line padding."""
     plane = frame.planes[index]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
+_local = threading.local()
+
+
+def _reformatter():
+    """This thread's swscale context holder: ``VideoFrame.to_ndarray(width=...)`` makes a new one
+    per call, which is three quarters of the cost of scaling a small frame (same pixels)."""
+    if not hasattr(_local, "reformatter"):
+        from av.video.reformatter import VideoReformatter
+
+        _local.reformatter = VideoReformatter()
+    return _local.reformatter
 
 
 class DecodedFrame:
@@ -64,7 +78,8 @@ class DecodedFrame:
         if exact or frame.format.name != "yuv420p" or step < 2:
             turned = self._rotation in (90, 270)
             w, h = (height, width) if turned else (width, height)
-            return np.ascontiguousarray(_turn(frame.to_ndarray(width=w, height=h, format=fmt), self._rotation))
+            scaled = _reformatter().reformat(frame, width=w, height=h, format=fmt).to_ndarray()
+            return np.ascontiguousarray(_turn(scaled, self._rotation))
         h, w = (frame.height // (2 * step)) * 2, (frame.width // (2 * step)) * 2
         y = _plane(frame, 0, frame.width, frame.height)[::step, ::step][:h, :w]
         u = _plane(frame, 1, frame.width // 2, frame.height // 2)[::step, ::step][: h // 2, : w // 2]
@@ -74,10 +89,13 @@ class DecodedFrame:
         return np.ascontiguousarray(_turn(cv2.cvtColor(i420, code), self._rotation))
 
 
-def decode_frames(path: str | os.PathLike, info: VideoInfo | None = None) -> Iterator[DecodedFrame]:
+def decode_frames(path: str | os.PathLike, info: VideoInfo | None = None, threads: int = 0
+                  ) -> Iterator[DecodedFrame]:
     """Every decoded frame of the first video stream, in presentation order, numbered from 0.
 
-    Without ``info`` (no ffprobe run), the rotation comes from the frames' display matrix."""
+    Without ``info`` (no ffprobe run), the rotation comes from the frames' display matrix.
+    ``threads``: the decoder's threads (0: libav's choice, one more than the cores, which on two
+    cores took 18 % more time and 9 % more CPU than two threads)."""
     import av
 
     try:
@@ -89,6 +107,7 @@ def decode_frames(path: str | os.PathLike, info: VideoInfo | None = None) -> Ite
             raise MediaError("no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         fps = float(info.fps) if info else float(stream.average_rate or 25)
         rotation = info.rotation if info else None

@@ -229,14 +229,16 @@ def group_duplicates(keys: list[str], signatures: np.ndarray, embeddings: np.nda
 
 
 def preference(rows: list[dict]) -> np.ndarray:
-    """Each clip's rank in its group: highest aesthetic score, then longest, then largest (0 first)."""
-    aesthetic = np.array([r.get("aesthetic_score") if r.get("aesthetic_score") is not None else -np.inf
-                          for r in rows], dtype=np.float64)
-    duration = np.array([r.get("duration") or 0.0 for r in rows], dtype=np.float64)
-    area = np.array([(r.get("width") or 0) * (r.get("height") or 0) for r in rows], dtype=np.float64)
-    ranks = np.empty(len(rows), dtype=np.int64)
-    ranks[np.lexsort((-area, -duration, -aesthetic))] = np.arange(len(rows))
-    return ranks
+    """Each clip's rank in its group: highest aesthetic score, then longest, then largest (0 first).
+    Clips alike in all three share a rank (the path decides, not the rows' order), and scores equal
+    to 3 decimals tie: the same picture scored in batches of other sizes differs in its last float
+    bits, and that must not pick the copy."""
+    keys = np.empty(len(rows), dtype=[("aesthetic", "f8"), ("duration", "f8"), ("area", "f8")])
+    keys["aesthetic"] = [-round(r["aesthetic_score"], 3) if r.get("aesthetic_score") is not None else np.inf
+                         for r in rows]
+    keys["duration"] = [-(r.get("duration") or 0.0) for r in rows]
+    keys["area"] = [-(r.get("width") or 0) * (r.get("height") or 0) for r in rows]
+    return np.unique(keys, return_inverse=True)[1].astype(np.int64).ravel()
 
 
 class DedupScorer(Scorer):
