@@ -76,10 +76,10 @@ def test_default_workers_follow_cores_and_the_memory_available(monkeypatch):
 
 
 def test_loader_workers_leave_a_core_to_the_step_and_fit_the_memory(monkeypatch):
-    from video_caption import loader
+    from video_caption import loader, workers
 
     for cores, available, expected in ((2, 100 << 30, 1), (8, 100 << 30, 4), (8, 7 << 30, 2), (1, 100 << 30, 1),
                                        (16, 1 << 30, 1)):
-        monkeypatch.setattr(loader, "usable_cores", lambda cores=cores: cores)
-        monkeypatch.setattr(loader, "available_memory", lambda available=available: available)
+        monkeypatch.setattr(workers, "usable_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(workers, "available_memory", lambda available=available: available)
         assert loader.default_loader_workers() == expected, (cores, available)

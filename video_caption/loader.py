@@ -22,7 +22,7 @@ from video_caption.media.decode import keyframe_indices, read_frames
 from video_caption.media.image import read_image
 from video_caption.media.probe import probe
 from video_caption.media.process import MediaError
-from video_caption.workers import available_memory, usable_cores
+from video_caption.workers import default_workers
 
 
 class FramePlan:
@@ -201,7 +201,7 @@ def start_worker_server() -> None:
 def default_loader_workers() -> int:
     """Decoding processes beside the step's own: one core is left to the step (its model or its
     threads), and each worker may hold three batches (two prefetched, one being read)."""
-    return max(1, min(4, usable_cores() - 1, available_memory() // (3 * BATCH_BYTES)))
+    return default_workers(3 * BATCH_BYTES, spare_cores=1, most=4)
 
 
 def add_loader_arguments(group) -> None:

@@ -51,10 +51,12 @@ def available_memory() -> int:
     return max(0, min(found))
 
 
-def default_workers(bytes_per_worker: int) -> int:
-    """As many parallel workers as there are usable cores, but no more than the available memory
-    holds at ``bytes_per_worker`` each (at least 1)."""
-    return max(1, min(usable_cores(), available_memory() // bytes_per_worker))
+def default_workers(bytes_per_worker: int, spare_cores: int = 0, most: int | None = None) -> int:
+    """As many parallel workers as there are usable cores (less ``spare_cores`` left to other work,
+    at most ``most``), but no more than the available memory holds at ``bytes_per_worker`` each
+    (at least 1)."""
+    count = min(usable_cores() - spare_cores, available_memory() // bytes_per_worker)
+    return max(1, count if most is None else min(most, count))
 
 
 def heartbeat() -> None:

@@ -149,20 +149,19 @@ def _packets(path: str | os.PathLike) -> list[tuple[int | None, bool]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _ranked(path: str, size: int, mtime_ns: int) -> tuple[list[int], list[int]] | None:
-    """(pts of every frame in presentation order, decode indices of the key frames), from the
-    packets alone; None when the packets cannot be ranked (missing or repeated timestamps).  Cached
-    by the file's size and time: clips of one source read one after the other demux it once."""
+def _ranked(path: str, size: int, mtime_ns: int) -> tuple[list[int] | None, list[int]]:
+    """(pts of every frame in presentation order, or None when the packets cannot be ranked: missing
+    or repeated timestamps; decode indices of the key frames), from the packets alone.  Cached by
+    the file's size and time: clips of one source read one after the other demux it once."""
     packets = _packets(path)
     stamps = [pts for pts, _ in packets]
-    if None in stamps or len(set(stamps)) != len(stamps):
-        return None
-    ordered = sorted(stamps)
-    rank = {pts: i for i, pts in enumerate(ordered)}
-    return ordered, sorted(rank[pts] for pts, key in packets if key)
+    known = sorted((pts, key) for pts, key in packets if pts is not None)
+    keys = [i for i, (_, key) in enumerate(known) if key]
+    rankable = None not in stamps and len(set(stamps)) == len(stamps)
+    return ([pts for pts, _ in known] if rankable else None), keys
 
 
-def _packet_table(path: str | os.PathLike) -> tuple[list[int], list[int]] | None:
+def _packet_table(path: str | os.PathLike) -> tuple[list[int] | None, list[int]]:
     try:
         stat = os.stat(path)
     except OSError as exc:
@@ -173,14 +172,10 @@ def _packet_table(path: str | os.PathLike) -> tuple[list[int], list[int]] | None
 def keyframe_indices(path: str | os.PathLike) -> list[int]:
     """Decode indices of the key frames, from the packets alone (nothing is decoded): a packet's
     rank in presentation order is its frame's index in ``decode_frames``."""
-    table = _packet_table(path)
-    if table is None:
-        packets = sorted((pts, key) for pts, key in _packets(path) if pts is not None)
-        return [i for i, (_, key) in enumerate(packets) if key]
-    return list(table[1])
+    return list(_packet_table(path)[1])
 
 
-def _seeking_frames(path: str | os.PathLike, wanted: set[int], table: tuple[list[int], list[int]],
+def _seeking_frames(path: str | os.PathLike, wanted: set[int], stamps: list[int], keys: list[int],
                     sparse: bool) -> Iterator[DecodedFrame]:
     """The wanted frames in index order, numbered by their packet's rank in presentation order (as
     in ``decode_frames``), decoding as little as possible:
@@ -196,7 +191,6 @@ def _seeking_frames(path: str | os.PathLike, wanted: set[int], table: tuple[list
     the caller notices."""
     import av
 
-    stamps, keys = table
     rank = {pts: i for i, pts in enumerate(stamps)}
     todo = sorted(wanted)
 
@@ -246,10 +240,10 @@ def frames_at(path: str | os.PathLike, indices: Collection[int], sparse: bool = 
     wanted = set(indices)
     if not wanted:
         return iter(())
-    table = _packet_table(path)
-    if table is None:
+    stamps, keys = _packet_table(path)
+    if stamps is None:
         return (frame for frame in decode_frames(path) if frame.index in wanted)
-    return _seeking_frames(path, wanted, table, sparse)
+    return _seeking_frames(path, wanted, stamps, keys, sparse)
 
 
 def read_frames(path: str | os.PathLike, indices: list[int], fmt: str = "rgb24") -> list[np.ndarray]:
