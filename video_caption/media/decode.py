@@ -59,11 +59,18 @@ class DecodedFrame:
         w, h = self._frame.width, self._frame.height
         return (h, w) if self._rotation in (90, 270) else (w, h)
 
-    def yuv420p(self, width: int, height: int) -> list:
-        """The frame upright as planar YUV 4:2:0 buffers (Y, U, V) of the displayed size, both even.
+    def video_frame(self, width: int, height: int, copy: bool = False):
+        """The frame upright as a yuv420p ``av.VideoFrame`` of the displayed size (both even), for an
+        encoder, which owns it from then on (it sets the timestamp): the decoder's own frame when
+        that is it already and not ``copy`` (no copy), else a new one."""
+        import av
 
-        The buffers point into the decoder's frame when no conversion is needed (no copy)."""
-        return [p.data if p.flags.c_contiguous else p.tobytes() for p in self._yuv_planes(width, height)]
+        frame = self._frame
+        if not copy and self._rotation == 0 and frame.format.name == "yuv420p" and (
+                frame.width, frame.height) == (width, height):
+            return frame
+        packed = np.concatenate([p.reshape(-1) for p in self._yuv_planes(width, height)])
+        return av.VideoFrame.from_ndarray(packed.reshape(height * 3 // 2, width), format="yuv420p")
 
     def image(self, width: int, height: int, fmt: str = "bgr24", exact: bool = False) -> np.ndarray:
         """The frame upright, scaled to about width x height, as an HxWx3 array ("bgr24" or "rgb24").

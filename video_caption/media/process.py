@@ -23,13 +23,18 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
 
 
-def run(cmd: list[str], timeout: float | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run a command (an argument list, never a shell string); raise MediaError with its stderr."""
+def run(cmd: list[str], timeout: float | None = None, stdin: bytes | None = None, tied: bool = True
+        ) -> subprocess.CompletedProcess:
+    """Run a command (an argument list, never a shell string); raise MediaError with its stderr.
+
+    ``tied``: the command dies with this process (``die_with_parent``, run between fork and exec).
+    Not from a process running native threads of its own (libx264's): there, measured, the child
+    hung before exec on a lock one of them held at the fork."""
     if not isinstance(cmd, list):
         raise TypeError("commands are argument lists")
     try:
         proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False,
-                              preexec_fn=die_with_parent)
+                              preexec_fn=die_with_parent if tied else None)
     except subprocess.TimeoutExpired as exc:
         raise MediaError(f"{Path(cmd[0]).name} timed out after {timeout:.0f} s") from exc
     if proc.returncode != 0:
