@@ -29,10 +29,11 @@ def pcm(*args: str) -> np.ndarray:
 
 
 def streams(path) -> dict:
+    """The file's streams by type, and its format under "format"."""
     cmd = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,duration,sample_rate,channels,"
-           "start_time", "-of", "json", str(path)]
-    found = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)["streams"]
-    return {s["codec_type"]: s for s in found}
+           "start_time:format=start_time", "-of", "json", str(path)]
+    found = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)
+    return {**{s["codec_type"]: s for s in found["streams"]}, "format": found["format"]}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,9 @@ def test_clips_keep_the_sources_audio_in_sync(with_audio):
         frame_s = 1024 / int(got["audio"]["sample_rate"])
         assert abs(float(got["audio"]["duration"]) - float(got["video"]["duration"])) <= frame_s + 1e-3
 
-        start = float(original["video"].get("start_time") or 0) + row["start_time"]
+        # The clip's first frame on the reader's timeline, which ffmpeg starts at the file's start time.
+        start = (float(original["video"].get("start_time") or 0) - float(original["format"].get("start_time") or 0)
+                 + row["start_time"])
         early = min(EARLY, start)
         mine = pcm("-i", str(clip), "-t", "2")
         theirs = pcm("-i", str(source), "-af", f"atrim=start={start - early:.6f}:duration={2 + 2 * EARLY:.6f}")
@@ -75,7 +78,8 @@ def test_clips_keep_the_sources_audio_in_sync(with_audio):
             continue  # too quiet to correlate
         n, reach = len(mine) - round(2 * EARLY * RATE), round(2 * EARLY * RATE)
         lag = max(range(reach), key=lambda k: float(np.dot(mine[:n], theirs[k:k + n])))
-        assert abs(lag / RATE - early) <= 0.003, f"{row['video_path']}: audio off by {lag / RATE - early:+.4f} s"
+        # 5 ms: Opus after a seek lands 3.8 ms from where the reader's trim does (an AAC frame is 21-23 ms).
+        assert abs(lag / RATE - early) <= 0.005, f"{row['video_path']}: audio off by {lag / RATE - early:+.4f} s"
         # 128 kb/s of AAC keeps 0.99 of plain sound, 0.87 of the 7.1 noise (16 kb/s a channel).
         assert np.corrcoef(mine[:n], theirs[lag:lag + n])[0, 1] > 0.8, row["video_path"]
         checked += 1

@@ -53,7 +53,8 @@ class _Clip:
         settings = EncoderSettings(**self.row["encoder"])
         tmp = self.path.parent / f".{self.path.name}.{os.getpid()}{TMP_SUFFIX}"
         self.encoder = Encoder(tmp, int(self.row["width"]), int(self.row["height"]), info.fps, settings,
-                               audio_source=source if settings.audio else None, audio_start=start_time)
+                               audio_source=source if settings.audio else None,
+                               audio_start=start_time - info.file_start_time)
 
     def finish(self) -> dict:
         self.encoder.wait()

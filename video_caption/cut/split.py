@@ -121,7 +121,7 @@ class _SourceCutter:
         audio = self.source.path if self.settings.encoder.audio and self.info.has_audio else None
         piece.encoder = Encoder(
             tmp, self.width, self.height, self.info.fps, self.settings.encoder, audio_source=audio,
-            audio_start=piece.start.time, backlog=self.backlog,
+            audio_start=piece.start.time - self.info.file_start_time, backlog=self.backlog,
         )
         for data in piece.held:
             piece.encoder.write(data)

@@ -20,9 +20,10 @@ class VideoInfo:
     rotation: int  # clockwise degrees the decoded picture must be turned to display it upright
     codec: str
     pix_fmt: str
-    start_time: float
+    start_time: float  # the video stream's first timestamp
     variable_frame_rate: bool
     has_audio: bool
+    file_start_time: float  # the file's, where ffmpeg's -ss counts from (earlier when the audio starts first)
 
     def as_row(self) -> dict:
         return {
@@ -95,4 +96,5 @@ def probe(path: str | os.PathLike, timeout: float = 60) -> VideoInfo:
         start_time=float(video.get("start_time") or fmt.get("start_time") or 0),
         variable_frame_rate=bool(avg and nominal and avg != nominal),
         has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        file_start_time=float(fmt.get("start_time") or 0),
     )

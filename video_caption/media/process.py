@@ -15,7 +15,7 @@ class MediaError(RuntimeError):
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Have the kernel send ``sig`` to this process when its parent dies: a worker, encoder or
+    """Have the kernel send ``sig`` to this process when its parent dies: a worker, tool or
     server must not outlive a killed run (it would race the rerun or hold a GPU)."""
     if sys.platform.startswith("linux"):
         import ctypes
