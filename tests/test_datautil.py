@@ -195,7 +195,7 @@ def test_info_probes_real_videos_and_lists_a_broken_file(videos, tmp_path):
     assert proc.returncode == 2, proc.stderr
     chaplin, pancake, error = read_rows(out)
     assert pancake["codec"] and pancake["fps"] > 0 and pancake["width"] > 0 and pancake["duration"] > 0
-    assert chaplin["num_frames"] > 0 and error["video_path"] == str(broken) and "ffprobe" in error["error"]
+    assert chaplin["num_frames"] > 0 and error["video_path"] == str(broken) and "Invalid data" in error["error"]
     fewer = min(chaplin["num_frames"], pancake["num_frames"]) + 1
     proc = datautil("info", videos / "moviepy/chaplin.mp4", videos / "decord/flipping_a_pancake.mkv", "--fmin",
                     fewer)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
-from video_caption.workers import CRASHED, Stalled, heartbeat, run_isolated
+import pytest
+
+from video_caption.workers import CRASHED, Stalled, at_lower_priority, heartbeat, run_isolated
 
 
 def work(item: str, pause: float, pids: str = "") -> str:
@@ -83,3 +86,20 @@ def test_loader_workers_leave_a_core_to_the_step_and_fit_the_memory(monkeypatch)
         monkeypatch.setattr(workers, "usable_cores", lambda cores=cores: cores)
         monkeypatch.setattr(workers, "available_memory", lambda available=available: available)
         assert loader.default_loader_workers() == expected, (cores, available)
+
+
+def own_priority() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_at_lower_priority_runs_lower_and_leaves_the_caller_as_it_was():
+    before = own_priority()
+    assert at_lower_priority(own_priority) == min(19, before + 10)
+    assert at_lower_priority(own_priority, nice=3) == min(19, before + 3)
+    assert own_priority() == before
+
+    def fail():
+        raise ValueError("from the thread")
+
+    with pytest.raises(ValueError, match="from the thread"):
+        at_lower_priority(fail)

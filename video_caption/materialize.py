@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from video_caption.distributed import Ranks
@@ -31,7 +32,7 @@ from video_caption.loader import Item
 from video_caption.manifest import KEY, MATERIALIZED, META_CLIPS, is_deferred, read_rows
 from video_caption.media.decode import frames_at
 from video_caption.media.encode import Encoder, EncoderSettings
-from video_caption.media.probe import VideoInfo, probe
+from video_caption.media.probe import ffmpeg_start_time, probe
 from video_caption.media.process import MediaError
 from video_caption.runner import RunOptions, StageRun, Step, digest
 
@@ -46,15 +47,14 @@ class _Clip:
     end: int
     encoder: Encoder | None = None
 
-    def begin(self, source: Path, info: VideoInfo, start_time: float) -> None:
+    def begin(self, source: Path, fps: Fraction, audio_start: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(f".{self.path.name}.*{TMP_SUFFIX}"):  # a killed run's
             stale.unlink(missing_ok=True)
         settings = EncoderSettings(**self.row["encoder"])
         tmp = self.path.parent / f".{self.path.name}.{os.getpid()}{TMP_SUFFIX}"
-        self.encoder = Encoder(tmp, int(self.row["width"]), int(self.row["height"]), info.fps, settings,
-                               audio_source=source if settings.audio else None,
-                               audio_start=start_time - info.file_start_time)
+        self.encoder = Encoder(tmp, int(self.row["width"]), int(self.row["height"]), fps, settings,
+                               audio_source=source if settings.audio else None, audio_start=audio_start)
 
     def finish(self) -> dict:
         self.encoder.wait()
@@ -77,6 +77,8 @@ def encode_ranges(root: Path, source: Path, rows: list[dict], encoders: int = 2)
     results: dict[str, dict | Exception] = {}
     try:
         info = probe(source)
+        # Where the audio ffmpeg's -ss counts from (only asked for when audio is kept).
+        origin = ffmpeg_start_time(source) if any(row["encoder"].get("audio") for row in rows) else 0.0
         clips = sorted((_Clip(row, path_under(root, row[KEY]), int(row["start_frame"]), int(row["end_frame"]))
                         for row in rows), key=lambda clip: clip.start)
     except (MediaError, OSError, KeyError, ValueError) as exc:
@@ -96,7 +98,7 @@ def encode_ranges(root: Path, source: Path, rows: list[dict], encoders: int = 2)
         for frame in frames_at(source, wanted, sparse=False):
             while waiting and waiting[0].start <= frame.index:
                 clip = waiting.popleft()
-                clip.begin(source, info, frame.time)
+                clip.begin(source, info.fps, frame.time - origin)
                 active.append(clip)
             # Each encoder owns its frames: clips that overlap get copies.
             for n, clip in enumerate(c for c in active if c.start <= frame.index < c.end):

@@ -9,8 +9,11 @@ decoded frame), so a long source that keeps decoding is never cut off, while one
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -63,6 +66,31 @@ def heartbeat() -> None:
     """Tell the parent this item is still making progress (cheap; a no-op outside a worker)."""
     if _beat is not None:
         _beat.value = time.monotonic()
+
+
+def at_lower_priority(fn: Callable, *args, nice: int = 10):
+    """``fn(*args)`` in a thread of its own whose CPU priority is ``nice`` steps lower (on Linux,
+    where each thread has its own nice value; elsewhere at the same priority); returns its result or
+    raises its exception.  An unprivileged process cannot raise a priority again, so the lowered
+    thread ends with the call; the threads it starts inherit its priority."""
+    outcome: dict = {}
+
+    def call() -> None:
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError):
+                me = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call, name="lower-priority", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class Stalled(Exception):

@@ -94,7 +94,7 @@ by step and gate.""",
   {PROG} info a.mp4 b.mkv --fmin 48
   {PROG} info OUT/meta_clips.jsonl --root OUT --output clips_info.jsonl
 Rows: video_path, fps, num_frames, duration, width, height, rotation, codec, start_time,
-variable_frame_rate; a file ffprobe cannot read is a row with video_path and error (exit status 2).""",
+variable_frame_rate; a file that cannot be probed is a row with video_path and error (exit status 2).""",
     "export": f"""examples:
   {PROG} export --output-folder OUT --format opensora --output opensora.csv
   {PROG} export --output-folder OUT --format parquet --output train.parquet --input OUT/strict.jsonl""",
@@ -165,7 +165,7 @@ def parser() -> Parser:
                                              "manifest's folder)")
     c.add_argument("--fmin", type=int, help="leave out files with fewer frames")
     c.add_argument("--workers", type=at_least(1), default=os.cpu_count() or 1,
-                   help="ffprobe processes at once (default: %(default)s, the CPU count)")
+                   help="files probed at once, by threads (default: %(default)s, the CPU count)")
     c.add_argument("--output", type=Path, help="JSONL file (default: standard output)")
     c = command("export", "write an output folder in another tool's format")
     c.add_argument("--output-folder", required=True, type=Path, metavar="OUT")

@@ -1,5 +1,5 @@
-"""``datautil info``: what video files hold (fps, frames, size, duration, codec), probed with ffprobe,
-``workers`` ffprobe processes at a time.  A file that cannot be probed is a row with its ``error``."""
+"""``datautil info``: what video files hold (fps, frames, size, duration, codec), probed in-process
+(``media.probe``) by ``workers`` threads.  A file that cannot be probed is a row with its ``error``."""
 
 from __future__ import annotations
 

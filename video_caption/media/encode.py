@@ -65,7 +65,7 @@ class Encoder:
     (docs/benchmarks.md).
 
     Audio (when kept): the source's first audio track from ``audio_start`` (seconds from the
-    file's start time, ``VideoInfo.file_start_time``, as ffmpeg's -ss counts) for as long as the
+    file's start as the ffmpeg command line reads it, ``probe.ffmpeg_start_time``) for as long as the
     frames written last, AAC, added by one ffmpeg process once the video is done (``_add_audio``).
     """
 

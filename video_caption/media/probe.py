@@ -1,13 +1,17 @@
-"""ffprobe: what a video file holds (frame rate, size, rotation, codec, audio)."""
+"""What a video file holds (frame rate, size, rotation, codec, audio), read in-process with PyAV."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
 from fractions import Fraction
 
 from video_caption.media.process import MediaError, media_path, run
+
+# Packets tried for a first decodable frame (the display rotation is only on frames in PyAV).
+_ROTATION_PACKETS = 250
 
 
 @dataclass
@@ -23,7 +27,6 @@ class VideoInfo:
     start_time: float  # the video stream's first timestamp
     variable_frame_rate: bool
     has_audio: bool
-    file_start_time: float  # the file's, where ffmpeg's -ss counts from (earlier when the audio starts first)
 
     def as_row(self) -> dict:
         return {
@@ -39,62 +42,97 @@ class VideoInfo:
         }
 
 
-def _rate(text: str | None) -> Fraction:
+def _rate(value: Fraction | None) -> Fraction:
+    return Fraction(value) if value and value > 0 else Fraction(0)
+
+
+def _seconds(value: int | None, time_base: Fraction) -> float | None:
+    # Rounded to the microsecond, as ffprobe prints times.
+    return None if value is None else round(float(value * time_base), 6)
+
+
+def _scan(container, stream, count: bool) -> tuple[int, int]:
+    """(clockwise rotation, video packets): the rotation from the display matrix on the first frame
+    that decodes (PyAV 18 gives no stream side data; 0 when none decodes); with ``count``, every
+    video packet is demuxed and counted (nothing more is decoded), else the count stops there."""
+    import av
+
+    stream.thread_type = "SLICE"  # frame threads would hold the first frame back
+    rotation, packets = None, 0
+    for packet in container.demux(stream):
+        packets += packet.size > 0  # the demuxer ends with an empty packet
+        if rotation is None and packets <= _ROTATION_PACKETS:
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                frames = []
+            if frames:
+                rotation = int(round(-frames[0].rotation)) % 360  # PyAV reports counter-clockwise degrees
+        if not count and (rotation is not None or packets >= _ROTATION_PACKETS):
+            break
+    return rotation or 0, packets
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Probe the first video stream (not cover art), in-process: a tenth of an ffprobe run's cost
+    (0.1 s of CPU per source, most of it the process start).  Raises MediaError."""
+    import av
+
     try:
-        rate = Fraction(text or "0")
-    except (ValueError, ZeroDivisionError):
-        return Fraction(0)
-    return rate if rate > 0 else Fraction(0)
+        container = av.open(media_path(path), timeout=60)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot read {media_path(path)}: {getattr(exc, 'strerror', None) or exc}") from exc
+    with container:
+        attached = av.stream.Disposition.attached_pic
+        video = next((s for s in container.streams.video if not s.disposition & attached), None)
+        if video is None:
+            raise MediaError("no video stream")
+        avg, nominal = _rate(video.average_rate), _rate(video.base_rate)
+        fps = avg or nominal
+        if not fps:
+            raise MediaError("no frame rate")
+        context = video.codec_context
+        width, height = context.width, context.height
+        if not width or not height:
+            raise MediaError("video stream has no size")
+        microseconds = Fraction(1, av.time_base)
+        duration = _seconds(video.duration, video.time_base) or _seconds(container.duration, microseconds) or 0.0
+        # Neither a frame count nor a duration (a stream read from a pipe): the packets are counted.
+        count = not video.frames and not duration
+        rotation, packets = _scan(container, video, count)
+        start = _seconds(video.start_time, video.time_base)
+        if start is None:
+            start = _seconds(container.start_time, microseconds) or 0.0
+        info = VideoInfo(
+            fps=fps,
+            num_frames=packets if count else video.frames or round(duration * fps),
+            duration=round(float(packets / fps), 6) if count else duration,
+            width=width,
+            height=height,
+            rotation=rotation,
+            codec=context.codec.canonical_name,
+            pix_fmt=context.format.name if context.format else "unknown",
+            start_time=start,
+            variable_frame_rate=bool(avg and nominal and avg != nominal),
+            has_audio=bool(container.streams.audio),
+        )
+    if info.rotation in (90, 270):
+        info.width, info.height = info.height, info.width
+    return info
 
 
-def _rotation(stream: dict) -> int:
-    degrees = 0.0
-    for side in stream.get("side_data_list", []):
-        if "rotation" in side:
-            degrees = float(side["rotation"])
-    if not degrees and "rotate" in stream.get("tags", {}):
-        degrees = -float(stream["tags"]["rotate"])
-    # ffprobe reports counter-clockwise degrees; display needs the clockwise turn.
-    return int(round(-degrees)) % 360
+@functools.lru_cache(maxsize=64)
+def _ffmpeg_start_time(path: str, size: int, mtime_ns: int) -> float:
+    out = run(["ffprobe", "-v", "error", "-show_entries", "format=start_time", "-of", "json", path], timeout=60).stdout
+    return float(json.loads(out or b"{}").get("format", {}).get("start_time") or 0)
 
 
-def probe(path: str | os.PathLike, timeout: float = 60) -> VideoInfo:
-    """Probe the first video stream with ffprobe."""
-    out = run(
-        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", media_path(path)], timeout=timeout
-    ).stdout
-    data = json.loads(out or b"{}")
-    streams = data.get("streams", [])
-    video = next(
-        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
-        None,
-    )
-    if video is None:
-        raise MediaError("no video stream")
-    fmt = data.get("format", {})
-    avg, nominal = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
-    fps = avg or nominal
-    if not fps:
-        raise MediaError("no frame rate")
-    duration = float(video.get("duration") or fmt.get("duration") or 0)
-    num_frames = int(video.get("nb_frames") or round(duration * fps))
-    rotation = _rotation(video)
-    width, height = int(video.get("width", 0)), int(video.get("height", 0))
-    if not width or not height:
-        raise MediaError("video stream has no size")
-    if rotation in (90, 270):
-        width, height = height, width
-    return VideoInfo(
-        fps=fps,
-        num_frames=num_frames,
-        duration=duration,
-        width=width,
-        height=height,
-        rotation=rotation,
-        codec=video.get("codec_name", "unknown"),
-        pix_fmt=video.get("pix_fmt", "unknown"),
-        start_time=float(video.get("start_time") or fmt.get("start_time") or 0),
-        variable_frame_rate=bool(avg and nominal and avg != nominal),
-        has_audio=any(s.get("codec_type") == "audio" for s in streams),
-        file_start_time=float(fmt.get("start_time") or 0),
-    )
+def ffmpeg_start_time(path: str | os.PathLike) -> float:
+    """The file's start time as the ffmpeg command line reads it, where its ``-ss`` counts from (the
+    audio's start when that comes first).  Asked of ffprobe, not PyAV: their libavformat versions
+    differ (Debian's ffmpeg 5.1 puts an Opus track in MKV at -7 ms, PyAV's 8.1 at 0)."""
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read {os.fspath(path)}: {exc.strerror}") from exc
+    return _ffmpeg_start_time(media_path(path), stat.st_size, stat.st_mtime_ns)
