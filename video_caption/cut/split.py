@@ -274,7 +274,8 @@ class _SourceCutter:
                     found(finders[0].push(frame.index, level) + finders[1].push(frame.index, root, level))
                     found(black.push(frame.index, float(level.mean())))
                 # Deferred clips need no pixels past this point: the decoder reuses the buffer at
-                # once instead of touching a new one (measured: 5-15 % of deferred stage 1's CPU).
+                # once instead of touching new memory (a 720p frame held is 340 page faults; the
+                # 5-minute source's stage takes 273 MiB instead of 376).
                 lookahead.append(frame.without_picture() if settings.deferred else frame)
                 while lookahead[0].index + lag <= frame.index:
                     settle(lookahead.popleft())
