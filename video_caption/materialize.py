@@ -32,7 +32,7 @@ from video_caption.loader import Item
 from video_caption.manifest import KEY, MATERIALIZED, META_CLIPS, is_deferred, read_rows
 from video_caption.media.decode import frames_at
 from video_caption.media.encode import Encoder, EncoderSettings
-from video_caption.media.probe import ffmpeg_start_time, probe
+from video_caption.media.probe import probe
 from video_caption.media.process import MediaError
 from video_caption.runner import RunOptions, StageRun, Step, digest
 
@@ -77,8 +77,6 @@ def encode_ranges(root: Path, source: Path, rows: list[dict], encoders: int = 2)
     results: dict[str, dict | Exception] = {}
     try:
         info = probe(source)
-        # Where the audio ffmpeg's -ss counts from (only asked for when audio is kept).
-        origin = ffmpeg_start_time(source) if any(row["encoder"].get("audio") for row in rows) else 0.0
         clips = sorted((_Clip(row, path_under(root, row[KEY]), int(row["start_frame"]), int(row["end_frame"]))
                         for row in rows), key=lambda clip: clip.start)
     except (MediaError, OSError, KeyError, ValueError) as exc:
@@ -98,7 +96,7 @@ def encode_ranges(root: Path, source: Path, rows: list[dict], encoders: int = 2)
         for frame in frames_at(source, wanted, sparse=False):
             while waiting and waiting[0].start <= frame.index:
                 clip = waiting.popleft()
-                clip.begin(source, info.fps, frame.time - origin)
+                clip.begin(source, info.fps, frame.time)
                 active.append(clip)
             # Each encoder owns its frames: clips that overlap get copies.
             for n, clip in enumerate(c for c in active if c.start <= frame.index < c.end):

@@ -53,7 +53,7 @@ from video_caption.manifest import VIDEO
 from video_caption.media.decode import DecodedFrame, decode_frames
 from video_caption.media.encode import Backlog, Encoder, EncoderSettings
 from video_caption.media.image import is_image
-from video_caption.media.probe import VideoInfo, ffmpeg_start_time, probe
+from video_caption.media.probe import VideoInfo, probe
 from video_caption.media.process import MediaError
 from video_caption.workers import at_lower_priority, heartbeat
 
@@ -117,8 +117,6 @@ class _SourceCutter:
         self.backlog = Backlog(settings.backlog_mb << 20)  # shared by this source's encoders
         self.rows: list[dict] = []
         self.audio = settings.encoder.audio and info.has_audio and not settings.deferred
-        # Where the audio ffmpeg's -ss counts from (only asked for when audio is kept).
-        self.audio_origin = ffmpeg_start_time(source.path) if self.audio else 0.0
 
     # -- clip files ---------------------------------------------------------------------------
     def _clip_name(self, start: int, end: int) -> str:
@@ -129,7 +127,7 @@ class _SourceCutter:
         piece.encoder = Encoder(
             tmp, self.width, self.height, self.info.fps, self.settings.encoder,
             audio_source=self.source.path if self.audio else None,
-            audio_start=piece.start.time - self.audio_origin, backlog=self.backlog,
+            audio_start=piece.start.time, backlog=self.backlog,
         )
         for data in piece.held:
             piece.encoder.write(data)
@@ -291,8 +289,7 @@ class _SourceCutter:
             while self.finishing:
                 self._reap()
         except BaseException:
-            frames.close()  # stops the decoding thread
-            self._abort()
+            self._abort()  # ``run`` stops the decoding thread
             raise
         transitions = merge_ranges(transitions, gap=round(float(self.info.fps) / 2))
         return clean_cuts(cuts, count), transitions, count

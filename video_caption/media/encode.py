@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from video_caption.media.probe import ffmpeg_start_time
 from video_caption.media.process import MediaError, media_path, run
 
 AUDIO_BIT_RATE = 128_000
@@ -64,9 +65,9 @@ class Encoder:
     no copy through a pipe: 17 % less CPU than an ffmpeg process per clip fed on stdin
     (docs/benchmarks.md).
 
-    Audio (when kept): the source's first audio track from ``audio_start`` (seconds from the
-    file's start as the ffmpeg command line reads it, ``probe.ffmpeg_start_time``) for as long as the
-    frames written last, AAC, added by one ffmpeg process once the video is done (``_add_audio``).
+    Audio (when kept): the source's first audio track from ``audio_start`` (the time of the clip's
+    first frame in the source, as decoded) for as long as the frames written last, AAC, added by
+    one ffmpeg process once the video is done (``_add_audio``).
     """
 
     def __init__(self, out_path: Path, width: int, height: int, fps: Fraction, settings: EncoderSettings,
@@ -179,13 +180,15 @@ class Encoder:
 
 
 def _add_audio(clip: Path, source: Path, start: float, duration: float) -> None:
-    """Give the video-only ``clip`` the audio of ``source`` from ``start`` (seconds from the file's
-    start time) for ``duration`` seconds, AAC.  ffmpeg's command line does it (the video copied):
-    it negotiates any source's channel layout and rate with the AAC encoder, where PyAV 18 crashes
-    on some (measured: a double free reading the layout of PCM 7.1 in MOV; tests/test_clip_audio.py).
-    The result is written beside the clip (``<clip>.audio.tmp.mp4``: the callers' clean-up of
-    partial files covers it) and replaces it."""
+    """Give the video-only ``clip`` the audio of ``source`` from ``start`` (a time in the source) for
+    ``duration`` seconds, AAC.  ffmpeg's command line does it (the video copied; its ``-ss`` counts
+    from the file's start as it reads it, ``probe.ffmpeg_start_time``): it negotiates any source's
+    channel layout and rate with the AAC encoder, where PyAV 18 crashes on some (measured: a double
+    free reading the layout of PCM 7.1 in MOV; tests/test_clip_audio.py).  The result is written
+    beside the clip (``<clip>.audio.tmp.mp4``: the callers' clean-up of partial files covers it) and
+    replaces it."""
     muxed = clip.with_name(f"{clip.name}.audio.tmp.mp4")
+    start -= ffmpeg_start_time(source)
     run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", media_path(clip),
          "-ss", f"{max(start, 0.0):.6f}", "-t", f"{duration:.6f}", "-i", media_path(source),
          "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-b:a", str(AUDIO_BIT_RATE),

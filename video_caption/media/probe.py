@@ -123,7 +123,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 @functools.lru_cache(maxsize=64)
 def _ffmpeg_start_time(path: str, size: int, mtime_ns: int) -> float:
-    out = run(["ffprobe", "-v", "error", "-show_entries", "format=start_time", "-of", "json", path], timeout=60).stdout
+    # Untied: asked from encoder threads, beside libx264's (see process.run); it ends by itself.
+    out = run(["ffprobe", "-v", "error", "-show_entries", "format=start_time", "-of", "json", path], timeout=60,
+              tied=False).stdout
     return float(json.loads(out or b"{}").get("format", {}).get("start_time") or 0)
 
 
