@@ -20,9 +20,9 @@ from score_helpers import by_key, clip_rows, tiny_clip, write_manifest
 from scripted_server import ScriptedServer
 from vlm_helpers import save_tiny_qwen2_vl
 
-from video_caption.caption.__main__ import PROMPTS
 from video_caption.caption.checks import check_reply
 from video_caption.caption.server import ManagedServer
+from video_caption.caption.settings import PROMPTS
 from video_caption.manifest import read_rows
 from video_caption.media.decode import decode_frames, keyframe_indices
 
@@ -84,7 +84,7 @@ def test_embedded_llamacpp_killed_and_resumed(tmp_path, step="tags"):
     keys = KEYS[:6]
     summary_inputs(tmp_path, keys)
     cmd = [sys.executable, "-m", "video_caption.caption", "--output-folder", str(tmp_path), "--steps",
-           "summary,tags,train", "--llm-max-tokens", "100", "--batch-size", "2", "--seed", "0"]
+           "summary,tags,train", "--llm-max-tokens", "100", "--caption-batch-size", "2", "--seed", "0"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     output = {"summary": "summary_caption.jsonl", "tags": "tags.jsonl"}[step]
@@ -125,7 +125,7 @@ def test_vision_requests_are_captured_in_the_documented_format(stage1, tmp_path)
         return 200, "" if empty else f"The video shows {len(images)} frames of a scene.", 0.0
 
     with ScriptedServer(reply) as server:
-        caption(tmp_path, "--root", stage1, "--mode", "video_then_rewrite", "--llm-backend", "none",
+        caption(tmp_path, "--root", stage1, "--caption-mode", "video_then_rewrite", "--llm-backend", "none",
                 "--steps", "caption,train", "--vlm-backend", "openai", "--vlm-base-url", server.url, "--frames", "3",
                 "--max-side", "256", "--concurrency", "1")
     prompt = (PROMPTS / "video_caption.txt").read_text().strip()
@@ -363,7 +363,7 @@ def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
             summary_inputs(out)
             proc = subprocess.run([*prefix, "video_caption.caption", "--output-folder", str(out), "--cpu",
                                    "--steps", "summary,tags,train", "--llm-backend", "openai", "--llm-base-url",
-                                   server.url, "--batch-size", "2"], cwd=REPO, capture_output=True, text=True,
+                                   server.url, "--caption-batch-size", "2"], cwd=REPO, capture_output=True, text=True,
                                   timeout=600)
             assert proc.returncode == 0, proc.stderr[-3000:]
             outs[name] = out
@@ -388,7 +388,7 @@ def test_with_no_vlm_named_the_default_vlm_captions_from_the_hugging_face_cache(
     write_manifest(tmp_path / "train.jsonl", rows)
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     caption(tmp_path, "--root", stage1, "--steps", "caption", "--cpu", "--frames", "2", "--max-side", "160",
-            "--vlm-max-tokens", "8", "--batch-size", "2", env=env)
+            "--vlm-max-tokens", "8", "--caption-batch-size", "2", env=env)
     frames = by_key(tmp_path / "frame_caption.jsonl")
     assert set(frames) == {r["video_path"] for r in rows}
     prompt = (PROMPTS / "frame_caption.txt").read_text().strip()

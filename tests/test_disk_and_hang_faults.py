@@ -170,7 +170,7 @@ def test_an_input_that_hangs_its_reader_is_cut_off_and_recorded(videos, tmp_path
     with stalled_input(videos, tmp_path / "in") as (good, fifo):
         listing.write_text(f"{good}\n{fifo}\n")
         proc = run_module("video_caption.cut", "--video-folder", listing, "--output-folder", out,
-                          "--stall-timeout", "5", check=False, timeout=300)
+                          "--source-stall-timeout", "5", check=False, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = read_rows(out / "errors.jsonl")
     assert [e["video_path"] for e in errors] == ["stalled.ts"]
@@ -188,7 +188,7 @@ def test_stage2_cuts_off_a_clip_that_hangs_its_reader_and_scores_the_rest(videos
     (tmp_path / "clips").mkdir()
     with stalled_input(videos, tmp_path / "clips") as (_, fifo):
         proc = run_module("video_caption.score", "--output-folder", tmp_path, "--input", manifest, *MOTION_ONLY,
-                          "--num-workers", "1", "--stall-timeout", "6", check=False, timeout=300)
+                          "--num-workers", "1", "--clip-stall-timeout", "6", check=False, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = read_rows(tmp_path / "errors.jsonl")
     assert [(e["stage"], e["video_path"]) for e in errors] == [("score:motion", "clips/stalled.ts")]

@@ -43,17 +43,38 @@ def test_every_stage_script_reads_relative_paths_from_where_it_is_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(json.loads((tmp_path / "out" / "train.json").read_text())) == len(clips)
     assert proc.stderr.strip().splitlines()[-1].endswith(f"result: {len(clips)} clips with a caption in train.json")
+    # A rerun of stage 1 speaks for stage 1, not for the stage 3 outputs beside its own.
+    proc = run_module("video_caption.cut", "--video-folder", "in", "--output-folder", "out", cwd=tmp_path)
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f"result: {len(clips)} clips in clips/ (meta_clips.jsonl); stages 2 and 3 have not run since"), proc.stderr
     assert not (REPO / "out").exists() and not (REPO / "in").exists()
 
 
+def snapshot(folder) -> list | None:
+    """Every path under ``folder`` (itself included) with its size and time; None when it does not exist."""
+    if not folder.exists():
+        return None
+    return sorted((str(p.relative_to(folder)), p.lstat().st_size, p.lstat().st_mtime_ns)
+                  for p in [folder, *folder.rglob("*")])
+
+
 def test_scripts_answer_help_and_never_fall_back_to_the_demo(tmp_path):
+    # The demo's output folder may hold a run of `setup.sh --demo` or not: either way no script touches it.
+    demo_output = REPO / "datasets" / "demo" / "output"
+    before = snapshot(demo_output)
     for name in [*SCRIPTS, "setup.sh"]:
         proc = script(name, tmp_path, {}, "--help")
         assert proc.returncode == 0 and ("OUTPUT_FOLDER" in proc.stdout or "--demo" in proc.stdout), name
     for name in SCRIPTS:
         proc = script(name, tmp_path, {})
         assert proc.returncode == 1 and "error: set " in proc.stderr and "--help" in proc.stderr, name
-    assert list(tmp_path.iterdir()) == [] and not (REPO / "datasets" / "demo" / "output").exists()
+    assert list(tmp_path.iterdir()) == [] and snapshot(demo_output) == before
+
+
+def test_run_tests_help_says_what_it_does_and_runs_nothing(tmp_path):
+    for flag in ("--help", "-h"):
+        proc = script("run_tests.sh", tmp_path, {"PYTHON": "false"}, flag)  # ruff or pytest run: exit 1
+        assert proc.returncode == 0 and "lint" in proc.stdout and "go to pytest" in proc.stdout, proc.stdout
 
 
 def test_a_folder_without_video_is_an_error_and_writes_nothing(tmp_path):
@@ -76,8 +97,8 @@ def test_foreseeable_errors_are_one_line_and_exit_1(tmp_path):
              "is a file, not a folder"),
             (("video_caption.score", "--output-folder", tmp_path / "o", "--input", damaged, "--scorers", ""),
              "damaged.jsonl: line 2 is not valid JSON"),
-            (("video_caption.score", "--output-folder", tmp_path / "o", "--batch-size", "eight"),
-             "invalid int value: 'eight'"),
+            (("video_caption.score", "--output-folder", tmp_path / "o", "--score-batch-size", "eight"),
+             "an integer, not 'eight'"),
             (("video_caption.caption", "--output-folder", tmp_path / "o", "--steps", "captions"),
              "unknown 'captions' (known: category, caption, summary, match, tags, materialize, train)")]
     for args, message in runs:
@@ -125,3 +146,21 @@ def test_the_result_says_what_came_out_and_why_nothing_did(stages, expected):
     assert line.startswith(expected), line
     if "aesthetic gate" in expected:
         assert "AESTHETIC_MIN" in line
+
+
+def test_each_stage_result_speaks_for_that_stage():
+    later = {"cut": {"sources": 2, "sources_failed": 0, "clips": 7},
+             "score": {"clips": 7, "train_clips": 3, "gates": {}}, "caption": {"clips": 3, "train_json": 3}}
+    assert result({"stages": later}, "cut") == [
+        "result: 7 clips in clips/ (meta_clips.jsonl); stages 2 and 3 have not run since"]
+    assert result({"stages": later}, "score") == [
+        "result: 3 clips passed stage 2 into train.jsonl; stage 3 has not run since"]
+    assert result({"stages": later}, "caption") == result({"stages": later}) == [
+        "result: 3 clips with a caption in train.json"]
+    # A stage that got no clip says why, from the stage before it.
+    nothing = {"cut": {"sources": 2, "sources_failed": 1, "clips": 0}, "score": {"clips": 0}, "caption": {"clips": 0}}
+    assert result({"stages": nothing}, "cut")[0].startswith("result: no clip: stage 1 cut none from 2 sources")
+    gate = {"gate": "0.5 <= motion_score", "reached": 7, "passed": 0, "rejected": 7, "unscored": 0}
+    rejected = {**later, "score": {"clips": 7, "train_clips": 0, "gates": {"motion": gate}}, "caption": {"clips": 0}}
+    assert result({"stages": rejected}, "caption")[0].startswith("result: no clip passed stage 2: the motion gate")
+    assert result({"stages": later}, "materialize") == []

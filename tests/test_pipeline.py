@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from conftest import REPO
+from scripted_server import ScriptedServer
 from vlm_helpers import save_tiny_qwen2_vl
 
 from video_caption.manifest import read_rows
@@ -69,8 +70,8 @@ def test_one_command_runs_every_stage_and_a_rerun_resumes(tmp_path):
 
 def test_a_settings_typo_stops_the_run_before_any_stage(tmp_path):
     out = tmp_path / "out"
-    expected = {"CAPTION_MODE": "invalid choice: 'frames_then_sumary'", "SCORERS": "unknown 'motoin'",
-                "MIN_SIDE": "use MIN_SOURCE_SIDE (stage 1"}
+    expected = {"CAPTION_MODE": "not 'frames_then_sumary' (did you mean frames_then_summary?)",
+                "SCORERS": "unknown 'motoin'", "MIN_SIDE": "use MIN_SOURCE_SIDE (stage 1"}
     for name, value in (("CAPTION_MODE", "frames_then_sumary"), ("SCORERS", "motoin"), ("MIN_SIDE", "256")):
         proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
                          name: value})
@@ -81,18 +82,31 @@ def test_a_settings_typo_stops_the_run_before_any_stage(tmp_path):
 
 def test_a_stage_that_cannot_start_stops_the_run_with_its_reason(tmp_path):
     out = tmp_path / "out"
-    proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
-                     "STAGES": "3", "VLM_BASE_URL": "http://127.0.0.1:9/v1"})
+    with ScriptedServer(lambda body, attempt: (200, "A frame.", 0.0)) as vlm:
+        proc = pipeline({"OUTPUT_FOLDER": str(out), "STAGES": "3", "VLM_BASE_URL": vlm.url,  # no stage 2 before
+                         "STEPS": "caption,train", "CAPTION_MODE": "video_then_rewrite", "LLM_BACKEND": "none"})
     assert proc.returncode == 1
     assert "no clip manifest" in proc.stderr and "stage 3 failed (exit 1)" in proc.stderr
+
+
+def test_a_server_that_does_not_answer_stops_the_run_before_stage_1(tmp_path):
+    out = tmp_path / "out"
+    proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
+                     "VLM_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert proc.returncode == 1
+    assert "error: stage 3, caption: no OpenAI-compatible server answers at http://127.0.0.1:9/v1" in proc.stderr
+    assert "=== stage" not in proc.stderr and not out.exists()
 
 
 def test_demo_mode_skips_models_this_machine_cannot_have_and_lists_them(tmp_path):
     out = tmp_path / "out"
     proc = pipeline({"VIDEO_FOLDER": str(REPO / "datasets" / "demo" / "videos"), "OUTPUT_FOLDER": str(out),
                      "SKIP_MISSING_MODELS": "1", "SCORERS": "aesthetic,motion", "MOTION_MIN": "0",
-                     "MOTION_MAX": "1e9", "HF_HOME": str(tmp_path / "empty_hf_cache")})
+                     "MOTION_MAX": "1e9", "HF_HOME": str(tmp_path / "empty_hf_cache"),
+                     # a hub that never answers, asked once for the whole run
+                     "HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("cannot be reached") == 1, proc.stderr[-3000:]
     stages = json.loads((out / "summary.json").read_text())["stages"]
     assert [s["scorer"] for s in stages["score"]["skipped"]] == ["aesthetic"]
     assert "vit_large_patch14_clip_224.openai" in stages["score"]["skipped"][0]["reason"]

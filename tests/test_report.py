@@ -10,12 +10,14 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 from browser import open_page
 from conftest import REPO, run_module
 from score_helpers import write_manifest
 
 from video_caption.manifest import read_rows
-from video_caption.report.collect import clip_table, funnel
+from video_caption.report.collect import clip_table, funnel, numbers
+from video_caption.report.plots import bins, histogram
 
 ARTIFACTS = Path(os.environ.get("VIDEO_CAPTION_TEST_ARTIFACTS", REPO / ".test-artifacts"))
 
@@ -45,12 +47,118 @@ def test_each_clip_gets_its_fate_from_stage_2_and_stage_3(tmp_path):
           for i in (1, 2))])
     write_manifest(tmp_path / "match_score.jsonl", [{"video_path": "c1.mp4", "match_score": 25.0},
                                                     {"video_path": "c2.mp4", "match_score": 12.5}])
+    write_manifest(tmp_path / "video_caption.jsonl", [{"video_path": "c2.mp4", "video_caption": "A dog."}])
     (tmp_path / "train.json").write_text(json.dumps([{"file_path": "c1.mp4", "text": "A cat.", "type": "video"}]))
-    (tmp_path / "summary.json").write_text(json.dumps({"stages": {"caption": {"gates": {"match": {
-        "reached": 2, "passed": 1, "bounds": [{"key": "match_score", "min": 20, "max": None}]}}}}}))
+    (tmp_path / "summary.json").write_text(json.dumps({"stages": {"caption": {"steps": ["caption", "match"], "gates": {
+        "match": {"reached": 2, "passed": 1, "bounds": [{"key": "match_score", "min": 20, "max": None}]}}}}}))
     fates = {r["video_path"]: (r["status"], r["reason"], r["gate_value"]) for r in clip_table(tmp_path)}
     assert fates == {"c0.mp4": ("rejected", "text: text_score <= 0.02", 0.1), "c1.mp4": ("train", None, None),
                      "c2.mp4": ("passed", "match: 20 <= match_score", 12.5), "c3.mp4": ("not scored", None, None)}
+
+
+def write_story(out: Path) -> Path:
+    """An output folder of hand-written rows after reruns: stage 2 without its aesthetic model (its
+    rows, and those of later steps for the clips rejected early, left by an earlier run), an image
+    passed on unscored by motion, stage 3 without tags; a source with no shot long enough, one that
+    failed, one whose failure a rerun resolved."""
+    clips = {"a.mp4": "video", "b.mp4": "video", "c.mp4": "video", "d.png": "image", "e.mp4": "video",
+             "f.mp4": "video"}
+    write_manifest(out / "meta_clips.jsonl", [{"video_path": k, "type": t} for k, t in clips.items()])
+    write_manifest(out / "meta_scene_info.jsonl", [
+        {"video_path": "long.mp4", "num_clips": 5}, {"video_path": "short.mp4", "num_clips": 0,
+                                                     "skipped": "no shot lasts 3 s"}])
+    write_manifest(out / "errors.jsonl", [
+        {"stage": "cut", "video_path": "long.mp4", "message": "killed"},
+        {"stage": "cut", "video_path": "broken.mp4", "message": "no frame could be decoded"},
+        {"stage": "score:motion", "video_path": "c.mp4", "message": "decoding failed"}])
+    write_manifest(out / "gate_decisions.jsonl", [
+        {"video_path": "a.mp4", "outcome": "rejected", "step": "text", "gate": "text_score <= 0.02", "value": 0.3},
+        {"video_path": "b.mp4", "outcome": "passed", "step": None, "gate": None, "value": None},
+        {"video_path": "c.mp4", "outcome": "unscored", "step": "motion", "gate": "3 < motion_score", "value": None},
+        {"video_path": "d.png", "outcome": "passed", "step": None, "gate": None, "value": None},
+        {"video_path": "e.mp4", "outcome": "rejected", "step": "metadata", "gate": "3 <= duration", "value": 1.0}])
+    stale = ["a.mp4", "b.mp4", "c.mp4", "d.png", "e.mp4", "f.mp4"]
+    write_manifest(out / "aesthetic_score.jsonl", [{"video_path": k, "aesthetic_score": 5.0} for k in stale])
+    write_manifest(out / "text_score.jsonl", [{"video_path": k, "text_score": 0.3 if k == "a.mp4" else 0.0}
+                                              for k in ("a.mp4", "b.mp4", "c.mp4", "d.png")])
+    write_manifest(out / "motion_score.jsonl", [{"video_path": k, "motion_score": 4.0} for k in ("b.mp4", "c.mp4")])
+    write_manifest(out / "camera_motion.jsonl", [{"video_path": k, "camera_motion": "static"}
+                                                 for k in ("a.mp4", "b.mp4")])
+    write_manifest(out / "nsfw_score.jsonl", [{"video_path": "a.mp4", "nsfw_score": 0.9},
+                                              {"video_path": "b.mp4", "nsfw_score": 0.1},
+                                              {"video_path": "d.png", "nsfw_score": 0.2}])
+    (out / "superseded").mkdir()
+    write_manifest(out / "superseded" / "nsfw_score.jsonl", [{"video_path": "b.mp4", "nsfw_score": 0.7}])
+    write_manifest(out / "match_score.jsonl", [{"video_path": "a.mp4", "match_score": 30.0},
+                                               {"video_path": "b.mp4", "match_score": 25.0}])
+    write_manifest(out / "video_caption.jsonl", [{"video_path": "a.mp4", "video_caption": "An old caption."},
+                                                 {"video_path": "b.mp4", "video_caption": "A cat."}])
+    motion = "an image has one frame: no motion to measure"
+    gate = {"reached": 1, "passed": 1, "rejected": 0, "unscored": 0}
+    (out / "summary.json").write_text(json.dumps({"stages": {
+        "cut": {"sources": 4, "sources_failed": 1, "clips": 6},
+        "score": {"skipped": [{"scorer": "aesthetic", "reason": "no aesthetic head in /models"}], "gates": {
+            "metadata": {**gate, "reached": 5, "passed": 4, "rejected": 1},
+            "text": {**gate, "reached": 4, "passed": 3, "rejected": 1},
+            "motion": {**gate, "reached": 3, "passed": 2, "unscored": 1, "skipped": 1, "skip_reasons": {motion: 1}},
+            "camera_motion": {**gate, "reached": 2, "passed": 2, "skipped": 1, "skip_reasons": {motion: 1}},
+            "nsfw": {**gate, "reached": 2, "passed": 2}}, "train_clips": 2},
+        "caption": {"steps": ["caption", "match"], "skipped": [{"step": "tags", "reason": "no LLM"}], "gates": {
+            "match": {"reached": 1, "passed": 1, "bounds": [{"key": "match_score", "min": 20, "max": None}]}}}}}))
+    return out
+
+
+def test_a_card_shows_only_the_rows_of_the_steps_its_clip_went_through(tmp_path):
+    records = {r["video_path"]: r for r in clip_table(write_story(tmp_path))}
+    shown = {key: {k: r[k] for k in ("aesthetic_score", "text_score", "motion_score", "camera_motion", "nsfw_score",
+                                      "match_score", "caption") if r.get(k) is not None}
+             for key, r in records.items()}
+    assert shown == {"a.mp4": {"text_score": 0.3},
+                     "b.mp4": {"text_score": 0.0, "motion_score": 4.0, "camera_motion": "static", "nsfw_score": 0.1,
+                               "match_score": 25.0, "caption": "A cat."},
+                     "c.mp4": {"text_score": 0.0}, "d.png": {"text_score": 0.0, "nsfw_score": 0.2},
+                     "e.mp4": {}, "f.mp4": {}}
+    assert {key: r["skipped"] for key, r in records.items()} == {
+        "a.mp4": ["aesthetic"], "b.mp4": ["aesthetic", "tags"], "c.mp4": ["aesthetic"],
+        "d.png": ["aesthetic", "motion", "camera_motion", "tags"], "e.mp4": ["aesthetic"], "f.mp4": []}
+    assert sorted(numbers(list(records.values()), "nsfw_score")) == [0.1, 0.2], "plots draw current rows only"
+    rows = funnel(json.loads((tmp_path / "summary.json").read_text()))
+    assert [(r["label"], r.get("note")) for r in rows if not r["cells"]] == [
+        ("aesthetic: not run", "no aesthetic head in /models"), ("tags: not run", "no LLM")]
+    assert [r["label"] for r in rows].index("aesthetic: not run") == [r["label"] for r in rows].index("train.jsonl") - 1
+
+
+def test_the_page_shows_the_skipped_steps_and_the_sources_without_clips(tmp_path):
+    out = write_story(tmp_path)
+    run_module("video_caption.report", "--output-folder", out, "--no-thumbnails")
+    with open_page(out / "report" / "index.html") as (page, errors):
+        page.wait_for_selector("body[data-ready='1']")
+        rows = page.eval_on_selector_all("#skipped tr", "rows => rows.slice(1).map(r => r.innerText.split('\\t'))")
+        motion = "an image has one frame: no motion to measure"
+        assert rows == [["stage 2 (score)", "aesthetic", "all: the step never ran", "no aesthetic head in /models"],
+                        ["stage 2 (score)", "motion", "1 passed on unscored", motion],
+                        ["stage 2 (score)", "camera_motion", "1 passed on unscored", motion],
+                        ["stage 3 (caption)", "tags", "all: the step never ran", "no LLM"]]
+        assert page.locator("#skipped").is_visible() and page.locator("#no-clips").is_visible()
+        sources = page.eval_on_selector_all("#no-clips tr", "rows => rows.slice(1).map(r => r.innerText.split('\\t'))")
+        assert sources == [["short.mp4", "skipped", "no shot lasts 3 s"],
+                           ["broken.mp4", "failed", "no frame could be decoded"]]
+        assert "aesthetic: not run" in page.inner_text("#funnel")
+        card = page.locator(".card[data-key='d.png']")
+        assert card.locator(".skipped").inner_text() == (
+            f"skipped: aesthetic (not run), motion ({motion}), camera_motion ({motion}), tags (not run)")
+        rejected = page.locator(".card[data-key='a.mp4'] .scores").inner_text().split()
+        assert "text_score" in rejected and not {"aesthetic_score", "camera_motion", "nsfw_score"} & set(rejected)
+        assert errors == []
+
+
+def test_equal_values_get_one_bar_on_an_axis_of_their_own():
+    edges, axis = bins(np.zeros(4), {"min": None, "max": 0.02})
+    assert axis == (-0.02, 0.02) and len(edges) == 2 and edges[0] < 0 < edges[1]
+    assert bins(np.full(3, 5.0))[1] == (2.5, 7.5)
+    assert bins(np.zeros(3), {"min": 0, "max": 1e9})[1] == (-1.0, 1.0), "a bound opened wide is not a scale"
+    assert bins(np.array([0.0, 1.0]))[1] == (0.0, 1.0)
+    assert "4 at 0" in histogram([0.0] * 4, "text", {"max": 0.02})
 
 
 def cards(page) -> list[str]:
@@ -93,6 +201,7 @@ def test_the_pipeline_report_opens_offline_and_shows_what_each_gate_did(mixed_ru
         assert cards(page)[0].endswith("bars.png"), "the test card has the most text"
         copy = page.locator(".card[data-key$='bikes_copy.png']")
         assert "duplicate of clips/photos/bikes.jpg/bikes.jpg" in copy.inner_text() and copy.locator(".dup img").count()
+        assert "motion (an image has one frame" in copy.locator(".skipped").inner_text()
 
         # Every word of the search, in any order, in a clip's caption or path.
         words = entries[0]["text"].lower().split()[:4]
@@ -105,6 +214,10 @@ def test_the_pipeline_report_opens_offline_and_shows_what_each_gate_did(mixed_ru
         assert set(cards(page)) == matching
 
         assert page.locator("#errors-body tr").count() == len(read_rows(out / "errors.jsonl"))
+        # The truncated jpg gave no clip; the images passed motion unscored.
+        texts = "nodes => nodes.map(n => n.textContent)"
+        assert page.eval_on_selector_all("#no-clips td.key", texts) == ["photos/broken.jpg"]
+        assert "motion" in page.eval_on_selector_all("#skipped td:nth-child(2)", texts)
         page.fill("#search", "")
         page.wait_for_timeout(400)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

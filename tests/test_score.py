@@ -83,7 +83,7 @@ def test_motion_orders_static_below_moving_and_matches_the_reference(videos, tmp
     manifest = write_manifest(tmp_path / "clips.jsonl", [{"video_path": n} for n in names])
     # stderr is a pipe here, not a terminal: progress comes as log lines, one per batch at interval 0
     # (the first batch is one clip: batches ramp up).
-    proc = score(tmp_path, manifest, videos, "--scorers", "motion", "--batch-size", "2", *OPEN_GATES,
+    proc = score(tmp_path, manifest, videos, "--scorers", "motion", "--score-batch-size", "2", *OPEN_GATES,
                  env={**os.environ, "VIDEO_CAPTION_PROGRESS_SECONDS": "0"})
     lines = [line.split("score: motion: ", 1)[1] for line in proc.stderr.splitlines() if "score: motion: " in line]
     assert [line.split(" done")[0] for line in lines] == ["1/5", "3/5", "5/5"], proc.stderr
@@ -128,7 +128,7 @@ def test_aesthetic_loads_a_clip_through_the_vit_l14_path_with_the_real_head(stag
     results = []
     for batch in ("1", "3"):
         out = tmp_path / f"batch{batch}"
-        score(out, manifest, stage1, "--scorers", "aesthetic", "--batch-size", batch, *aesthetic_args(tiny),
+        score(out, manifest, stage1, "--scorers", "aesthetic", "--score-batch-size", batch, *aesthetic_args(tiny),
               *OPEN_GATES)
         results.append(by_key(out / "aesthetic_score.jsonl"))
     one, three = results
@@ -201,7 +201,7 @@ def test_a_clip_rejected_by_a_gate_is_never_opened_by_a_later_scorer(stage1, tmp
     shutil.copytree(stage1 / "clips", root / "clips")
     for key in {r["video_path"] for r in rows} - survivors:
         (root / key).unlink()
-    score(out, manifest, root, "--scorers", "aesthetic,text,motion", "--min-side", "200",
+    score(out, manifest, root, "--scorers", "aesthetic,text,motion", "--min-clip-side", "200",
           "--aesthetic-min", str(threshold), "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9",
           *aesthetic_args(tiny))
     assert read_rows(out / "errors.jsonl") == []

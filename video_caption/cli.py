@@ -10,43 +10,21 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from video_caption.manifest import ManifestError, is_storage_error
 
+INTERRUPTED = "interrupted; rerun the same command to resume (finished work is kept)"
+
 
 class Parser(argparse.ArgumentParser):
     def __init__(self, prog: str, doc: str | None):
         super().__init__(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-        self.add_argument("--check-settings", action="store_true",
-                          help="check the settings, then exit 0 without doing anything (run_pipeline.sh checks "
-                               "every stage's before the first one starts)")
-
-    def parse_args(self, args=None, namespace=None):
-        parsed = super().parse_args(args, namespace)
-        if parsed.check_settings:
-            self.exit(0)
-        return parsed
 
     def error(self, message: str):
         self.exit(1, f"{self.prog}: error: {message} (--help lists the options)\n")
-
-
-def names(known: tuple[str, ...], allow_none: bool = False) -> Callable[[str], list[str]]:
-    """An argument type: a comma list of some of ``known`` (or ``none``, when allowed), a typo being a
-    usage error."""
-
-    def parse(text: str) -> list[str]:
-        if allow_none and text.strip() == "none":
-            return []
-        chosen = [name.strip() for name in text.split(",") if name.strip()]
-        unknown = [name for name in chosen if name not in known]
-        if unknown:
-            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(known)})")
-        return chosen
-
-    return parse
 
 
 def output_folder(path: str) -> Path:
@@ -63,12 +41,17 @@ def entry_point(main: Callable[..., int]) -> Callable[..., int]:
     """Wrap a command's ``main`` so that foreseeable failures end in one line and exit 1, not a traceback:
     an output folder that cannot be written (full disk, read-only: appends are all-or-nothing and
     clips are renamed into place only when complete, so the rerun after freeing space resumes with
-    nothing lost), a file that cannot be opened, a damaged manifest line."""
+    nothing lost), a file that cannot be opened, a damaged manifest line.  Ctrl-C ends in one line too
+    and exit 130, as a shell reports a command killed by SIGINT (the worker processes ignore it: this
+    process stops them)."""
 
     @functools.wraps(main)
     def guarded(*args, **kwargs) -> int:
         try:
             return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print(INTERRUPTED, file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
         except ManifestError as exc:
             raise SystemExit(f"error: {exc}") from None
         except OSError as exc:

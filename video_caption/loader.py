@@ -22,7 +22,7 @@ from video_caption.media.decode import keyframe_indices, read_frames
 from video_caption.media.image import read_image
 from video_caption.media.probe import probe
 from video_caption.media.process import MediaError
-from video_caption.workers import default_workers
+from video_caption.workers import default_workers, interrupts_deferred, start_forkserver
 
 
 class FramePlan:
@@ -190,12 +190,9 @@ class ClipFrames:
 def start_worker_server() -> None:
     """Start the process that forks DataLoader workers now, with torch and the decoders imported
     once: the import (about 2 s) then overlaps the stage's own start instead of delaying the first
-    batch, and each worker starts as a fork of a warm process."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch.utils.data", "cv2", "av", "video_caption.loader"])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
+    batch, and each worker starts as a fork of a warm process.  It and the workers ignore Ctrl-C:
+    this process stops them."""
+    start_forkserver(["torch.utils.data", "cv2", "av", "video_caption.loader"])
 
 
 def default_loader_workers() -> int:
@@ -204,20 +201,13 @@ def default_loader_workers() -> int:
     return default_workers(3 * BATCH_BYTES, spare_cores=1, most=4)
 
 
-def add_loader_arguments(group) -> None:
-    """The loader's command-line settings (stages 2 and 3 take the same)."""
-    group.add_argument("--num-workers", type=int, default=default_loader_workers(),
-                       help="DataLoader processes decoding frames (default: one per usable core but one, at most "
-                            "4, and at most one per 3 GiB of available memory: here %(default)s)")
-    group.add_argument("--stall-timeout", type=float, default=300,
-                       help="seconds without a decoded batch before the clip being read is given up as hanging "
-                            "(an errors.jsonl row; its reader is stopped); 0: wait for ever (default: %(default)s)")
-
-
 def _worker_init(_: int) -> None:
+    import signal
+
     import cv2
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the workers on Ctrl-C
     # Each worker decodes one clip at a time; more threads per worker only fight over the cores.
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -265,6 +255,7 @@ POLL_SECONDS = 5.0
 def _loader(dataset: ClipFrames, batches: list[list[int]], workers: int):
     from torch.utils.data import DataLoader
 
+    start_forkserver()  # ignoring Ctrl-C, when start_worker_server has not started it
     return DataLoader(
         dataset,
         batch_sampler=batches,
@@ -279,8 +270,12 @@ def _loader(dataset: ClipFrames, batches: list[list[int]], workers: int):
 
 
 def _until_failure(loader, stall_timeout: float) -> Iterator[list[Item]]:
-    iterator = iter(loader)
+    iterator = None
     try:
+        # The workers start here; a Ctrl-C meanwhile is raised once they have, so that they are stopped
+        # in order below (a half-built loader leaves workers that find their queues gone: tracebacks).
+        with interrupts_deferred():
+            iterator = iter(loader)
         waiting_since = time.monotonic()
         while True:
             try:
@@ -295,7 +290,8 @@ def _until_failure(loader, stall_timeout: float) -> Iterator[list[Item]]:
             yield batch
             waiting_since = time.monotonic()
     finally:
-        iterator._shutdown_workers()  # now, not at garbage collection: a hung worker is terminated here
+        if iterator is not None:
+            iterator._shutdown_workers()  # now, not at garbage collection: a hung worker is terminated here
 
 
 def _read_alone(dataset: ClipFrames, i: int, stall_timeout: float) -> Item:

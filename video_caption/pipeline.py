@@ -1,21 +1,27 @@
-"""The whole pipeline from one config file: every stage's settings and switches in YAML (or JSON),
-checked before any work, then run by run_pipeline.sh with the environment the file describes.
+"""The whole pipeline: raw videos in VIDEO_FOLDER -> clips, scores and train.json in OUTPUT_FOLDER.
 
-    python -m video_caption.pipeline --config pipeline.yaml [--check]
-    bash run_pipeline.sh --config pipeline.yaml                        (the same)
+    bash run_pipeline.sh                                       settings from the environment
+    bash run_pipeline.sh --config pipeline.yaml [--check]      or from one YAML (or JSON) file
+    python -m video_caption.pipeline [--config FILE] [--check]  (the same)
 
-Keys are the stage scripts' environment variables in lower case.  A setting that one stage script
-reads goes in that stage's section (stage_1, stage_2, stage_3); one that several read, meaning the
-same in each (output_folder, device, num_workers, cpu ...), at the top, next to stages (the stages to
-run, [1, 2, 3] by default).  Comma lists are YAML lists, switches true or false.  The keys come from
-the stage scripts themselves, so each script's --help lists them too; configs/pipeline.example.yaml
-shows every stage.  Relative paths are relative to where you run the command, as in the environment.
+Every setting of the stage scripts is read the same way here (each script's --help lists them; the
+README's tables too).  In a config file the keys are the environment variables in lower case: a setting
+one stage reads goes in that stage's section (stage_1, stage_2, stage_3), one that several read
+(output_folder, device, num_workers, cpu ...) at the top, next to stages.  Comma lists are YAML lists,
+switches true or false (or 1/0, yes/no, on/off); configs/pipeline.example.yaml shows every stage.  An
+environment variable that is set wins over the file, and the log says so.
 
-An environment variable that is set wins over the file, and the log says so.  Every key and value is
-checked first (values by the stages' own parsers, on the arguments their scripts build): a mistake is
-one line naming the key and the file, exit 1, and no stage starts.  The effective settings (the
-file's, the environment's, the defaults of the stages that run) are saved as
-OUTPUT_FOLDER/pipeline_config.yaml when the run starts; --config that file reruns the same settings.
+Before any work: every value is checked by its type, a variable that looks like a misspelt setting
+stops the run naming the one meant, STAGES runs in the pipeline's order (1, 2, 3; each once), a
+VIDEO_FOLDER that is not there is refused, and every model the stages will need is looked for (a
+missing one stops the run, or with SKIP_MISSING_MODELS on is listed as skipped).  Each problem is one
+line, exit 1, and nothing is created.  The effective settings (the file's, the environment's, the
+stages' defaults) are saved as OUTPUT_FOLDER/pipeline_config.yaml; --config that file reruns them.
+
+Then each stage runs in turn.  One that fails outright (exit 1) stops the run; one where some files
+failed (exit 2, rows in errors.jsonl) lets the next go on with the rest, and the run exits 2.  Rerunning
+the same command resumes: each stage skips what its outputs already hold.  The run ends with its
+summary (OUTPUT_FOLDER/summary.json) and the path of its HTML report (OUTPUT_FOLDER/report/index.html).
 """
 
 from __future__ import annotations
@@ -26,48 +32,21 @@ import difflib
 import importlib
 import io
 import os
-import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from video_caption import cli
+from video_caption.launch import MODULES, SCHEMA, SCRIPTS, SETTINGS_NOTE
 from video_caption.logs import setup_logging
 from video_caption.manifest import lock_folder, write_atomic
+from video_caption.settings import IGNORE, Setting, SettingError
 
-REPO = Path(__file__).resolve().parents[1]  # the stage scripts live next to the package, in the checkout
-SCRIPTS = {1: "stage_1_video_cut.sh", 2: "stage_2_filter_data.sh", 3: "stage_3_video_caption.sh"}
 SAVED = "pipeline_config.yaml"
-
-
-@dataclass(frozen=True)
-class Setting:
-    name: str  # the environment variable the scripts read
-    flag: str = ""  # the stage module's flag it becomes ("": the script itself reads it)
-    boolean: bool = False
-    required: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.name.lower()
-
-    @property
-    def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
-
-
-STAGES = Setting("STAGES")  # run_pipeline.sh's own
-# Read by the stage scripts without opt/flag, so LIST_SETTINGS cannot report them.
-UNLISTED = {1: (Setting("TRANSITIONS", "--transitions", boolean=True),),
-            3: (Setting("VLM_SERVE_ARGS", "--vlm-serve-args"), Setting("LLM_SERVE_ARGS", "--llm-serve-args"))}
-
-
-class Parser(argparse.ArgumentParser):
-    error = cli.Parser.error  # a usage error exits 1, as everywhere (2 means: some files failed)
+SECTIONS = {f"stage_{n}": n for n in MODULES}
 
 
 class Dumper(yaml.SafeDumper):
@@ -82,298 +61,251 @@ class ConfigError(Exception):
     """Mistakes found before any work, one line each."""
 
 
-@dataclass
-class Listing:
-    settings: list[Setting]
-    module: str
-    argv: list[str]  # what the script would pass to the module
+def keys(where: str | None) -> dict[str, Setting]:
+    """The settings a config file takes at the top (None) or in a stage's section."""
+    return {s.key: s for s in SCHEMA.settings if SCHEMA.section(s) == where}
 
 
-def listing(stage: int, env: dict[str, str]) -> Listing:
-    """What a stage script reads and the command it would run in ``env`` (LIST_SETTINGS, scripts/common.sh)."""
-    proc = subprocess.run(["bash", str(REPO / SCRIPTS[stage])], env={**env, "LIST_SETTINGS": "1"},
-                          capture_output=True)
-    if proc.returncode != 0:
-        raise ConfigError(proc.stderr.decode().strip())
-    fields = proc.stdout.decode().split("\0")[:-1]
-    end = fields.index("run")
-    records = [fields[i:i + 3] for i in range(0, end, 3)]  # kind, name, flag
-    settings = [Setting(name, flag, kind == "flag", kind == "require") for kind, name, flag in records]
-    return Listing(settings + list(UNLISTED.get(stage, ())), fields[end + 1], fields[end + 2:])
-
-
-@dataclass
-class Schema:
-    """Where each setting goes in a config file."""
-
-    stages: dict[int, list[Setting]]  # what each stage script reads
-    top: dict[str, Setting]
-    sections: dict[str, dict[str, Setting]]  # stage_1 ... -> key -> setting
-
-    @classmethod
-    def of(cls, stages: dict[int, list[Setting]]) -> Schema:
-        readers: dict[str, list[int]] = {}
-        first: dict[str, Setting] = {}
-        for stage, settings in stages.items():
-            for s in settings:
-                readers.setdefault(s.name, []).append(stage)
-                first.setdefault(s.name, s)
-        top = {STAGES.key: STAGES}
-        sections: dict[str, dict[str, Setting]] = {section(n): {} for n in stages}
-        for name, s in first.items():
-            (top if len(readers[name]) > 1 else sections[section(readers[name][0])])[s.key] = s
-        return cls(stages, top, sections)
-
-    def keys(self, where: str | None) -> dict[str, Setting]:
-        return self.sections[where] if where else self.top
-
-    def path(self, name: str) -> str:
-        """A setting's key as written in the file: 'device', 'stage_2.motion_min'."""
-        for where in (None, *self.sections):
-            if name.lower() in self.keys(where):
-                return f"{where}.{name.lower()}" if where else name.lower()
-        raise KeyError(name)
-
-
-def section(stage: int) -> str:
-    return f"stage_{stage}"
-
-
-def read_schema() -> Schema:
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # no user setting can stop the listing
-    return Schema.of({n: listing(n, clean).settings for n in SCRIPTS})
-
-
-def check(config, schema: Schema) -> list[str]:
-    """Every mistake in a loaded config file, as 'key: what is wrong' (pure)."""
+def config_values(config) -> tuple[dict[str, object], list[str]]:
+    """A loaded config file's values by environment name, and every mistake in it as 'key: what is
+    wrong' (pure)."""
     if not isinstance(config, dict):
-        return ["the file must hold a mapping of keys: output_folder: ..., stage_1: {...} ..."]
-    found = []
+        return {}, ["the file must hold a mapping of keys: output_folder: ..., stage_1: {...} ..."]
+    values, found = {}, []
     for key, value in config.items():
-        if key in schema.sections:
+        if key in SECTIONS:
             if not isinstance(value, dict):
-                found.append(f"{key}: a mapping of stage {key[-1]}'s settings, not {value!r}")
+                found.append(f"{key}: a mapping of stage {SECTIONS[key]}'s settings, not {value!r}")
                 continue
-            found += [problem for sub, v in value.items() for problem in check_key(schema, key, sub, v)]
+            entries = [(key, sub, v) for sub, v in value.items()]
         else:
-            found += check_key(schema, None, key, value)
-    return found
+            entries = [(None, key, value)]
+        for where, sub, v in entries:
+            path = f"{where}.{sub}" if where else str(sub)
+            setting = keys(where).get(sub)
+            if setting is None:
+                found.append(f"{path}: unknown key{hint(where, str(sub))}")
+            elif v is None:
+                found.append(f"{path}: no value: give one, or leave the key out for the default")
+            else:
+                try:
+                    values[setting.env] = setting.kind.from_config(v)
+                except SettingError as exc:
+                    found.append(f"{path}: {exc}")
+    return values, found
 
 
-def check_key(schema: Schema, where: str | None, key, value) -> list[str]:
-    path = f"{where}.{key}" if where else str(key)
-    setting = schema.keys(where).get(key)
-    if setting is None:
-        return [f"{path}: unknown key{hint(schema, where, str(key))}"]
-    problem = check_value(setting, value)
-    return [f"{path}: {problem}"] if problem else []
-
-
-def hint(schema: Schema, where: str | None, key: str) -> str:
-    for other in (None, *schema.sections):
-        if other != where and key in schema.keys(other):
+def hint(where: str | None, key: str) -> str:
+    for other in (None, *SECTIONS):
+        if other != where and key in keys(other):
             return f" here: {key} is {'a top-level key' if other is None else 'a key of ' + other}"
-    known = [*schema.keys(where), *([] if where else schema.sections)]
+    known = [*keys(where), *([] if where else SECTIONS)]
     close = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def check_value(setting: Setting, value) -> str | None:
-    """What is wrong with one value, None when nothing is (pure)."""
-    if value is None:
-        return "no value: give one, or leave the key out for the default"
-    if setting is STAGES:
-        if isinstance(value, list) and value and all(type(v) is int and v in SCRIPTS for v in value):
-            return None
-        return f"a list of the stages to run, some of 1, 2, 3 (e.g. [2, 3]), not {value!r}"
-    if setting.boolean:
-        return None if isinstance(value, bool) else f"true or false, not {value!r}"
-    if value == []:
-        return "an empty list: leave the key out for the default"
-    for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-            return f"a number, a text or a list of them, not {item!r}"
-        if not isinstance(item, str) and item < 0:
-            return f"{item} is negative"
-    return None
-
-
-def given(config: dict, schema: Schema) -> dict[str, object]:
-    """A checked config file's values by environment variable (pure)."""
-    values = {}
-    for key, value in config.items():
-        if key in schema.sections:
-            values.update({schema.sections[key][k].name: v for k, v in value.items()})
-        else:
-            values[schema.top[key].name] = value
-    return values
-
-
-def is_list(value) -> bool:
-    return isinstance(value, (list, tuple, set))
-
-
-def env_value(value) -> str:
-    """A config value as the scripts read it: switches 1 or 0, lists comma-joined (pure)."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, list):
-        return ",".join(map(env_value, value))
-    return str(value)
-
-
-def scalar(text: str):
-    for kind in (int, float):
-        with contextlib.suppress(ValueError):
-            return kind(text)
-    return text
-
-
-def typed(text: str, parsed):
-    """An environment value in the config's types, as the stage's parser read it (pure)."""
-    if isinstance(parsed, bool):
-        return parsed
-    if is_list(parsed):
-        return [scalar(t.strip()) for t in text.split(",") if t.strip()]
-    return scalar(text)
-
-
-def plain(parsed):
-    """A parsed default as a config value."""
-    return sorted(parsed) if isinstance(parsed, set) else list(parsed) if isinstance(parsed, tuple) else parsed
-
-
-def parse_stage(module: str, argv: list[str]) -> argparse.Namespace:
-    """The stage module's own parser on the arguments its script builds; its usage error as ConfigError."""
+def parse_stage(stage: int, argv: list[str]) -> argparse.Namespace:
+    """The stage module's own parser on the flags its script would pass (it also checks what depends on
+    several settings); its usage error as ConfigError."""
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            return importlib.import_module(f"{module}.__main__").parse_args(argv)
+            return importlib.import_module(f"{MODULES[stage]}.__main__").parse_args(argv)
     except SystemExit:
-        raise ConfigError(err.getvalue().strip().split("error: ", 1)[-1]) from None
-
-
-def culprit(message: str, settings: list[Setting]) -> Setting | None:
-    """The setting a stage parser's error is about: the first of its flags the message names."""
-    by_flag = {s.flag: s for s in settings if s.flag}
-    return next((by_flag[f] for f in re.findall(r"--[a-z][a-z0-9-]*", message) if f in by_flag), None)
+        message = err.getvalue().strip().split("error: ", 1)[-1]
+        raise ConfigError(message.removesuffix(" (--help lists the options)")) from None
 
 
 class Run:
-    """One config file with the environment: checked, then its effective settings."""
+    """The environment, with a config file or without: checked, then the settings of each stage."""
 
-    def __init__(self, file: Path, environ: dict[str, str], log):
+    def __init__(self, file: Path | None, environ: dict[str, str], log):
         self.file = file
-        try:
-            config = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            problem = getattr(exc, "problem", exc)
-            raise ConfigError(f"{file}: cannot read it as YAML or JSON: {problem}{where}") from None
-        self.schema = read_schema()
-        found = check(config, self.schema)
-        if found:
-            raise ConfigError("\n".join(f"{file}: {problem}" for problem in found))
-        self.given = given(config, self.schema)
-        self.from_env = {name for name in self.names() if environ.get(name)}
-        self.env = dict(environ)
-        for name in sorted(self.from_env):
-            instead = f" instead of {env_value(self.given[name])} from {file}" if name in self.given else ""
-            log.info("%s = %s from the environment (%s)%s", self.schema.path(name), environ[name], name, instead)
-        self.env.update({name: env_value(v) for name, v in self.given.items() if name not in self.from_env})
-        self.stages = self.run_stages()
+        given, problems = {}, []
+        if file is not None:
+            given, found = config_values(load(file))
+            problems += [f"{file}: {line}" for line in found]
+        problems += SCHEMA.unknown_names(environ)
+        from_env = {}
+        for s in SCHEMA.settings:
+            if environ.get(s.env):
+                try:
+                    from_env[s.env] = s.parse_text(environ[s.env])
+                except SettingError as exc:
+                    problems.append(f"{s.env}={environ[s.env]}: {exc}")
+        if problems:
+            raise ConfigError("\n".join(problems))
+        for name in sorted(set(from_env) & set(given)):
+            log.info("%s = %s from the environment (%s) instead of %s from %s", SCHEMA.config_path(SCHEMA.by_env[name]),
+                     environ[name], name, self.text(name, given[name]), file)
+        self.from_env, self.values = set(from_env), {**given, **from_env}
+        self.stages = self.values.get("STAGES", SCHEMA.by_env["STAGES"].default)
+        typed = environ.get("STAGES", "")
+        if typed and [int(s) for s in typed.split(",") if s.strip()] != self.stages:
+            log.info("STAGES=%s: the stages run in the pipeline's order, %s", typed, " then ".join(map(str,
+                                                                                                         self.stages)))
+        missing = [s for n in self.stages for s in SCHEMA.of(n) if s.required and s.env not in self.values]
+        if missing:
+            raise ConfigError("\n".join(sorted({f"set {s.env} ({self.where(s)}; stage {n} needs it)"
+                                                for s in missing for n in self.stages if s in SCHEMA.of(n)})))
         self.parsed = {n: self.parse(n) for n in self.stages}
 
-    def names(self) -> list[str]:
-        return [s.name for where in (None, *self.schema.sections) for s in self.schema.keys(where).values()]
+    @staticmethod
+    def text(name: str, value) -> str:
+        return SCHEMA.by_env[name].kind.to_text(value)
 
-    def origin(self, name: str) -> str:
-        path = self.schema.path(name)
-        return f"{path} ({name} from the environment)" if name in self.from_env else f"{self.file}: {path}"
+    def where(self, s: Setting) -> str:
+        return f"the environment, or {SCHEMA.config_path(s)} in {self.file}" if self.file else "in the environment"
 
-    def run_stages(self) -> list[int]:
-        text = self.env.get("STAGES") or ",".join(map(str, SCRIPTS))
-        stages = [scalar(s.strip()) for s in text.split(",")]
-        if problem := check_value(STAGES, stages):
-            raise ConfigError(f"{self.origin('STAGES')}: {problem}")
-        return stages
+    def origin(self, s: Setting) -> str:
+        if s.env in self.from_env or self.file is None:
+            return f"{s.env}={self.text(s.env, self.values[s.env])}"
+        return f"{self.file}: {SCHEMA.config_path(s)}"
+
+    def argv(self, stage: int) -> list[str]:
+        return [arg for s in SCHEMA.of(stage) if s.env in self.values and not s.launcher
+                for arg in s.argv(self.values[s.env])]
 
     def parse(self, stage: int) -> argparse.Namespace:
-        settings = self.schema.stages[stage]
-        missing = [s.name for s in settings if s.required and not self.env.get(s.name)]
-        if missing:
-            raise ConfigError("\n".join(f"{self.file}: {self.schema.path(name)}: missing (stage {stage} needs it; "
-                                        f"or set {name})" for name in missing))
-        run = listing(stage, self.env)
         try:
-            parsed = parse_stage(run.module, run.argv)
+            return parse_stage(stage, self.argv(stage))
         except ConfigError as exc:
-            setting = culprit(str(exc), settings)
-            raise ConfigError(f"{self.origin(setting.name)}: {exc}" if setting else
-                              f"{self.file}: the settings of stage {stage}: {exc}") from None
-        for s in settings:  # comma lists as YAML lists, single values as single values
-            value, read = self.given.get(s.name), getattr(parsed, s.dest, None)
-            if s.name in self.from_env or value is None or is_list(value) == is_list(read):
-                continue
-            shape = f"a list, e.g. [{value}]" if is_list(read) else "a single value, not a list"
-            raise ConfigError(f"{self.origin(s.name)}: {shape}")
-        return parsed
+            named = next((s for s in SCHEMA.of(stage) if s.flag in str(exc) and s.env in self.values), None)
+            raise ConfigError(f"{self.origin(named)}: {exc}" if named else f"the settings of stage {stage}: {exc}") \
+                from None
+
+    def env(self, environ: dict[str, str]) -> dict[str, str]:
+        """The environment the stages run in: every value given, as text."""
+        return {**environ, **{name: self.text(name, value) for name, value in self.values.items()}}
 
     def effective(self) -> dict:
-        """The settings of the stages that run: the environment's, the file's, else the stage's default."""
+        """The settings of the stages that run, in the config layout: given, else the stage's default."""
         top: dict = {"stages": self.stages}
-        sections: dict[str, dict] = {section(n): {} for n in self.stages}
+        sections: dict[str, dict] = {f"stage_{n}": {} for n in self.stages}
         for n in self.stages:
-            for s in self.schema.stages[n]:
-                read = getattr(self.parsed[n], s.dest, None) if s.flag else None
-                if s.name in self.from_env:
-                    value = typed(self.env[s.name], read)
-                else:
-                    value = self.given[s.name] if s.name in self.given else plain(read)
-                path = self.schema.path(s.name).split(".")
-                into = top if len(path) == 1 else sections[path[0]]
-                if value not in (None, ""):
-                    into.setdefault(path[-1], value)
+            for s in SCHEMA.of(n):
+                value = self.values.get(s.env, None if s.launcher else getattr(self.parsed[n], s.dest, None))
+                if value in (None, ""):
+                    continue
+                where = SCHEMA.section(s)
+                (sections[where] if where else top).setdefault(s.key, value)
         return {**top, **sections}
+
+
+def load(file: Path):
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{file}: cannot read it as YAML or JSON: {getattr(exc, 'problem', exc)}{where}") from None
+
+
+def missing_models(run: Run) -> list[str]:
+    """'stage N, step: why' for every step of the stages to run whose model is not on this machine."""
+    found = []
+    for n in (2, 3):
+        if n in run.stages:
+            module = importlib.import_module(f"{MODULES[n]}.__main__")
+            found += [f"stage {n}, {miss['step']}: {miss['reason']}" for miss in module.missing_models(run.parsed[n])]
+    return found
+
+
+def check_models(run: Run, env: dict[str, str], log) -> None:
+    """Every model the stages need, looked for once for the whole run, before stage 1."""
+    if not {2, 3} & set(run.stages):
+        return
+    from video_caption.models import hub_reachable
+
+    missing = missing_models(run)
+    if hub_reachable.cache_info().currsize and not hub_reachable():  # asked, and said once: the stages skip it
+        env["HF_HUB_OFFLINE"] = "1"
+    if missing and not run.values.get("SKIP_MISSING_MODELS"):
+        raise ConfigError("\n".join([*missing, "fetch the models above, leave their steps out (SCORERS, STEPS), or "
+                                               "set SKIP_MISSING_MODELS=1 to run without them"]))
+    for line in missing:
+        log.warning("will be skipped (SKIP_MISSING_MODELS): %s", line)
 
 
 def dump(config: dict) -> str:
     return yaml.dump(config, Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
-def save(config: dict, folder: Path, source: Path, overridden: set[str]) -> Path:
+def save(run: Run, folder: Path) -> Path:
+    source = run.file or "the environment"
+    overridden = sorted(run.from_env) if run.file else []
     header = [f"# The settings of the run started {time.strftime('%Y-%m-%d %H:%M:%S')} from {source}:",
               "# the file's, the environment's where one was set"
-              f"{' (' + ', '.join(sorted(overridden)) + ')' if overridden else ''}, else the stages' defaults.",
+              f"{' (' + ', '.join(overridden) + ')' if overridden else ''}, else the stages' defaults.",
               f"# From the same folder (paths may be relative), bash run_pipeline.sh --config {folder / SAVED}",
               "# runs them again."]
-    write_atomic(folder / SAVED, ("\n".join(header) + "\n" + dump(config)).encode())
+    write_atomic(folder / SAVED, ("\n".join(header) + "\n" + dump(run.effective())).encode())
     return folder / SAVED
 
 
+def run_stages(run: Run, env: dict[str, str]) -> int:
+    out = run.values["OUTPUT_FOLDER"]
+    started, status = time.time(), 0
+    for n in run.stages:
+        print(f"=== stage {n}: {SCRIPTS[n]}", file=sys.stderr, flush=True)
+        proc = subprocess.Popen([sys.executable, "-m", "video_caption.launch", str(n)], env=env)
+        try:
+            rc = proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()  # the stage had the same Ctrl-C and says how to resume
+            return 130
+        if rc == 2:
+            status = 2
+        elif rc != 0:
+            print(f"stage {n} failed (exit {rc}); later stages not run. Fix the error above and rerun: finished "
+                  "work is kept.", file=sys.stderr, flush=True)
+            subprocess.run([sys.executable, "-m", "video_caption.summary", "--output-folder", out, "--since",
+                            str(started)], env=env, stdout=sys.stderr)
+            return rc
+    print(f"=== report ({out}/report)", file=sys.stderr, flush=True)
+    # The report only shows what the stages wrote: a report that cannot be built changes no exit status.
+    report = subprocess.run([sys.executable, "-m", "video_caption.report", "--output-folder", out], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    print(f"=== summary of this run ({out}/summary.json)", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "video_caption.summary", "--output-folder", out, "--since", str(started)],
+                   env=env, stdout=sys.stderr)
+    built = report.returncode == 0 and report.stdout.strip()
+    print(f"report: {report.stdout.strip()} (open it in a browser; it needs no network)" if built else
+          "report: not built (the error is above)", file=sys.stderr)
+    return status
+
+
+def help_text() -> str:
+    stages = ", ".join(f"bash {SCRIPTS[n]} --help" for n in MODULES)
+    return (f"{__doc__}\n{SETTINGS_NOTE}\nRun in the environment {IGNORE} names are never taken for a setting.\n\n"
+            f"{SCHEMA.help_text(0)}\nEvery stage's own settings: {stages}.\n")
+
+
 def main(argv=None) -> int:
-    p = Parser(prog="python -m video_caption.pipeline", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, type=Path, help="the YAML or JSON settings file")
+    p = cli.Parser("bash run_pipeline.sh (python -m video_caption.pipeline)", help_text())
+    p.add_argument("--config", type=Path, help="a YAML or JSON settings file")
     p.add_argument("--check", action="store_true",
-                   help="check the file and print the effective settings; run nothing, write nothing")
+                   help="check the settings and print the effective ones; run nothing, write nothing")
     args = p.parse_args(argv)
     log = setup_logging()
     try:
         run = Run(args.config, dict(os.environ), log)
+        if args.check:
+            print(dump(run.effective()), end="")
+            return 0
+        env = run.env(dict(os.environ))
+        check_models(run, env, log)
     except ConfigError as exc:
         print("\n".join(f"error: {line.removeprefix('error: ')}" for line in str(exc).splitlines()), file=sys.stderr)
-        print("error: nothing was run; fix the settings above", file=sys.stderr)
+        print("error: nothing was run; fix the settings above (--help lists them)", file=sys.stderr)
         return 1
-    if args.check:
-        print(dump(run.effective()), end="")
-        return 0
-    out = cli.output_folder(run.env["OUTPUT_FOLDER"])
-    with lock_folder(out, "python -m video_caption.pipeline"):  # never the settings file of a run going on there
-        log.info("settings checked; saved in %s", save(run.effective(), out, args.config, run.from_env))
-    env = {**run.env, "STAGES": ",".join(map(str, run.stages)), "PYTHON": run.env.get("PYTHON") or sys.executable}
-    os.execvpe("bash", ["bash", str(REPO / "run_pipeline.sh")], env)
+    except KeyboardInterrupt:
+        print(cli.INTERRUPTED, file=sys.stderr)
+        return 130
+    out = cli.output_folder(run.values["OUTPUT_FOLDER"])
+    with lock_folder(out, "run_pipeline.sh"):  # never the settings file of a run going on there
+        log.info("settings checked; saved in %s", save(run, out))
+    return run_stages(run, env)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from video_caption.cli import Parser, output_folder
 from video_caption.distributed import Ranks, merge_parts, part_path, parts, read_with_parts
-from video_caption.loader import FramePlan, Item, add_loader_arguments, load_batches
+from video_caption.loader import FramePlan, Item, default_loader_workers, load_batches
 from video_caption.logs import progress
 from video_caption.manifest import (
     ERRORS,
@@ -46,6 +46,7 @@ from video_caption.manifest import (
     rewrite,
     row_identity,
 )
+from video_caption.settings import Schema
 from video_caption.summary import record_stage, result, throughput
 
 SUPERSEDED = "superseded"  # folder of rows whose settings a later run changed
@@ -110,26 +111,24 @@ class RunOptions:
     stall_timeout: float
 
 
-def stage_parser(prog: str, doc: str, producer: str, default_input: str) -> Parser:
-    """A command line for a stage that reads a manifest of clips made by ``producer``."""
+def stage_parser(prog: str, doc: str, producer: str, default_input: str, stage: int, schema: Schema) -> Parser:
+    """A command line for a stage that reads a manifest of clips made by ``producer``: its settings
+    (``schema``), and where its clips are."""
     p = Parser(prog, doc)
-    p.add_argument("--output-folder", required=True, help=f"{producer}'s output folder; this stage writes there too")
-    p.add_argument("--input", help=f"clip manifest (default: OUTPUT_FOLDER/{default_input})")
-    p.add_argument("--root", help="folder the manifest's video_path values are relative to (default: OUTPUT_FOLDER)")
+    groups = schema.add_arguments(p, stage)
+    groups["input"].add_argument("--input", help=f"clip manifest (default: OUTPUT_FOLDER/{default_input})")
+    groups["input"].add_argument("--root", help="folder the manifest's video_path values are relative to "
+                                                "(default: OUTPUT_FOLDER)")
     return p
 
 
-def add_run_arguments(group, skipping: str) -> None:
-    """The execution settings of stages 2 and 3 (the loader's among them); ``skipping`` says what
-    --skip-missing-models leaves out."""
-    add_loader_arguments(group)
-    group.add_argument("--device", help="torch device of in-process models (default: this rank's accelerator, "
-                                        "else cpu)")
-    group.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
-    group.add_argument("--skip-missing-models", action="store_true",
-                       help=f"run without {skipping} whose model is not on this machine (warned, listed in "
-                            "summary.json) instead of stopping; for demos on offline machines")
-    group.add_argument("-v", "--verbose", action="store_true")
+def parse_stage_args(parser: Parser, argv=None):
+    """A stage 2 or 3 command line, with the settings worked out at run time when not given."""
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.num_workers is None:
+        args.num_workers = default_loader_workers()
+    return args
 
 
 def input_manifest(args, default: str, producer: str, log) -> Path | None:
@@ -216,11 +215,11 @@ class StageRun:
         self.superseded: dict[str, int] = {}
 
     @classmethod
-    def for_args(cls, name: str, lock: str, args, ranks: Ranks, device: str, log) -> StageRun:
-        """The run a stage's command line asks for (``stage_parser`` and ``add_run_arguments``)."""
+    def for_args(cls, name: str, lock: str, args, batch_size: int, ranks: Ranks, device: str, log) -> StageRun:
+        """The run a stage's command line asks for (``stage_parser`` and ``parse_stage_args``)."""
         out = output_folder(args.output_folder)
-        options = RunOptions(Path(args.root) if args.root else out, device, args.batch_size, args.num_workers,
-                             args.stall_timeout)
+        options = RunOptions(Path(args.root) if args.root else out, device, batch_size, args.num_workers,
+                             args.clip_stall_timeout)
         return cls(name, lock, out, ranks, options, log)
 
     def __enter__(self) -> StageRun:
@@ -332,7 +331,7 @@ class StageRun:
             **facts, "superseded": self.superseded,
             "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, "failed": self.failed,
                     "clip_steps": self.clip_steps, "clip_steps_per_s": throughput(self.clip_steps, elapsed)}})
-        for line in result(summary):
+        for line in result(summary, self.name):
             self.log.info("%s", line)
 
 

@@ -96,10 +96,26 @@ def _first_sentence(text: str) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
-def result(summary: dict) -> list[str]:
-    """In plain words: what the folder holds now and, when nothing came out, why and what to change."""
+STAGE_ORDER = ("cut", "score", "caption")
+
+
+def result(summary: dict, stage: str | None = None) -> list[str]:
+    """In plain words: what the folder holds now and, when nothing came out, why and what to change.
+
+    ``stage`` (``cut``, ``score``, ``caption``): what that stage's outputs hold, each stage's last log
+    line (a rerun of stage 1 in a folder that stages 2 and 3 reached is not about their outputs);
+    None: the furthest stage in the summary, the whole run's word.  Another section (``materialize``,
+    which says its own line) has none."""
     stages = summary.get("stages", {})
-    cut, score, caption = (stages.get(name) for name in ("cut", "score", "caption"))
+    later: set[str] = set()  # stages after this one that ran before it: "has not run since"
+    if stage is not None and stage not in STAGE_ORDER:
+        return []
+    if stage is not None:
+        kept = STAGE_ORDER[:STAGE_ORDER.index(stage) + 1]  # and the earlier ones: why nothing reached this one
+        later = set(stages) - set(kept)
+        stages = {name: section for name, section in stages.items() if name in kept}
+    cut, score, caption = (stages.get(name) for name in STAGE_ORDER)
+    since = " since" if later else ""
     if caption and caption.get("train_json"):
         line = f"result: {caption['train_json']} clips with a caption in train.json"
         if caption.get("missing"):
@@ -131,16 +147,17 @@ def result(summary: dict) -> list[str]:
             return [f"result: no clip passed stage 2: {worst['unscored']} clips could not be scored by {name} "
                     "(errors.jsonl says why)"]
     if score:
-        return [f"result: {score.get('train_clips', 0)} clips passed stage 2 into train.jsonl; stage 3 has not run"]
+        return [f"result: {score.get('train_clips', 0)} clips passed stage 2 into train.jsonl; "
+                f"stage 3 has not run{since}"]
     if cut and not cut.get("clips"):
         return [f"result: no clip: stage 1 cut none from {cut['sources']} sources ({cut['sources_failed']} could not "
                 "be read: errors.jsonl; for the others, 'skipped' in meta_scene_info.jsonl says why, e.g. every "
                 "shot shorter than MIN_SECONDS)"]
     if cut and cut.get("deferred"):
         return [f"result: {cut['clips']} clips in meta_clips.jsonl, {cut['deferred']} of them deferred (source ranges: "
-                "stage 3's materialize step encodes those that pass); stages 2 and 3 have not run"]
+                f"stage 3's materialize step encodes those that pass); stages 2 and 3 have not run{since}"]
     if cut:
-        return [f"result: {cut['clips']} clips in clips/ (meta_clips.jsonl); stages 2 and 3 have not run"]
+        return [f"result: {cut['clips']} clips in clips/ (meta_clips.jsonl); stages 2 and 3 have not run{since}"]
     return []
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -93,12 +94,52 @@ def at_lower_priority(fn: Callable, *args, nice: int = 10):
     return outcome["value"]
 
 
+def start_forkserver(preload: list[str] | None = None) -> None:
+    """Start multiprocessing's fork server (``preload``: the modules it imports once for every worker)
+    with SIGINT ignored, unless it runs already.  It and every worker it forks then ignore Ctrl-C,
+    which the terminal sends to the whole process group: the parent stops them, and reports the
+    interrupt alone (``cli.entry_point``), instead of each process printing a traceback."""
+    from multiprocessing import forkserver
+
+    if preload is not None:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        forkserver.ensure_running()
+        return
+    # An ignored signal stays ignored across exec (Python then installs no handler of its own) and
+    # the fork server restores that in each child; a Ctrl-C in these few milliseconds is lost.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold a Ctrl-C (SIGINT) back until the block ends, then raise it: for a block that must not stop
+    halfway, such as starting worker processes (a pool cut off while it starts its workers can neither
+    stop them in order nor keep alive what they are still to unpickle)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+
+
 class Stalled(Exception):
     """An item made no progress for the stall timeout; its worker was killed."""
 
 
 def _serve(conn, beat, fn: Callable, args: tuple) -> None:
     global _beat
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers on Ctrl-C
     die_with_parent()
     _beat = beat
     while (item := conn.recv()) is not None:
@@ -152,6 +193,7 @@ def run_isolated(items: Sequence, fn: Callable, args: tuple, workers: int, on_re
     ``stall_timeout`` > 0, an item whose worker reports no ``heartbeat()`` for that many seconds is
     killed and reported with ``Stalled``."""
     context = multiprocessing.get_context("forkserver")
+    start_forkserver()
     queue = deque(items)
     pool = [_Worker(context, fn, args) for _ in range(max(1, min(workers, len(queue))))]
     try:

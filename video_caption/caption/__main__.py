@@ -43,19 +43,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from video_caption.caption.backends import BACKENDS, TEXT_ONLY, BackendError
+from video_caption.caption.backends import BackendError
 from video_caption.caption.category import CategoryStep, LabelsError, category_passes
-from video_caption.caption.checks import REASONS
 from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
-from video_caption.caption.frames import SAMPLINGS, CaptionFrames
-from video_caption.caption.match import MATCH_MIN, MatchStep, match_passes
+from video_caption.caption.frames import CaptionFrames
+from video_caption.caption.match import MatchStep, match_passes
 from video_caption.caption.roles import Role
-from video_caption.caption.server import ENGINES
+from video_caption.caption.settings import SETTINGS
 from video_caption.caption.summarize import SummaryStep
 from video_caption.caption.tags import TagsStep
 from video_caption.caption.train_json import final_captions, train_entries, train_json_count, write_train_json
-from video_caption.cli import entry_point, names
+from video_caption.cli import entry_point
 from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
 from video_caption.loader import start_worker_server
@@ -72,11 +71,10 @@ from video_caption.manifest import (
 )
 from video_caption.materialize import MaterializeStep
 from video_caption.models import ModelMissing
-from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
+from video_caption.runner import StageRun, input_manifest, parse_stage_args, ranks_and_device, stage_parser
+from video_caption.settings import COMMON, Schema
 
-PROMPTS = Path(__file__).resolve().parent / "prompts"  # package data: found in a non-editable install too
-MODES = ("frames_then_summary", "video_then_rewrite")
-STEPS = ("category", "caption", "summary", "match", "tags", "materialize", "train")
+SCHEMA = Schema(COMMON + SETTINGS)
 RESERVED = {KEY, "tags_model", "tags_settings"}  # tags.jsonl fields a tag key cannot be
 
 
@@ -85,84 +83,45 @@ def language(value: str) -> str | None:
 
 
 def parse_args(argv=None):
-    p = stage_parser("python -m video_caption.caption", __doc__, "stage 2", TRAIN_JSONL)
-    p.add_argument("--mode", choices=MODES, default=MODES[0])
-    p.add_argument("--steps", default=",".join(STEPS), type=names(STEPS),
-                   help=f"comma list of {', '.join(STEPS)} (default: all)")
-    for role, default in (("vlm", None), ("llm", "llamacpp")):
-        g = p.add_argument_group(role.upper())
-        choices = BACKENDS + (("none",) if role == "llm" else ())
-        g.add_argument(f"--{role}-backend", choices=choices, default=default,
-                       help="(default: openai with a server, else transformers)" if role == "vlm"
-                       else "(default: %(default)s)")
-        g.add_argument(f"--{role}-model", help="model name, folder, Hugging Face repo id or (llamacpp) .gguf file")
-        g.add_argument(f"--{role}-base-url", help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-        g.add_argument(f"--{role}-serve", choices=ENGINES,
-                       help="start this engine's server with --*-model for the run (openai backend)")
-        g.add_argument(f"--{role}-serve-args", default="",
-                       help="more arguments for that server, e.g. '--tensor-parallel-size 2' (split like a "
-                            "command line, never run by a shell)")
-        g.add_argument(f"--{role}-api-key", default=os.environ.get("OPENAI_API_KEY"))
-    g = p.add_argument_group("frames")
-    g.add_argument("--frames", type=int, default=4, help="frames per clip (default: %(default)s)")
-    g.add_argument("--frame-sampling", choices=SAMPLINGS, default="uniform")
-    g.add_argument("--max-side", type=int, default=768, help="longest side of the images sent (default: %(default)s)")
-    g.add_argument("--jpeg-quality", type=int, default=90)
-    g = p.add_argument_group("prompts (files; see video_caption/caption/prompts/README.md)")
-    g.add_argument("--frame-prompt", default=str(PROMPTS / "frame_caption.txt"))
-    g.add_argument("--video-prompt", default=str(PROMPTS / "video_caption.txt"))
-    g.add_argument("--summary-prompt", default=str(PROMPTS / "summary.txt"))
-    g.add_argument("--rewrite-prompt", default=str(PROMPTS / "rewrite.txt"))
-    g.add_argument("--image-prompt", default=str(PROMPTS / "image_caption.txt"),
-                   help="VLM prompt for an image (one frame), in either mode")
-    g.add_argument("--image-summary-prompt", default=str(PROMPTS / "image_summary.txt"),
-                   help="LLM prompt that rewrites an image's caption, in either mode")
-    g.add_argument("--tags-prompt", default=str(PROMPTS / "tags.txt"))
-    g.add_argument("--strip-openings", default=str(PROMPTS / "strip_openings.txt"))
-    g = p.add_argument_group("checks")
-    g.add_argument("--checks", default=",".join(REASONS), type=names(REASONS, allow_none=True),
-                   help=f"comma list of the degenerate replies looked for: {', '.join(REASONS)}, or none "
-                        "(default: all)")
-    g.add_argument("--language", type=language, default="en",
-                   help="ISO 639-1 code replies must be in ('none': any; default: %(default)s, as the prompts ask)")
-    g = p.add_argument_group("match and category (CLIP; the same model and weights options as stage 2)")
-    g.add_argument("--match-min", type=float, default=None,
-                   help="keep clips whose match_score >= this (default: MATCH_MIN of video_caption.caption.match)")
-    g.add_argument("--match-frames", choices=("middle", "max3"), default="middle",
-                   help="middle: the middle frame (Open-Sora); max3: the best of first, middle, last (mindone)")
-    g.add_argument("--clip-model", help="open_clip model name (default: ViT-L-14)")
-    g.add_argument("--clip-weights", help="a weights file, or an open_clip pretrained tag (default: openai)")
-    g.add_argument("--clip-config", help="JSON model config (file or folder) for a CLIP open_clip does not know")
-    g.add_argument("--category-labels", help="labels file: one 'label' or 'label: prompt' per line")
-    g.add_argument("--category-keep", type=lambda v: set(filter(None, v.split(","))),
-                   help="comma list: keep only clips whose category is one of these")
-    g.add_argument("--category-drop", type=lambda v: set(filter(None, v.split(","))),
-                   help="comma list: drop clips whose category is one of these")
+    p = stage_parser("python -m video_caption.caption", __doc__, "stage 2", TRAIN_JSONL, 3, SCHEMA)
+    g = p.add_argument_group("more")
+    for role in ("vlm", "llm"):
+        g.add_argument(f"--{role}-api-key", default=os.environ.get("OPENAI_API_KEY"),
+                       help="the server's API key (default: $OPENAI_API_KEY)")
+    g.add_argument("--jpeg-quality", type=int, default=90, help="of the frames sent (default: %(default)s)")
     g.add_argument("--category-frames", type=int, default=3, help="frames per clip (default: %(default)s)")
-    g = p.add_argument_group("tags")
-    g.add_argument("--tag-keys", default="objects,actions",
-                   help="comma list of the lists the LLM extracts (default: %(default)s)")
-    g = p.add_argument_group("sampling")
-    g.add_argument("--vlm-max-tokens", type=int, default=256)
-    g.add_argument("--llm-max-tokens", type=int, default=200)
-    g.add_argument("--temperature", type=float, default=0.2)
-    g.add_argument("--top-p", type=float, default=0.9)
-    g.add_argument("--seed", type=int, help="sampling seed (a degenerate reply is asked again with seed + 1)")
-    g.add_argument("--repeat-penalty", type=float,
-                   help="penalty on repeated tokens (default: 1.3 for the embedded llamacpp LLM, else the engine's)")
-    g = p.add_argument_group("execution")
-    g.add_argument("--batch-size", type=int, default=32, help="clips per round of requests (default: %(default)s)")
-    g.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight (default: %(default)s)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request")
-    g.add_argument("--retries", type=int, default=3, help="retries of a failed HTTP request, with backoff")
-    add_run_arguments(g, "a step")
-    args = p.parse_args(argv)
+    args = parse_stage_args(p, argv)
+    args.language = language(args.language)
     if args.vlm_backend is None:
         args.vlm_backend = "openai" if args.vlm_base_url or args.vlm_serve else "transformers"
-    args.tag_keys = list(dict.fromkeys(k.strip() for k in args.tag_keys.split(",") if k.strip()))
     if not args.tag_keys or RESERVED & set(args.tag_keys):
         p.error(f"--tag-keys: give at least one key, none of {', '.join(sorted(RESERVED))}")
+    if "summary" in args.steps and args.llm_backend == "none" and args.caption_mode == "frames_then_summary":
+        p.error("--caption-mode frames_then_summary needs an LLM to merge the frame captions (--llm-backend)")
+    if (args.category_keep or args.category_drop) and not args.category_labels:
+        p.error("--category-keep/--category-drop need --category-labels")
     return args
+
+
+def choose_steps(args) -> tuple[list[str], list[dict]]:
+    """The steps that run, and {step, reason} for those left out for want of an LLM (pure)."""
+    steps, skipped = list(args.steps), []
+    if args.llm_backend == "none":
+        if "tags" in steps:
+            skipped.append({"step": "tags", "reason": "no LLM (--llm-backend none)"})
+        steps = [s for s in steps if s not in ("summary", "tags")]
+    if not args.category_labels:
+        steps = [s for s in steps if s != "category"]
+    return steps, skipped
+
+
+def missing_models(args) -> list[dict]:
+    """{step, reason} for each step whose model is not on this machine, loading nothing (run_pipeline.sh
+    asks before stage 1)."""
+    steps, _ = choose_steps(args)
+    missing: list[dict] = []
+    Steps(args, steps, missing, Path(args.output_folder), "cpu", skip_missing=True)
+    return missing
 
 
 def read_prompt(path: str) -> str:
@@ -177,27 +136,7 @@ def main(argv=None) -> int:
     # server this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     out = Path(args.output_folder)
-    steps = args.steps
-    skipped: list[dict] = []
-    if "summary" in steps and args.llm_backend == "none":
-        if args.mode == "frames_then_summary":
-            log.error("frames_then_summary needs an LLM to merge the frame captions (--llm-backend)")
-            return 1
-        steps.remove("summary")
-    if "tags" in steps and args.llm_backend == "none":
-        steps.remove("tags")
-        skipped.append({"step": "tags", "reason": "no LLM (--llm-backend none)"})
-    if "category" in steps and not args.category_labels:
-        steps.remove("category")
-        if args.category_keep or args.category_drop:
-            log.error("--category-keep/--category-drop need --category-labels")
-            return 1
-    # Refused before any model loads or frame decodes: every clip would fail, adding error rows each rerun.
-    if "caption" in steps and args.vlm_backend in TEXT_ONLY:
-        log.error("--vlm-backend %s (VLM_BACKEND) is text-only and cannot caption frames: use --vlm-backend openai "
-                  "with a vision model's server (--vlm-base-url, or --vlm-serve vllm --vlm-model "
-                  "Qwen/Qwen2.5-VL-7B-Instruct), vllm or transformers", args.vlm_backend)
-        return 1
+    steps, skipped = choose_steps(args)
     source = input_manifest(args, TRAIN_JSONL, "stage 2", log)
     if source is None:
         return 1
@@ -213,9 +152,9 @@ class Steps:
     """Stage 3's steps, built from the command line; a step whose model is not on this machine is
     an error now, before any work, or (--skip-missing-models) left out with its reason."""
 
-    def __init__(self, args, steps: list[str], skipped: list[dict], out: Path, device: str, log):
-        self.args, self.names, self.skipped, self.log = args, steps, skipped, log
-        self.per_frame = args.mode == "frames_then_summary"
+    def __init__(self, args, steps: list[str], skipped: list[dict], out: Path, device: str, skip_missing: bool):
+        self.args, self.names, self.skipped, self.skip_missing = args, steps, skipped, skip_missing
+        self.per_frame = args.caption_mode == "frames_then_summary"
         self.openings = read_openings(args.strip_openings)
         vlm, self.llm = Role("vlm", args, device, out), Role("llm", args, device, out)
         self.caption = CaptionStep(vlm, self.per_frame,
@@ -248,10 +187,9 @@ class Steps:
         try:
             check()
         except (BackendError, ModelMissing) as exc:
-            if not self.args.skip_missing_models:
+            if not self.skip_missing:
                 others = ",".join(n for n in self.names if n != name)
-                raise type(exc)(f"{exc} (or leave the {name} step out: --steps {others})") from None
-            self.log.warning("skipping the %s step (--skip-missing-models): %s", name, exc)
+                raise type(exc)(f"{exc} (or leave the {name} step out: STEPS={others})") from None
             self.skipped.append({"step": name, "reason": str(exc)})
             self.names.remove(name)
 
@@ -262,11 +200,14 @@ class Steps:
 
 def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out: Path, ranks: Ranks, device: str,
                  log) -> int:
-    steps = Steps(args, names, skipped, out, device, log)
+    known = len(skipped)
+    steps = Steps(args, names, skipped, out, device, args.skip_missing_models)
+    for miss in skipped[known:]:
+        log.warning("skipping the %s step (--skip-missing-models): %s", miss["step"], miss["reason"])
     if args.num_workers and {"caption", "match", "category"} & set(names):  # the steps that read frames
         start_worker_server()
     gates: dict[str, dict] = {}
-    with StageRun.for_args("caption", "stage 3", args, ranks, device, log) as run:
+    with StageRun.for_args("caption", "stage 3", args, args.caption_batch_size, ranks, device, log) as run:
         rows = list({row[KEY]: row for row in read_rows(source)}.values())
         if "category" in names:
             rows = _category(run, steps, rows, gates)
@@ -325,7 +266,7 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
         outputs = {step.output: len(read_rows(out / step.output)) for step in
                    (steps.caption, steps.summary, steps.match, steps.category, steps.tags)
                    if step is not None and (out / step.output).is_file()}
-        run.finish({"clips": len(rows), "mode": args.mode, "steps": names, "rows": outputs, **final,
+        run.finish({"clips": len(rows), "mode": args.caption_mode, "steps": names, "rows": outputs, **final,
                     "degenerate": degenerate_counts(out, steps), "checks": steps.checks(), "gates": gates,
                     "skipped": skipped})
         return 2 if run.failed else 0
@@ -344,7 +285,7 @@ def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> lis
 
 def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str],
            gates: dict) -> set[str]:
-    minimum = MATCH_MIN if steps.args.match_min is None else steps.args.match_min
+    minimum = steps.args.match_min
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
     kept = {key for key, row in scored.items() if match_passes(row, minimum)}
     gates["match"] = {"reached": len(passed), "passed": len(kept), "unscored": len(passed - set(scored)),

@@ -31,7 +31,8 @@ import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-REASONS = ("empty", "refusal", "echo", "repetition", "language", "truncated")
+from video_caption.caption.settings import REASONS
+
 REFUSALS = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "as an ai", "i'm unable", "i am unable",
             "sorry, i", "unfortunately, i", "i apologize", "i won't be able")
 

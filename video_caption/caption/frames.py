@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from video_caption.caption.settings import SAMPLINGS
 from video_caption.loader import FramePlan
 from video_caption.media.decode import middle_indices, uniform_indices
-
-SAMPLINGS = ("uniform", "mid", "first", "last", "keyframes")
 
 
 def pick_frames(sampling: str, count: int, num_frames: int, keyframes: list[int] | None = None) -> list[int]:

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from video_caption.caption.settings import MATCH_FRAMES as FRAME_MODES
+from video_caption.caption.settings import MATCH_MIN
 from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
 from video_caption.loader import Item
 from video_caption.manifest import MATCH_SCORE
 from video_caption.runner import Step, digest
-
-MATCH_MIN = 20.0  # mindone's matchmin for ViT-L/14 logit-scaled scores (about 100 x cosine)
-FRAME_MODES = ("middle", "max3")
 
 
 def match_passes(row: dict, minimum: float = MATCH_MIN) -> bool:

@@ -18,10 +18,10 @@ from functools import partial
 from pathlib import Path
 
 from video_caption.caption.backends import BackendError
+from video_caption.caption.settings import ENGINES
 from video_caption.media.process import die_with_parent
 
 log = logging.getLogger("video_caption.caption")
-ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

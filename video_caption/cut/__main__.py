@@ -10,7 +10,6 @@ Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl)
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
@@ -18,8 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from video_caption.cli import Parser, entry_point, output_folder
-from video_caption.cut.detectors import DETECTORS
 from video_caption.cut.plan import PlanSettings
+from video_caption.cut.settings import SETTINGS
 from video_caption.cut.split import CutSettings, cut_source, remove_partial_clips
 from video_caption.inputs import Source, list_sources
 from video_caption.logs import progress, setup_logging
@@ -39,61 +38,20 @@ from video_caption.manifest import (
 )
 from video_caption.media.encode import EncoderSettings
 from video_caption.media.process import MediaError
+from video_caption.settings import COMMON, Schema
 from video_caption.summary import record_stage, result, throughput
 from video_caption.workers import default_workers, run_isolated, usable_cores
 
 STAGE = "cut"
+SCHEMA = Schema(COMMON + SETTINGS)
 # A worker's peak on a 4K source, with room: decoder frames, the detector's look-ahead and the encoders.
 WORKER_BYTES = 3 << 30
 
 
 def parse_args(argv=None):
     p = Parser("python -m video_caption.cut", __doc__)
-    p.add_argument("--video-folder", required=True,
-                   help="folder of videos and images (recursive) or a .txt/.csv/.jsonl list")
-    p.add_argument("--output-folder", required=True)
-    g = p.add_argument_group("shot detection")
-    g.add_argument("--detector", choices=DETECTORS, default="content",
-                   help="content/adaptive: PySceneDetect; transnetv2: neural network (default: %(default)s)")
-    g.add_argument("--threshold", type=float, default=None,
-                   help="detector threshold (content 27, adaptive 3, transnetv2 0.5 when not given)")
-    g.add_argument("--min-scene-len", type=int, default=6, help="PySceneDetect min scene length, frames")
-    g.add_argument("--black-level", type=float, default=4.0,
-                   help="content/adaptive: also cut where the mean level crosses this (0-255; 0 disables)")
-    g.add_argument("--device", default=None, help="torch device for transnetv2 (default: cuda if present)")
-    g.add_argument("--transitions", action=argparse.BooleanOptionalAction, default=True,
-                   help="find gradual transitions (dissolves, fades, wipes and other changes between shots; "
-                        "meta_scene_info.jsonl 'transitions': [first, last, kind]) and keep clips clear of "
-                        "them; off: hard cuts only, less memory for very large frames (default: on)")
-    g = p.add_argument_group("clip planning")
-    g.add_argument("--min-seconds", type=float, default=3.0)
-    g.add_argument("--max-seconds", type=float, default=10.0)
-    g.add_argument("--margin-frames", type=int, default=2, help="frames trimmed at each side of a cut")
-    g.add_argument("--min-side", type=int, default=0, help="skip sources whose shorter side is smaller")
-    g = p.add_argument_group("encoding")
-    g.add_argument("--clips", choices=("encoded", "deferred"), default="encoded",
-                   help="encoded: write each clip's file now; deferred: write no clip file, only each clip's "
-                        "source and frame range (meta_clips.jsonl 'source_file', 'start_frame', 'end_frame'), "
-                        "which stages 2 and 3 read from the source; 'datautil materialize' (stage 3 runs it at "
-                        "the end) then encodes the clips that survive, with the settings below "
-                        "(default: %(default)s)")
-    g.add_argument("--codec", default="libx264")
-    g.add_argument("--preset", default="veryfast")
-    g.add_argument("--crf", type=int, default=22)
-    g.add_argument("--fast", action="store_true", help="fast mode: preset ultrafast at CRF 18 (bigger files)")
-    g.add_argument("--keep-audio", action="store_true", help="keep the source's audio (AAC), trimmed to the clip")
-    g.add_argument("--encoder-threads", type=int, default=0,
-                   help="threads per encoder (0: the encoder's choice).  libx264 with several threads writes "
-                        "slightly different streams from run to run under varying load; 1 makes clips "
-                        "byte-reproducible")
-    g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=int, default=None,
-                   help="sources processed in parallel (default: one per usable core, at most one per "
-                        f"{WORKER_BYTES >> 30} GiB of available memory; an 8K source takes about 9 GB)")
+    g = SCHEMA.add_arguments(p, 1)["execution"]
     g.add_argument("--buffer-mb", type=int, default=512, help="raw frames held per clip before encoding starts")
-    g.add_argument("--stall-timeout", type=float, default=300,
-                   help="seconds a source may go without decoding a frame before its worker is killed and "
-                        "the source recorded in errors.jsonl (a read that hangs); 0: no limit (default: %(default)s)")
     g.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -106,10 +64,10 @@ def settings_from(args) -> CutSettings:
         min_scene_len=args.min_scene_len,
         black_level=args.black_level,
         plan=PlanSettings(args.min_seconds, args.max_seconds, args.margin_frames),
-        min_side=args.min_side,
+        min_side=args.min_source_side,
         encoder=EncoderSettings(args.codec, preset, crf, args.keep_audio, args.encoder_threads),
         buffer_mb=args.buffer_mb,
-        device=args.device,
+        device=args.detector_device,
         transitions=args.transitions,
         deferred=args.clips == "deferred",
     )
@@ -176,7 +134,7 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
             bar.set_postfix(clips=counts["clips"], failed=counts["failed"])
 
         try:
-            run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed, args.stall_timeout)
+            run_isolated(todo, cut_source, (out, settings), args.workers, cut, failed, args.source_stall_timeout)
         except BaseException:
             # The run stops (a full disk, an interrupt) and its workers are killed mid-source: their
             # unfinished clip files go now, as far as the disk lets them (a rerun removes the rest).
@@ -196,7 +154,7 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
         "deferred": sum(is_deferred(row) for row in clip_rows),
         "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
                 "sources_per_s": throughput(len(todo), elapsed)}})
-    for line in result(summary):
+    for line in result(summary, STAGE):
         log.info("%s", line)
     return 2 if counts["failed"] else 0
 

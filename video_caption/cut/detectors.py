@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
-DETECTORS = ("content", "adaptive", "transnetv2")
+from video_caption.cut.settings import DETECTORS  # noqa: F401 - the detectors make_detector knows
 
 
 class ShotDetector(ABC):

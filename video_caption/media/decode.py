@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 import numpy as np
 
 from video_caption.media.probe import VideoInfo
-from video_caption.media.process import MediaError, media_path
+from video_caption.media.process import MediaError, check_not_empty, media_path
 
 
 def _turn(plane: np.ndarray, rotation: int) -> np.ndarray:
@@ -113,6 +113,7 @@ def decode_frames(path: str | os.PathLike, info: VideoInfo | None = None, thread
     try:
         container = av.open(media_path(path), timeout=60)
     except av.error.FFmpegError as exc:
+        check_not_empty(path)
         raise MediaError(f"cannot open: {exc}") from exc
     with container:
         if not container.streams.video:
@@ -157,6 +158,7 @@ def _packets(path: str | os.PathLike) -> list[tuple[int | None, bool]]:
                 raise MediaError("no video stream")
             return [(p.pts, p.is_keyframe) for p in container.demux(container.streams.video[0]) if p.size]
     except av.error.FFmpegError as exc:
+        check_not_empty(path)
         raise MediaError(f"cannot read packets: {exc}") from exc
 
 

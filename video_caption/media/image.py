@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video_caption.media.process import MediaError
+from video_caption.media.process import MediaError, check_not_empty
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 ORIENTATION = 0x0112  # the EXIF tag; 1 is upright
@@ -40,6 +40,7 @@ def _open(path: str | os.PathLike):
             upright = image.getexif().get(ORIENTATION, 1) == 1
             return ImageOps.exif_transpose(image), image.format, upright
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        check_not_empty(path)
         raise MediaError(f"cannot read image: {exc}") from exc
 
 

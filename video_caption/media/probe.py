@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 
-from video_caption.media.process import MediaError, media_path, run
+from video_caption.media.process import MediaError, check_not_empty, media_path, run
 
 # Packets tried for a first decodable frame (the display rotation is only on frames in PyAV).
 _ROTATION_PACKETS = 250
@@ -81,6 +81,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     try:
         container = av.open(media_path(path), timeout=60)
     except (av.error.FFmpegError, OSError) as exc:
+        check_not_empty(path)
         raise MediaError(f"cannot read {media_path(path)}: {getattr(exc, 'strerror', None) or exc}") from exc
     with container:
         attached = av.stream.Disposition.attached_pic

@@ -23,6 +23,17 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
 
 
+def check_not_empty(path: str | os.PathLike) -> None:
+    """Raise MediaError saying plainly that ``path`` is an empty file (libav calls it "Invalid data
+    found when processing input", Pillow "cannot identify image file"); called where opening failed."""
+    try:
+        empty = os.stat(path).st_size == 0
+    except OSError:
+        return  # the opener's own error says why
+    if empty:
+        raise MediaError("empty file (0 bytes)")
+
+
 def run(cmd: list[str], timeout: float | None = None, stdin: bytes | None = None, tied: bool = True
         ) -> subprocess.CompletedProcess:
     """Run a command (an argument list, never a shell string); raise MediaError with its stderr.

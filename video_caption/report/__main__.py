@@ -3,13 +3,15 @@
     python -m video_caption.report --output-folder OUT
 
 Writes OUT/report/index.html, which opens from disk in any browser with no network: the funnel
-(the numbers of summary.json), each score's distribution with its gate's thresholds and the share
-that passed, label counts (camera motion, category, tags, image/video), durations and resolutions,
-a gallery of every clip (a strip of frames, its scores, the gate that dropped it, its frame captions
-and final caption; duplicates beside the clip they copy) with filters by status and gate, sorting by
-any score and search in captions, and the rows of errors.jsonl.  Beside it: thumbs/ (made once per
-clip and reused by later builds) and data/ (the clip records, in chunks).  run_pipeline.sh builds it
-at the end.  Exit status: 0 done, 1 no clip manifest in OUT.
+(the numbers of summary.json), the steps skipped and why, the sources that gave no clip and why,
+each score's distribution with its gate's thresholds and the share that passed, label counts (camera
+motion, category, tags, image/video), durations and resolutions, a gallery of every clip (a strip of
+frames, the scores of the steps it went through in the current runs, the gate that dropped it, the
+steps that skipped it, its frame captions and final caption; duplicates beside the clip they copy)
+with filters by status and gate, sorting by any score and search in captions, and the rows of
+errors.jsonl.  Beside it: thumbs/ (made once per clip and reused by later builds) and data/ (the clip
+records, in chunks).  run_pipeline.sh builds it at the end.  Exit status: 0 done, 1 no clip manifest
+in OUT.
 """
 
 from __future__ import annotations
@@ -71,12 +73,15 @@ def build(out: Path, root: Path, make_thumbnails: bool, workers: int, log) -> Pa
                  f"{sum(durations) / 3600:.2f} hours")] if durations else []) + \
         ([(plots.bars(sizes, "resolution (width x height)"), f"{len(sizes)} sizes")] if sizes else [])
     errors = collect.errors(out)
+    skipped = collect.skipped_steps(summary)
     chunks = page.write_data(folder, records, strips, errors)
-    meta = {"clips": len(records), "chunks": chunks, "errors": len(errors),
+    meta = {"clips": len(records), "chunks": chunks, "errors": len(errors), "skip_notes": collect.skip_notes(skipped),
             "gates": dict(Counter(r["reason"] for r in records if r["reason"]).most_common()),
             "statuses": {s: n for s in collect.STATUSES if (n := sum(r["status"] == s for r in records))},
             "sortable": [k for k in collect.SORTABLE if any(k in r for r in records)]}
-    return page.write_index(folder, out, collect.funnel(summary), score_plots, label_plots, footage, meta)
+    sources = collect.sources_without_clips(collect.scene_rows(out), errors)
+    return page.write_index(folder, out, collect.funnel(summary), skipped, sources, score_plots, label_plots, footage,
+                            meta)
 
 
 @entry_point

@@ -2,8 +2,11 @@
 
 - ``funnel(summary)``: the rows of the funnel, each number with the summary.json path it comes from,
   so the page shows exactly what summary.json says (pure);
-- ``clip_table(out)``: one record per clip of meta_clips.jsonl, joined on ``video_path`` with every
-  step's output, with its fate (``status``, and the step that dropped it);
+- ``clip_table(out)``: one record per clip of meta_clips.jsonl, joined on ``video_path`` with the
+  output of every step it went through in the current runs (``reached``, ``stage_3_reached``), with
+  its fate (``status``, and the step that dropped it) and the steps that skipped it;
+- ``skipped_steps(summary)``: the steps that never ran, and those that passed clips on unscored;
+- ``sources_without_clips(scenes, errors)``: the sources that gave no clip, and why (pure);
 - ``thresholds(summary)``, ``numbers(records, key)``, ``label_counts(records)``: what the plots draw.
 """
 
@@ -24,6 +27,7 @@ from video_caption.manifest import (
     KEY,
     MATCH_SCORE,
     META_CLIPS,
+    SCENE_INFO,
     SUMMARY_CAPTION,
     SUMMARY_JSON,
     TAGS,
@@ -33,9 +37,11 @@ from video_caption.manifest import (
     read_rows,
 )
 
-# Step outputs joined onto each clip (stage 2's scores, then stage 3's).
-SCORE_FILES = ("aesthetic_score.jsonl", "text_score.jsonl", "motion_score.jsonl", CAMERA_MOTION,
-               "nsfw_score.jsonl", DUPLICATES, MATCH_SCORE, CATEGORY, TAGS)
+# Each step's output joined onto the clips that went through it: stage 2's in the order its scorers run
+# (the order when summary.json has none), then stage 3's.
+STAGE_2_STEPS = {"aesthetic": "aesthetic_score.jsonl", "text": "text_score.jsonl", "motion": "motion_score.jsonl",
+                 "camera_motion": CAMERA_MOTION, "nsfw": "nsfw_score.jsonl", "dedup": DUPLICATES}
+STAGE_3_STEPS = {"category": CATEGORY, "match": MATCH_SCORE, "tags": TAGS}
 # Scores drawn as distributions, in the order the steps run, and what each one is.
 SCORES = {"aesthetic_score": "aesthetic (LAION head on CLIP)", "text_score": "text area / frame area (OCR)",
           "num_boxes": "text boxes in a frame", "max_single_percentage": "largest text box / frame",
@@ -60,8 +66,9 @@ def _get(summary: dict, path: str):
 
 
 def funnel(summary: dict) -> list[dict]:
-    """The funnel, first to last: ``{"label", "stage", "cells": [(name, summary.json path), ...]}``
-    rows, each number at its path in summary.json (rows whose stage did not run are left out)."""
+    """The funnel, first to last: ``{"label", "stage", "cells": [(name, summary.json path, value), ...]}``
+    rows, each number at its path in summary.json (rows whose stage did not run are left out); a step
+    its stage skipped is a row without cells, its ``note`` the reason, where its gate's row would be."""
     rows = []
 
     def row(label: str, stage: str, **paths: str) -> None:
@@ -69,12 +76,19 @@ def funnel(summary: dict) -> list[dict]:
         if cells:
             rows.append({"label": label, "stage": stage, "cells": cells})
 
+    def not_run(stage: str) -> None:
+        # A step that never ran has no numbers: its row says so, where its gate's row would be.
+        for item in _get(summary, f"stages.{stage}.skipped") or []:
+            rows.append({"label": f"{item.get('scorer') or item.get('step')}: not run", "stage": stage, "cells": [],
+                         "note": item["reason"]})
+
     row("sources", "cut", count="stages.cut.sources", failed="stages.cut.sources_failed")
     row("clips", "cut", count="stages.cut.clips", images="stages.cut.images")
     for name in (_get(summary, "stages.score.gates") or {}):
         base = f"stages.score.gates.{name}"
         row(f"gate: {name}", "score", reached=f"{base}.reached", passed=f"{base}.passed",
-            rejected=f"{base}.rejected", unscored=f"{base}.unscored", skipped=f"{base}.skipped")
+            rejected=f"{base}.rejected", unscored=f"{base}.unscored", passed_unscored=f"{base}.skipped")
+    not_run("score")
     row("train.jsonl", "score", count="stages.score.train_clips")
     row("stage 3 input", "caption", count="stages.caption.clips", no_caption="stages.caption.missing",
         degenerate="stages.caption.degenerate_clips", empty="stages.caption.dropped")
@@ -82,6 +96,7 @@ def funnel(summary: dict) -> list[dict]:
         base = f"stages.caption.gates.{name}"
         row(f"gate: {name}", "caption", reached=f"{base}.reached", passed=f"{base}.passed",
             unscored=f"{base}.unscored", failed=f"{base}.failed")
+    not_run("caption")
     row("train.json", "caption", count="stages.caption.train_json")
     return [{**r, "cells": [(name, path, _get(summary, path)) for name, path in r["cells"]]} for r in rows]
 
@@ -99,55 +114,157 @@ def _by_key(path: Path, fields: tuple[str, ...] | None = None) -> dict[str, dict
     return {row[KEY]: {k: row[k] for k in fields if k in row} for row in read_rows(path)}
 
 
+def score_chain(summary: dict) -> list[str]:
+    """Stage 2's steps in the order its last run applied them, metadata first (summary.json's gates)."""
+    return list(_get(summary, "stages.score.gates") or ("metadata", *STAGE_2_STEPS))
+
+
+def reached(fate: dict | None, chain: list[str]) -> list[str]:
+    """The stage-2 steps a clip went through in the run that wrote its gate_decisions.jsonl row: all
+    of them when it passed; up to the step that rejected it, that one included; those before the step
+    that could not score it; none without a row.  Only their rows are current: a row of a later step
+    is what an earlier run left."""
+    if fate is None:
+        return []
+    if fate["outcome"] == "passed":
+        return chain
+    if fate["step"] not in chain:
+        return []
+    return chain[:chain.index(fate["step"]) + (fate["outcome"] == "rejected")]
+
+
+def stage_3_reached(rows: dict[str, dict], ran: list[str], gates: dict) -> list[str]:
+    """The stage-3 steps that went over a clip of its input, in their order, given the clip's ``rows``
+    by step (``caption``: its caption, when it has one) and the steps its last run ran: category
+    first (a clip it could not label or drops goes no further), the caption (read whether this run
+    made it or an earlier one did), then match over the captioned clips (one it could not score or
+    that is under its bound gets no tags), then tags."""
+    done = []
+    if "category" in ran:
+        done.append("category")
+        if "category" not in rows or not _category_kept(rows["category"], gates.get("category", {})):
+            return done
+    done.append("caption")
+    if not rows.get("caption"):
+        return done
+    if "match" in ran:
+        done.append("match")
+        low = next((b["min"] for b in gates.get("match", {}).get("bounds", [])), None)
+        score = rows.get("match", {}).get("match_score")
+        if score is None or (low is not None and score < low):
+            return done
+    return done + ["tags"] * ("tags" in ran)
+
+
+def skipped_steps(summary: dict) -> list[dict]:
+    """``{"stage", "step", "clips", "reason"}`` for each step that never ran (``clips`` None: its
+    stage left it out, e.g. its model is missing) and each gate that passed clips on unscored
+    (``clips``: how many, e.g. the images for motion), from summary.json."""
+    rows = []
+    for stage in ("score", "caption"):
+        for item in _get(summary, f"stages.{stage}.skipped") or []:
+            rows.append({"stage": stage, "step": item.get("scorer") or item.get("step"), "clips": None,
+                         "reason": item["reason"]})
+        for name, gate in (_get(summary, f"stages.{stage}.gates") or {}).items():
+            for reason, count in (gate.get("skip_reasons") or {}).items():
+                rows.append({"stage": stage, "step": name, "clips": count, "reason": reason})
+    return rows
+
+
+def skip_notes(rows: list[dict]) -> dict[str, str]:
+    """What a card says of each skipped step (``skipped_steps``' rows): ``not run``, or why it passed
+    the clip on unscored."""
+    notes: dict[str, list[str]] = {}
+    for row in rows:
+        notes.setdefault(row["step"], []).append("not run" if row["clips"] is None else row["reason"])
+    return {step: "; ".join(texts) for step, texts in notes.items()}
+
+
 def clip_table(out: Path) -> list[dict]:
-    """One record per clip of meta_clips.jsonl, in its order: the clip row, every step's fields,
-    ``frame_captions``, ``caption`` (train.json's, else the latest summary or video caption),
-    ``status`` (train, passed, rejected, unscored, not scored), ``dropped_by`` (the step that rejected
-    it, stage 3's match and category included), the gate and value, and ``reason`` (step and gate, or
-    step and "could not score")."""
+    """One record per clip of meta_clips.jsonl, in its order: the clip row, the fields of every step
+    it went through in the runs that wrote gate_decisions.jsonl and summary.json (``reached``,
+    ``stage_3_reached``; never a row an earlier run left in a later step's file, nor one of
+    superseded/), ``frame_captions``, ``caption`` (train.json's, else the latest summary or video
+    caption), ``status`` (train, passed, rejected, unscored, not scored), ``dropped_by`` (the step that
+    rejected it, stage 3's match and category included), the gate and value, ``reason`` (step and
+    gate, or step and "could not score") and ``skipped`` (the steps that never ran over it or passed
+    it on unscored)."""
+    summary = read_summary(out)
     clips = list(_by_key(out / META_CLIPS).values())
-    tables = {name: _by_key(out / name, None if name == TAGS else KEPT) for name in SCORE_FILES}
+    tables = {step: _by_key(out / name, None if name == TAGS else KEPT)
+              for step, name in {**STAGE_2_STEPS, **STAGE_3_STEPS}.items()}
     fates = _by_key(out / GATE_DECISIONS)
     frames = _by_key(out / FRAME_CAPTION, ("sampled_frame_caption",))
     summaries = _by_key(out / SUMMARY_CAPTION, ("summary_caption",))
     videos = _by_key(out / VIDEO_CAPTION, ("video_caption",))
     final = read_train_json(out / TRAIN_JSON)
-    caption = read_summary(out).get("stages", {}).get("caption", {})
+    chain = score_chain(summary)
+    gates = _get(summary, "stages.score.gates") or {}
+    caption = _get(summary, "stages.caption") or {}
     match_min = next((b["min"] for b in caption.get("gates", {}).get("match", {}).get("bounds", [])), None)
+    not_run = {stage: [r["step"] for r in skipped_steps(summary) if r["stage"] == stage and r["clips"] is None]
+               for stage in ("score", "caption")}
     records = []
     for clip in clips:
         key = clip[KEY]
-        record = {"type": media_type(clip)}
-        for table in tables.values():
-            record.update(table.get(key, {}))
-        record.update(clip)
         fate = fates.get(key)
+        record = {"type": media_type(clip)}
+        steps = reached(fate, chain)
+        text = final.get(key) or summaries.get(key, {}).get("summary_caption") or \
+            videos.get(key, {}).get("video_caption")
+        later = []
+        # Stage 3 reads stage 2's survivors (every clip, where stage 2 never ran: stage 3 over --input).
+        if caption and (fate["outcome"] == "passed" if fate else not fates):
+            rows = {step: tables[step][key] for step in STAGE_3_STEPS if key in tables[step]}
+            later = stage_3_reached({**rows, "caption": text}, caption.get("steps", []), caption.get("gates", {}))
+        for step in steps + later:
+            record.update(tables.get(step, {}).get(key, {}))
+        record.update(clip)
         record["status"] = "not scored" if fate is None else fate["outcome"]
         record["dropped_by"] = fate["step"] if fate and fate["outcome"] != "passed" else None
         record["gate"], record["gate_value"] = (fate["gate"], fate["value"]) if fate else (None, None)
         if key in final:
             record["status"] = "train"
-        elif record["status"] == "passed" and "category" in caption.get("gates", {}) and key in tables[CATEGORY] \
-                and not _category_kept(record, caption["gates"]["category"]):
+        elif later[-1:] == ["category"] and "category" in record:  # labelled, and stage 3 went no further
             record["dropped_by"], record["gate"] = "category", "CATEGORY_KEEP / CATEGORY_DROP"
-        elif record["status"] == "passed" and match_min is not None and record.get("match_score") is not None \
-                and record["match_score"] < match_min:
+        elif match_min is not None and record.get("match_score") is not None and record["match_score"] < match_min:
             record["dropped_by"], record["gate"] = "match", f"{match_min:g} <= match_score"
             record["gate_value"] = record["match_score"]
         # What the gallery's "dropped by" filter tells apart: each gate, and each step's unscored clips.
         record["reason"] = None if not record["dropped_by"] else f"{record['dropped_by']}: " + (
             "could not score" if record["status"] == "unscored" else record["gate"])
-        record["frame_captions"] = frames.get(key, {}).get("sampled_frame_caption")
-        record["caption"] = final.get(key) or summaries.get(key, {}).get("summary_caption") or \
-            videos.get(key, {}).get("video_caption")
+        # A step it went through without a row and not the one that dropped it passed it on unscored.
+        passed_on = [s for s in steps if gates.get(s, {}).get("skipped") and key not in tables[s]
+                     and s != record["dropped_by"]]
+        record["skipped"] = (not_run["score"] if fate else []) + passed_on + (not_run["caption"] if later else [])
+        record["frame_captions"] = frames.get(key, {}).get("sampled_frame_caption") if "caption" in later else None
+        record["caption"] = text if "caption" in later else None
         records.append(record)
     return records
 
 
-def _category_kept(record: dict, gate: dict) -> bool:
+def _category_kept(row: dict, gate: dict) -> bool:
     keep, drop = set(gate.get("keep") or []), set(gate.get("drop") or [])
-    label = record.get("category")
+    label = row.get("category")
     return (not keep or label in keep) and label not in drop
+
+
+def sources_without_clips(scenes: list[dict], errors: list[dict]) -> list[dict]:
+    """``{"source", "outcome", "reason"}`` for each source that gave no clip: ``skipped`` with its
+    meta_scene_info.jsonl row's reason (every shot too short, too small), or ``failed`` with its
+    latest stage-1 error when it has no row (one cut on a rerun since gave its clips)."""
+    found = {row[KEY]: row for row in scenes}
+    rows = {key: {"source": key, "outcome": "skipped", "reason": row.get("skipped", "")}
+            for key, row in found.items() if not row.get("num_clips")}
+    for error in errors:
+        if error.get("stage") == "cut" and error.get(KEY) not in found:
+            rows[error[KEY]] = {"source": error[KEY], "outcome": "failed", "reason": error.get("message", "")}
+    return list(rows.values())
+
+
+def scene_rows(out: Path) -> list[dict]:
+    """meta_scene_info.jsonl's rows, without their cut lists (what sources_without_clips reads)."""
+    return list(_by_key(out / SCENE_INFO, (KEY, "num_clips", "skipped")).values())
 
 
 def errors(out: Path) -> list[dict]:

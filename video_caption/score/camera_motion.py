@@ -54,9 +54,6 @@ from video_caption.manifest import CAMERA_MOTION
 from video_caption.score.base import Scorer
 from video_caption.score.motion import FARNEBACK, FAST_SIDE, MotionFrames
 
-LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
-MIXED = ("pan_tilt", "dynamic", "unknown")
-
 # --- the fit (changing one redoes motion rows: they are in MotionScorer.settings()) -----------------
 CAMERA_SIDE = 256  # long side of the frames the camera flow runs on (see the docstring, point 1)
 CELL = 8  # px of the camera frames per cell: 32 x 18 cells at 16:9, about 350 used after the margin

@@ -36,11 +36,10 @@ import numpy as np
 from video_caption.loader import FramePlan, Item
 from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY, media_type
 from video_caption.score.base import Scorer
+from video_caption.score.settings import CLIP_MIN, PHASH_MIN
 
 FRAMES = 5
 THUMB, LOW = 32, 8  # thumbnail side; side of the block of lowest DCT frequencies kept
-PHASH_MIN = 0.82  # every moment; bench/dedup_quality.py: copies and negatives split anywhere in 0.78-0.86
-CLIP_MIN = 0.8  # a veto on hash look-alikes of different pictures, low enough that a letterbox passes
 WINDOW = 0.1  # seconds: each sample is the mean of the frames this far either side of its moment
 BORDER_LEVEL = 40  # a row or column no brighter than this (0-255) is part of a black border
 HASH_BITS, BANDS, BAND_BITS = 256, 100, 20  # the LSH index (see neighbours)

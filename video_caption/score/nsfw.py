@@ -31,26 +31,8 @@ from video_caption.loader import FramePlan
 from video_caption.media.decode import uniform_indices
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
-
-# The model's classes, in the order of its outputs (nudenet/nudenet.py's label list).
-LABELS = (
-    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
-    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED",
-    "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
-)
-EXPLICIT = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED",
-            "ANUS_EXPOSED")
-# Default gate: keep clips whose nsfw_score <= this.  NudeNet reports nothing under 0.25, so any
-# value below that rejects every explicit detection.  On benign footage the explicit classes do
-# fire, on skin, rocks and bare cartoon bodies: over every 3rd frame of the shared test videos (1848
-# frames) 14 explicit detections exceed 0.4 (a rounded rock 0.42, a hand close-up 0.40) and 7
-# exceed 0.5, all of them Big Buck Bunny's bare cartoon rabbit (up to 0.76); the clips stage 1 cuts
-# from those videos score at most 0.42.  Real nudity scores 0.54-0.68 in NudeNet's issue reports for
-# this model (notAI-tech/NudeNet#117), and 0.5 is what its author calls "a decent threshold".  0.5
-# keeps the misreads of ordinary footage and rejects a clip when one frame shows an explicit class
-# with the confidence the detector gives real detections.
-NSFW_MAX = 0.5
+from video_caption.score.settings import EXPLICIT, NSFW_MAX  # noqa: F401 - its classes and default gate
+from video_caption.score.settings import NSFW_LABELS as LABELS
 
 # NudeNet 3.4.2's post-processing (nudenet.nudenet._postprocess).
 CANDIDATE_SCORE = 0.2

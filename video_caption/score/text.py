@@ -39,6 +39,7 @@ from video_caption.media.decode import middle_indices
 from video_caption.models import ModelMissing, cache_dir, weights_digest
 from video_caption.score.base import Scorer
 from video_caption.score.easyocr_parts import easyocr_module
+from video_caption.score.settings import TEXT_ENGINES as ENGINES
 
 # easyocr.Reader.detect's defaults: the boxes its users' thresholds were set with.
 TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT = 0.7, 0.4, 0.4
@@ -152,7 +153,6 @@ def text_detail(boxes: list[np.ndarray], height: int, width: int) -> TextDetail:
     return TextDetail(union_share(shapes, height, width), len(shapes), float(singles.max() / (width * height)))
 
 
-ENGINES = ("auto", "int8", "onnx", "torch")
 CALIBRATION = Path(__file__).with_name("craft_calibration")
 
 

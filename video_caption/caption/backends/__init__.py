@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BACKENDS = ("openai", "vllm", "transformers", "llamacpp")
-TEXT_ONLY = ("llamacpp",)  # backends that cannot be the VLM: no image input here
+from video_caption.caption.settings import BACKENDS
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,9 @@ function card(row) {
     if (value !== null && value !== undefined) scores.appendChild(el("span", { text: `${name} ${number(value)}` }));
   }
   node.appendChild(scores);
+  // A step that never ran, or passed the clip on unscored, said so: no score is not a score of 0.
+  const skipped = (row[F.skipped] || []).map((step) => `${step} (${META.skip_notes[step]})`);
+  if (skipped.length) node.appendChild(el("div", { class: "skipped", text: `skipped: ${skipped.join(", ")}` }));
   const kept = row[F.dup_of] && byKey.get(row[F.dup_of]);
   if (row[F.dup_of]) {
     node.appendChild(el("div", { class: "dup" },
