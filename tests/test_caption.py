@@ -182,7 +182,7 @@ def test_a_text_only_vlm_backend_is_refused_before_any_work(videos, tmp_path):
     proc = caption(tmp_path, "--root", videos, "--vlm-backend", "llamacpp", "--skip-missing-models", check=False)
     assert proc.returncode == 1
     [line] = [line for line in proc.stderr.splitlines() if "llamacpp" in line]
-    assert "text-only" in line and "--vlm-backend openai" in line and "Traceback" not in proc.stderr
+    assert "text-only" in line and "use openai" in line and "Traceback" not in proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"], "something was written"
 
 

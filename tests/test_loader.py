@@ -57,3 +57,21 @@ def test_without_workers_the_clips_load_in_this_process(videos, tmp_path):
     items = [item for batch in load_batches(rows, tmp_path, Hostile(), batch_size=8, workers=0) for item in batch]
     assert items[0].error is None and items[0].frame_indices[0] == 0 and items[0].data[0].shape == (144, 176)
     assert items[1].error is not None and items[1].data is None
+
+
+def test_a_read_that_never_ends_gives_the_loader_up():
+    """A worker killed while sending a batch leaves half a message: the read waits for ever.  That
+    read is given up after its limit, so the clips are read alone instead of the stage hanging."""
+    from video_caption.loader import _END, _LoaderFailed, _next_batch
+
+    def stuck():
+        time.sleep(600)
+        yield []
+
+    try:
+        _next_batch(stuck(), 0.5)
+        raise AssertionError("the stuck read was waited for")
+    except _LoaderFailed as exc:
+        assert exc.stalled and "no whole batch from the workers for 0.5 s" in str(exc)
+    assert _next_batch(iter([[1]]), 5) == [1]
+    assert _next_batch(iter([]), 5) is _END

@@ -8,6 +8,7 @@ model and the model never waits on them.  Stage 2's scorers and stage 3's captio
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -250,6 +251,34 @@ class _LoaderFailed(Exception):
 # The loader is asked for a batch at most this long at a time: between asks a dead worker is noticed
 # (the workers are children of the fork server, so no SIGCHLD tells this process).
 POLL_SECONDS = 5.0
+# A batch comes as one message on the workers' pipe, written by a worker's feeder thread while the
+# worker goes on to its next clip; a worker that crashes on that clip mid-write leaves half a message,
+# and the read under the loader's poll then waits for the rest for ever (the pipe stays open).  An ask
+# this much longer than a poll is taken for that: the loader is given up and its batch read alone.
+STUCK_SECONDS = 60.0
+_END = object()
+
+
+def _next_batch(iterator, limit: float):
+    """``next(iterator)`` (``_END`` at its end), asked from a thread of its own: _LoaderFailed when it
+    has not come back within ``limit`` seconds (the thread, stuck in a read, is left behind)."""
+    box: dict = {}
+
+    def ask():
+        try:
+            box["batch"] = next(iterator, _END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller as it is
+            box["error"] = exc
+
+    thread = threading.Thread(target=ask, daemon=True, name="loader-read")
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise _LoaderFailed(f"no whole batch from the workers for {limit:g} s (a worker died while sending one)",
+                            stalled=True)
+    if "error" in box:
+        raise box["error"]
+    return box["batch"]
 
 
 def _loader(dataset: ClipFrames, batches: list[list[int]], workers: int):
@@ -279,14 +308,16 @@ def _until_failure(loader, stall_timeout: float) -> Iterator[list[Item]]:
         waiting_since = time.monotonic()
         while True:
             try:
-                batch = next(iterator)
-            except StopIteration:
-                return
+                batch = _next_batch(iterator, POLL_SECONDS + STUCK_SECONDS)
+            except _LoaderFailed:
+                raise
             except Exception as exc:  # noqa: BLE001 - every clip's own failure is an Item; this is the loader's
                 timed_out = "timed out" in str(exc)
                 if timed_out and not (stall_timeout and time.monotonic() - waiting_since >= stall_timeout):
                     continue  # a poll ran out: ask again (the loader's state is untouched by it)
                 raise _LoaderFailed(str(exc), stalled=timed_out) from None
+            if batch is _END:
+                return
             yield batch
             waiting_since = time.monotonic()
     finally:
