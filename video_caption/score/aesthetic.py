@@ -17,10 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from video_caption.clip import ClipFrames, ClipSpec, encode_images, load_clip
+from video_caption.clip import ClipFrames, ClipSpec, encode_embedding, encode_images, load_clip
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
-from video_caption.score.dedup import encode_embedding
 
 # Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
 PACKAGED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from video_caption.clip import decode_embedding
 from video_caption.loader import FramePlan, Item
 from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY, media_type
 from video_caption.score.base import Scorer
@@ -87,16 +88,6 @@ def decode_signatures(texts: list[str], frames: int = FRAMES) -> np.ndarray:
     norms = np.linalg.norm(hashes, axis=2, keepdims=True)
     np.divide(hashes, norms * math.sqrt(frames), out=hashes, where=norms > 0)
     return hashes.reshape(len(texts), -1)
-
-
-def decode_embedding(text: str) -> np.ndarray:
-    """A CLIP embedding kept in a manifest (base64 float16), as a unit float32 vector."""
-    emb = np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
-    return emb / max(float(np.linalg.norm(emb)), 1e-12)
-
-
-def encode_embedding(emb: np.ndarray) -> str:
-    return base64.b64encode(np.asarray(emb, dtype=np.float16).tobytes()).decode()
 
 
 @dataclass(frozen=True)
