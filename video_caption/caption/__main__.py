@@ -45,7 +45,6 @@ from pathlib import Path
 
 from video_caption.caption.backends import BackendError
 from video_caption.caption.category import CategoryStep, LabelsError, category_passes
-from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
 from video_caption.caption.frames import CaptionFrames
 from video_caption.caption.match import MatchStep, match_passes
@@ -53,10 +52,11 @@ from video_caption.caption.roles import Role
 from video_caption.caption.settings import SETTINGS
 from video_caption.caption.summarize import SummaryStep
 from video_caption.caption.tags import TagsStep
-from video_caption.caption.train_json import final_captions, train_entries, train_json_count, write_train_json
 from video_caption.cli import entry_point
 from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
+from video_caption.formats.clean import read_openings
+from video_caption.formats.train_json import final_captions, train_entries, train_json_count, write_train_json
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (

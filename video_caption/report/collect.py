@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from video_caption.caption.train_json import read_train_json
+from video_caption.formats.train_json import read_train_json
 from video_caption.manifest import (
     CAMERA_MOTION,
     CATEGORY,
