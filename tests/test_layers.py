@@ -22,14 +22,7 @@ TOOLS = ("datautil", "report")
 LAUNCHERS = ("launch", "pipeline")
 
 # Imports the rules refuse that are kept for now: (importer, imported) -> why.
-ALLOWED = {
-    # The report writes each gate as stage 2 states it ("0.5 <= motion_score <= 8") with the Gate
-    # class of score/gate.py (pure, imports only manifest.py).  Clean fixes change more than the
-    # layers: gate.py moved out of stage 2 (its rules are stage 2's), or the gate's text recorded in
-    # summary.json by stage 2 (a new field in every summary).
-    ("video_caption.report.__main__", "video_caption.score.gate"):
-        "the report describes stage 2's gates with score.gate.Gate.describe",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def module_names() -> dict[str, Path]:

@@ -24,10 +24,10 @@ from collections import Counter
 from pathlib import Path
 
 from video_caption.cli import Parser, entry_point
+from video_caption.gate import Gate
 from video_caption.logs import setup_logging
 from video_caption.manifest import META_CLIPS
 from video_caption.report import collect, page, plots, thumbs
-from video_caption.score.gate import Gate
 
 
 def parse_args(argv=None):

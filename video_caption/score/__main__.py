@@ -21,6 +21,7 @@ import time
 from collections import Counter
 
 from video_caption.cli import entry_point
+from video_caption.gate import Gate, decision, split_by_gates
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
@@ -36,7 +37,6 @@ from video_caption.runner import StageRun, input_manifest, parse_stage_args, ran
 from video_caption.score.base import Scorer
 from video_caption.score.camera_motion import CameraMotionScorer
 from video_caption.score.dedup import DedupScorer
-from video_caption.score.gate import Gate, decision, split_by_gates
 from video_caption.score.settings import SCORERS, SETTINGS
 from video_caption.settings import COMMON, Schema
 
