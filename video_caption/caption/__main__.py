@@ -277,7 +277,8 @@ def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> lis
     found = run.step(steps.category, rows)
     kept = [row for row in rows if row[KEY] in found and category_passes(found[row[KEY]], a.category_keep,
                                                                           a.category_drop)]
-    gates["category"] = {"reached": len(rows), "passed": len(kept), "unscored": len(rows) - len(found),
+    gates["category"] = {"settings": SCHEMA.gate_settings(3, "category"), "reached": len(rows), "passed": len(kept),
+                         "unscored": len(rows) - len(found),
                          "keep": sorted(a.category_keep or []), "drop": sorted(a.category_drop or [])}
     release_clip()
     return kept
@@ -288,7 +289,8 @@ def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, st
     minimum = steps.args.match_min
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
     kept = {key for key, row in scored.items() if match_passes(row, minimum)}
-    gates["match"] = {"reached": len(passed), "passed": len(kept), "unscored": len(passed - set(scored)),
+    gates["match"] = {"settings": SCHEMA.gate_settings(3, "match"), "reached": len(passed), "passed": len(kept),
+                      "unscored": len(passed - set(scored)),
                       "gate": f"{minimum:g} <= match_score",
                       "bounds": [{"key": "match_score", "min": minimum, "max": None, "strict": False, "values": None}]}
     release_clip()

@@ -175,7 +175,8 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
     for row, gate in rejected:
         fates[row[KEY]] = decision(row[KEY], "rejected", "metadata", gate, row.get(gate.key))
     stats = {"metadata": {"gate": ", ".join(g.describe() for g in gates), "bounds": [g.bounds() for g in gates],
-                          "reached": len(rows), "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
+                          "settings": SCHEMA.gate_settings(2, "metadata"), "reached": len(rows),
+                          "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
     if main:
         log.info("%d clips; %d pass the metadata gates, %d rejected", len(rows), len(survivors), len(rejected))
     for scorer in scorers:
@@ -200,7 +201,8 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
         for row, gate in failed_gate:
             fates[row[KEY]] = decision(row[KEY], "rejected", scorer.name, gate, row.get(gate.key))
         unscored = reaching - len(reached) - sum(skipped_rows.values())
-        stats[scorer.name] = {"gate": described, "bounds": [g.bounds() for g in gates], "reached": reaching,
+        stats[scorer.name] = {"gate": described, "bounds": [g.bounds() for g in gates],
+                              "settings": SCHEMA.gate_settings(2, scorer.name), "reached": reaching,
                               "passed": len(survivors), "rejected": len(failed_gate), "unscored": unscored}
         if skipped_rows:
             stats[scorer.name].update(skipped=sum(skipped_rows.values()), skip_reasons=dict(skipped_rows))
