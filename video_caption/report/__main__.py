@@ -61,7 +61,7 @@ def build(out: Path, root: Path, make_thumbnails: bool, workers: int, log) -> Pa
     strips = thumbs.strips(records, root, folder / "thumbs", workers, log) if make_thumbnails else {}
     bounds = collect.thresholds(summary)
     score_plots = []
-    for key, title in collect.SCORES.items():
+    for key, title in collect.scores(summary).items():
         values = collect.numbers(records, key)
         if values:
             score_plots.append((plots.histogram(values, title, bounds.get(key)), _note(key, values, bounds.get(key))))

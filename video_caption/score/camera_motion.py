@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from video_caption.gate import Gate
 from video_caption.loader import Item
 from video_caption.manifest import CAMERA_MOTION
 from video_caption.score.base import Scorer
@@ -43,9 +44,17 @@ from video_caption.score.flow import (
     FIT,
     MotionFrames,
     camera_frames,
+    camera_from_motion,
     camera_pairs,
     pair_seconds,
 )
+from video_caption.score.settings import GATES
+from video_caption.settings import Setting, names
+from video_caption.steps import Field, StepSpec
+
+# Open-Sora's camera-motion labels, then the ones for clips whose pairs disagree.
+LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
+MIXED = ("pan_tilt", "dynamic", "unknown")
 
 # --- the labels -----------------------------------------------------------------------------------
 # A zoom at log rate z moves the frame's edge (half a frame from the centre) at z / 2 frames per
@@ -165,3 +174,15 @@ def labelled(pairs: list[list[float]], seconds: float, frame_indices: list[int] 
             "camera_motion_pan": [p[0] for p in pairs], "camera_motion_tilt": [p[1] for p in pairs],
             "camera_motion_zoom": [p[2] for p in pairs], "camera_motion_inliers": [p[3] for p in pairs],
             "camera_motion_pair_seconds": seconds, "camera_motion_frame_idx": frame_indices}
+
+
+STEP = StepSpec(
+    "camera_motion", 2,
+    fields=(Field("camera_motion", f"the camera's motion: {', '.join(LABELS + MIXED)}", label=True),),
+    settings=(Setting("CAMERA_MOTION", names(LABELS + MIXED), None, "keep only clips with these camera-motion "
+                      "labels", (2,), GATES, gate="camera_motion"),),
+    gates=lambda a: [Gate("camera_motion", values=tuple(a.camera_motion))] if a.camera_motion else [],
+    make=lambda a, device, order: CameraMotionScorer(from_motion=camera_from_motion(order), fast=a.motion_fast,
+                                                     fast_side=a.motion_fast_side),
+    outputs=(CAMERA_MOTION,),
+)

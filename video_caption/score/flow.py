@@ -192,3 +192,9 @@ def pair_seconds(item: Item) -> float:
     if len(indices) < 2 or not fps:
         return PAIR_SECONDS
     return (indices[1] - indices[0]) / float(fps)
+
+
+def camera_from_motion(order: list[str]) -> bool:
+    """Whether the camera_motion step labels the fit the motion step makes on its frames (motion runs
+    first); otherwise it decodes and fits by itself, and motion makes no fit."""
+    return {"motion", "camera_motion"} <= set(order) and order.index("motion") < order.index("camera_motion")

@@ -28,9 +28,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from video_caption.gate import Gate
 from video_caption.loader import Item
 from video_caption.score.base import Scorer
-from video_caption.score.flow import FAST_SIDE, FIT, MotionFrames, camera_pairs, flow_magnitude, pair_seconds
+from video_caption.score.flow import (
+    FAST_SIDE,
+    FIT,
+    MotionFrames,
+    camera_from_motion,
+    camera_pairs,
+    flow_magnitude,
+    pair_seconds,
+)
+from video_caption.score.settings import GATES
+from video_caption.settings import SWITCH, Setting, number
+from video_caption.steps import Field, StepSpec
 from video_caption.workers import usable_cores
 
 
@@ -122,3 +134,19 @@ class MotionScorer(Scorer):
             self._pool = None
             keep_freed_memory(False)  # the next step may need the memory
             cv2.setNumThreads(self._cv_threads)
+
+
+STEP = StepSpec(
+    "motion", 2,
+    fields=(Field("motion_score", "Farneback flow magnitude, mean over frame pairs half a second apart (px/frame)"),
+            Field("motion_mode", "exact or fast", label=True)),
+    settings=(
+        Setting("MOTION_MIN", number(minimum=None), 3.0, "keep motion_score > this", (2,), GATES, gate="motion"),
+        Setting("MOTION_MAX", number(minimum=None), 8.0, "keep motion_score < this", (2,), GATES, gate="motion"),
+        Setting("MOTION_FAST", SWITCH, False, "flow on frames shrunk to a 480 px long side, magnitudes scaled back: "
+                "approximate, faster", (2,), "motion"),
+    ),
+    gates=lambda a: [Gate("motion_score", a.motion_min, a.motion_max, strict=True)],
+    make=lambda a, device, order: MotionScorer(fast=a.motion_fast, fast_side=a.motion_fast_side,
+                                               camera=camera_from_motion(order)),
+)
