@@ -49,13 +49,8 @@ sys.path.insert(0, str(REPO))
 
 from video_caption.manifest import KEY, read_rows  # noqa: E402
 from video_caption.media.decode import read_frames  # noqa: E402
-from video_caption.score.camera_motion import (  # noqa: E402
-    CAMERA_SIDE,
-    STATIC_SPEED,
-    STATIC_ZOOM,
-    camera_pairs,
-)
-from video_caption.score.motion import MotionFrames, flow_magnitude, sample_step  # noqa: E402
+from video_caption.score.camera_motion import STATIC_SPEED, STATIC_ZOOM  # noqa: E402
+from video_caption.score.flow import CAMERA_SIDE, MotionFrames, camera_pairs, flow_magnitude, sample_step  # noqa: E402
 
 VIDEOS = Path(os.environ.get("VIDEO_CAPTION_TEST_VIDEOS", REPO.parent / "shared" / "data" / "videos"))
 SIZES = [(640, 360), (960, 540), (1280, 720), (1920, 1080)]

@@ -44,7 +44,7 @@ from stage1_speed import VIDEOS, TreeMemory, run_measured  # noqa: E402
 
 from video_caption.manifest import read_rows  # noqa: E402
 from video_caption.media.decode import read_frames  # noqa: E402
-from video_caption.score.motion import MotionFrames, flow_magnitude  # noqa: E402
+from video_caption.score.flow import MotionFrames, flow_magnitude  # noqa: E402
 
 OPEN = ["--aesthetic-min", "-1000000", "--text-max", "1", "--motion-min", "-1", "--motion-max", "1e9"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from video_caption.loader import batch_indices
-from video_caption.score.motion import MotionFrames
+from video_caption.score.flow import MotionFrames
 
 
 def test_batches_keep_order_and_respect_count_and_bytes():

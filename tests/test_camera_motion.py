@@ -15,16 +15,8 @@ import pytest
 from video_caption.loader import Item
 from video_caption.manifest import KEY, read_rows
 from video_caption.media.decode import read_frames
-from video_caption.score.camera_motion import (
-    STATIC_SPEED,
-    CameraMotionScorer,
-    _farneback,
-    camera_pair,
-    clip_label,
-    fit_flow,
-    pair_label,
-    pair_seconds,
-)
+from video_caption.score.camera_motion import STATIC_SPEED, CameraMotionScorer, clip_label, pair_label
+from video_caption.score.flow import _farneback, camera_pair, fit_flow, pair_seconds
 from video_caption.score.motion import MotionScorer
 
 

@@ -13,11 +13,11 @@ from video_caption.caption.__main__ import parse_args, read_prompt
 from video_caption.caption.backends import Backend, Reply, Request, Sampling
 from video_caption.caption.backends.openai_http import request_body
 from video_caption.caption.checks import Rejected, check_reply
-from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.roles import Role
 from video_caption.caption.settings import PROMPTS
 from video_caption.caption.summarize import instructions
 from video_caption.caption.tags import parse_tags, tag_schema, tags_request
+from video_caption.formats.clean import clean_caption, read_openings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BENCH_DATA = Path(__file__).resolve().parents[1] / "bench" / "data"

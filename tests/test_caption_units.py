@@ -11,13 +11,13 @@ from scripted_server import ScriptedServer
 from video_caption.caption.__main__ import parse_args, read_prompt
 from video_caption.caption.backends import Request, Sampling, openai_messages
 from video_caption.caption.backends.openai_http import HTTPStatusError, OpenAIHTTP, api_root, request_body
-from video_caption.caption.clean import clean_caption, read_openings
 from video_caption.caption.frames import encode_jpeg, pick_frames
 from video_caption.caption.roles import Role
 from video_caption.caption.server import server_command
 from video_caption.caption.settings import PROMPTS
 from video_caption.caption.summarize import summary_request
-from video_caption.caption.train_json import final_captions, train_entries
+from video_caption.formats.clean import clean_caption, read_openings
+from video_caption.formats.train_json import final_captions, train_entries
 
 OPENINGS = read_openings(PROMPTS / "strip_openings.txt")
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import REPO, run_module
 from test_cut_resume import clip_files
 
-from video_caption.caption.train_json import settle_pending, train_entries
 from video_caption.distributed import read_with_parts
+from video_caption.formats.train_json import settle_pending, train_entries
 from video_caption.loader import ClipFrames, FramePlan, read_clip_frames
 from video_caption.manifest import ERRORS, MATERIALIZED, META_CLIPS, read_rows
 from video_caption.media.decode import decode_frames, read_frames

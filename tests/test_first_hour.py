@@ -120,21 +120,27 @@ def test_summary_counts_only_the_errors_still_unresolved(tmp_path):
     rows = [{"stage": "score:motion", "video_path": "a.mp4"}, {"stage": "score:motion", "video_path": "b.mp4"},
             {"stage": "score:motion", "video_path": "b.mp4"}, {"stage": "caption:summary", "video_path": "a.mp4"},
             {"stage": "cut", "video_path": "raw/x.mp4"}, {"stage": "score:camera_motion", "video_path": "a.mp4"},
-            {"stage": "score:dedup", "video_path": "a.mp4"}, {"stage": "score:dedup", "video_path": "c.mp4"}]
+            {"stage": "score:dedup", "video_path": "a.mp4"}, {"stage": "score:dedup", "video_path": "c.mp4"},
+            # rows written before errors named their step's output: materialize's (stage 3's or datautil's)
+            {"stage": "caption:materialize", "video_path": "a.mp4"},
+            {"stage": "materialize:materialize", "video_path": "c.mp4"}]
     (tmp_path / "errors.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "motion_score.jsonl").write_text(json.dumps({"video_path": "a.mp4", "motion_score": 4.0}) + "\n")
     (tmp_path / "meta_scene_info.jsonl").write_text(json.dumps({"video_path": "raw/x.mp4"}) + "\n")
     # Steps whose files are not <scorer>_score.jsonl: a row there resolves the error too.
     (tmp_path / "camera_motion.jsonl").write_text(json.dumps({"video_path": "a.mp4"}) + "\n")
     (tmp_path / "dedup_signatures.jsonl").write_text(json.dumps({"video_path": "a.mp4"}) + "\n")
-    assert errors_by_kind(tmp_path) == {"caption:summary": 1, "score:dedup": 1, "score:motion": 1}
+    (tmp_path / "materialized.jsonl").write_text(json.dumps({"video_path": "a.mp4"}) + "\n")
+    assert errors_by_kind(tmp_path) == {"caption:summary": 1, "materialize:materialize": 1, "score:dedup": 1,
+                                        "score:motion": 1}
 
 
 @pytest.mark.parametrize(("stages", "expected"), [
     ({"cut": {"sources": 2, "sources_failed": 0, "clips": 0}}, "result: no clip: stage 1 cut none from 2 sources"),
     ({"cut": {"clips": 5}, "score": {"clips": 5, "train_clips": 0, "gates": {
         "metadata": {"gate": "", "reached": 5, "passed": 5, "rejected": 0, "unscored": 0},
-        "aesthetic": {"gate": "4 <= aesthetic_score", "reached": 5, "passed": 0, "rejected": 5, "unscored": 0}}}},
+        "aesthetic": {"gate": "4 <= aesthetic_score", "settings": ["AESTHETIC_MIN"], "reached": 5, "passed": 0,
+                      "rejected": 5, "unscored": 0}}}},
      "result: no clip passed stage 2: the aesthetic gate (4 <= aesthetic_score) rejected 5 of the 5 clips it saw"),
     ({"score": {"clips": 5, "train_clips": 3}, "caption": {"clips": 3, "train_json": 0, "missing": 3, "dropped": 0,
                                                            "skipped": [{"step": "caption", "reason": "no server. x"}]}},

@@ -1,4 +1,4 @@
-from video_caption.score.gate import Gate, split_by_gates
+from video_caption.gate import Gate, split_by_gates
 
 
 def test_bounds_inclusive_and_strict():

@@ -3,6 +3,7 @@ a batch that fails as a whole, part files left by a killed run, input digests.""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -86,6 +87,17 @@ def test_resume_redoes_only_what_is_missing_or_made_with_other_settings(tmp_path
     superseded = read_rows(tmp_path / "superseded" / "multiply.jsonl")
     assert sorted(r["video_path"] for r in superseded) == sorted(r["video_path"] for r in ROWS)
     assert all(r["multiply_settings"] == {"factor": 2} for r in superseded), "the old rows were not kept"
+
+
+def test_an_error_is_resolved_by_its_steps_row_on_a_later_run(tmp_path, ranks):
+    """errors.jsonl rows name the step's output, so summary.json counts a failure only until a rerun
+    writes the clip's row there (any step: materialize's and a user's too)."""
+    rows = [*ROWS, {"video_path": "bad.mp4", "n": 1, "bad": True}, {"video_path": "neg.mp4", "n": -1}]
+    run(tmp_path, ranks, Multiply(2), rows)
+    assert {e["output"] for e in read_rows(tmp_path / "errors.jsonl")} == {"multiply.jsonl"}
+    assert json.loads((tmp_path / "summary.json").read_text())["errors_by_kind"] == {"test:multiply": 2}
+    run(tmp_path, ranks, Multiply(2), [*ROWS, {"video_path": "bad.mp4", "n": 1}, rows[-1]])
+    assert json.loads((tmp_path / "summary.json").read_text())["errors_by_kind"] == {"test:multiply": 1}
 
 
 def test_parts_of_a_killed_run_are_merged_and_their_stale_rows_superseded(tmp_path, ranks):

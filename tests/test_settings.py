@@ -19,6 +19,7 @@ from video_caption.launch import MODULES, SCHEMA, SCRIPTS, readme_tables
 from video_caption.manifest import read_rows
 from video_caption.pipeline import config_values
 from video_caption.settings import SWITCH
+from video_caption.steps import registry
 
 SPELLINGS = {"1": True, "true": True, "YES": True, "On": True, "0": False, "False": False, "no": False, "OFF": False}
 SWITCHES = [s for s in SCHEMA.settings if s.kind is SWITCH]
@@ -93,6 +94,18 @@ def test_motion_fast_true_gives_fast_rows_and_yes_keeps_them(videos, tmp_path):
         assert row["motion_mode"] == mode, value
         superseded = read_rows(out / "superseded" / "motion_score.jsonl")
         assert len(superseded) == (value == "Off"), value  # yes after true redoes nothing
+    gates = json.loads((out / "summary.json").read_text())["stages"]["score"]["gates"]
+    assert gates["motion"]["settings"] == ["MOTION_MIN", "MOTION_MAX"]
+
+
+def test_every_gate_names_the_settings_that_bound_it():
+    """summary.json's gates say what to change when a gate keeps nothing: every gate, from the schema."""
+    assert {step: SCHEMA.gate_settings(2, step) for step in ("metadata", *registry(2))} == {
+        "metadata": ["MIN_DURATION", "MAX_DURATION", "MIN_CLIP_SIDE", "MIN_FPS"], "aesthetic": ["AESTHETIC_MIN"],
+        "text": ["TEXT_MAX", "TEXT_MAX_BOXES", "TEXT_MAX_SINGLE"], "motion": ["MOTION_MIN", "MOTION_MAX"],
+        "camera_motion": ["CAMERA_MOTION"], "nsfw": ["NSFW_MAX"], "dedup": ["KEEP_DUPLICATES"]}
+    assert [SCHEMA.gate_settings(3, step) for step in ("match", "category")] == \
+        [["MATCH_MIN"], ["CATEGORY_KEEP", "CATEGORY_DROP"]]
 
 
 def test_transitions_false_gives_hard_cuts_only(videos, tmp_path):

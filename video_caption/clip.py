@@ -10,13 +10,16 @@ text) with the same CLIP.  This module holds what they share:
 - its eval image transform (picklable: it runs in DataLoader workers) and its tokenizer;
 - ``load_clip``: the model, loaded once per process and device, so that several steps of one
   process share it (fp16 on CUDA, fp32 elsewhere); ``release_clip`` drops it;
-- ``encode_images`` / ``encode_texts``: L2-normalised float32 embeddings; ``logit_scale``.
+- ``encode_images`` / ``encode_texts``: L2-normalised float32 embeddings; ``logit_scale``;
+- ``encode_embedding`` / ``decode_embedding``: an embedding kept in a manifest (base64 float16): the
+  aesthetic step keeps its frames' mean embedding, the dedup step reads it back.
 
 Nothing is downloaded at run time except into the Hugging Face cache on a connected machine.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 
@@ -185,3 +188,14 @@ def logit_scale(model) -> float:
     """CLIP's learned temperature, exp(logit_scale) (100 for OpenAI's models): cosine similarity times
     this is CLIP's logit, the scale of Open-Sora's matching score."""
     return float(model.logit_scale.detach().exp())
+
+
+def encode_embedding(emb: np.ndarray) -> str:
+    """An embedding as a manifest keeps it: base64 of its float16 bytes."""
+    return base64.b64encode(np.asarray(emb, dtype=np.float16).tobytes()).decode()
+
+
+def decode_embedding(text: str) -> np.ndarray:
+    """A CLIP embedding kept in a manifest (base64 float16), as a unit float32 vector."""
+    emb = np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
+    return emb / max(float(np.linalg.norm(emb)), 1e-12)

@@ -12,6 +12,7 @@ name go to the module after those made from the environment, so a flag wins.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -20,9 +21,18 @@ from pathlib import Path
 from video_caption.caption import settings as caption_settings
 from video_caption.cut import settings as cut_settings
 from video_caption.score import settings as score_settings
-from video_caption.settings import COMMON, Schema
+from video_caption.settings import COMMON, Schema, SettingError
+from video_caption.steps import StepError
 
-SCHEMA = Schema(COMMON + cut_settings.SETTINGS + score_settings.SETTINGS + caption_settings.SETTINGS)
+
+@functools.cache
+def schema(extra: tuple[str, ...] = ()) -> Schema:
+    """Every setting, with those of the user's steps (EXTRA_STEPS)."""
+    steps = score_settings.stage_schema(extra)[1]
+    return Schema(COMMON + cut_settings.SETTINGS + score_settings.settings(steps) + caption_settings.SETTINGS)
+
+
+SCHEMA = schema()  # the built-in steps' (the README's tables)
 MODULES = {1: "video_caption.cut", 2: "video_caption.score", 3: "video_caption.caption"}
 SCRIPTS = {1: "stage_1_video_cut.sh", 2: "stage_2_filter_data.sh", 3: "stage_3_video_caption.sh"}
 ABOUT = {1: cut_settings.ABOUT, 2: score_settings.ABOUT, 3: caption_settings.ABOUT}
@@ -35,17 +45,28 @@ SETTINGS_NOTE = ("Settings come from the environment (a flag given after the scr
 def read(stage: int, environ: dict[str, str]) -> tuple[dict[str, object], list[str]]:
     """The values of ``stage``'s settings in ``environ``, and every problem found, one line each (pure):
     names that look misspelt, values that are wrong, required settings missing."""
-    problems = SCHEMA.unknown_names(environ)
-    values, wrong = SCHEMA.read_env(stage, environ)
+    try:
+        found = schema(extra_steps(environ.get("EXTRA_STEPS", "")))
+    except (SettingError, StepError) as exc:
+        return {}, [str(exc)]
+    problems = found.unknown_names(environ)
+    values, wrong = found.read_env(stage, environ)
     problems += wrong
-    problems += [f"set {s.env} ({s.help}); --help lists every setting" for s in SCHEMA.of(stage)
+    problems += [f"set {s.env} ({s.help}); --help lists every setting" for s in found.of(stage)
                  if s.required and s.env not in values and not any(s.env in line for line in wrong)]
     return values, problems
 
 
+def extra_steps(text: str) -> tuple[str, ...]:
+    """EXTRA_STEPS as given (in the environment or a config file's text), read before the schema that
+    depends on it."""
+    return tuple(score_settings.EXTRA_STEPS.parse_text(text)) if text else ()
+
+
 def command(stage: int, values: dict[str, object], flags: list[str]) -> list[str]:
     """The stage's command line: the module with a flag per value, under a launcher for ranks."""
-    args = [arg for s in SCHEMA.of(stage) if s.env in values and not s.launcher for arg in s.argv(values[s.env])]
+    found = schema(tuple(values.get("EXTRA_STEPS") or ()))
+    args = [arg for s in found.of(stage) if s.env in values and not s.launcher for arg in s.argv(values[s.env])]
     module = ["-m", MODULES[stage], *args, *flags]
     if values.get("LAUNCHER"):
         return [*shlex.split(values["LAUNCHER"]), *module]
@@ -59,7 +80,8 @@ def command(stage: int, values: dict[str, object], flags: list[str]) -> list[str
 
 
 def help_text(stage: int) -> str:
-    return f"{ABOUT[stage]}\n\n{SETTINGS_NOTE}\n\n{SCHEMA.help_text(stage)}\n"
+    settings = schema(extra_steps(os.environ.get("EXTRA_STEPS", ""))).help_text(stage)
+    return f"{ABOUT[stage]}\n\n{SETTINGS_NOTE}\n\n{settings}\n"
 
 
 def readme_tables(text: str) -> str:

@@ -40,10 +40,12 @@ from pathlib import Path
 import yaml
 
 from video_caption import cli
-from video_caption.launch import MODULES, SCHEMA, SCRIPTS, SETTINGS_NOTE
+from video_caption.launch import MODULES, SCHEMA, SCRIPTS, SETTINGS_NOTE, schema
+from video_caption.launch import extra_steps as launch_extra
 from video_caption.logs import setup_logging
 from video_caption.manifest import lock_folder, write_atomic
-from video_caption.settings import IGNORE, Setting, SettingError
+from video_caption.settings import IGNORE, Schema, Setting, SettingError
+from video_caption.steps import StepError
 
 SAVED = "pipeline_config.yaml"
 SECTIONS = {f"stage_{n}": n for n in MODULES}
@@ -61,12 +63,20 @@ class ConfigError(Exception):
     """Mistakes found before any work, one line each."""
 
 
-def keys(where: str | None) -> dict[str, Setting]:
+def keys(where: str | None, schema: Schema = SCHEMA) -> dict[str, Setting]:
     """The settings a config file takes at the top (None) or in a stage's section."""
-    return {s.key: s for s in SCHEMA.settings if SCHEMA.section(s) == where}
+    return {s.key: s for s in schema.settings if schema.section(s) == where}
 
 
-def config_values(config) -> tuple[dict[str, object], list[str]]:
+def extra_steps(config, environ: dict[str, str]) -> tuple[str, ...]:
+    """EXTRA_STEPS from the environment, else the file's (read before the rest: the steps bring settings)."""
+    text = environ.get("EXTRA_STEPS")
+    if not text and isinstance(config, dict) and isinstance(config.get("stage_2"), dict):
+        text = config["stage_2"].get("extra_steps")
+    return launch_extra(",".join(map(str, text)) if isinstance(text, list) else str(text or ""))
+
+
+def config_values(config, schema: Schema = SCHEMA) -> tuple[dict[str, object], list[str]]:
     """A loaded config file's values by environment name, and every mistake in it as 'key: what is
     wrong' (pure)."""
     if not isinstance(config, dict):
@@ -82,9 +92,9 @@ def config_values(config) -> tuple[dict[str, object], list[str]]:
             entries = [(None, key, value)]
         for where, sub, v in entries:
             path = f"{where}.{sub}" if where else str(sub)
-            setting = keys(where).get(sub)
+            setting = keys(where, schema).get(sub)
             if setting is None:
-                found.append(f"{path}: unknown key{hint(where, str(sub))}")
+                found.append(f"{path}: unknown key{hint(where, str(sub), schema)}")
             elif v is None:
                 found.append(f"{path}: no value: give one, or leave the key out for the default")
             else:
@@ -95,11 +105,11 @@ def config_values(config) -> tuple[dict[str, object], list[str]]:
     return values, found
 
 
-def hint(where: str | None, key: str) -> str:
+def hint(where: str | None, key: str, schema: Schema) -> str:
     for other in (None, *SECTIONS):
-        if other != where and key in keys(other):
+        if other != where and key in keys(other, schema):
             return f" here: {key} is {'a top-level key' if other is None else 'a key of ' + other}"
-    known = [*keys(where), *([] if where else SECTIONS)]
+    known = [*keys(where, schema), *([] if where else SECTIONS)]
     close = difflib.get_close_matches(key, known, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -121,13 +131,18 @@ class Run:
 
     def __init__(self, file: Path | None, environ: dict[str, str], log):
         self.file = file
+        config = load(file) if file is not None else {}
+        try:
+            self.schema = schema(extra_steps(config, environ))
+        except (SettingError, StepError) as exc:
+            raise ConfigError(str(exc)) from None
         given, problems = {}, []
         if file is not None:
-            given, found = config_values(load(file))
+            given, found = config_values(config, self.schema)
             problems += [f"{file}: {line}" for line in found]
-        problems += SCHEMA.unknown_names(environ)
+        problems += self.schema.unknown_names(environ)
         from_env = {}
-        for s in SCHEMA.settings:
+        for s in self.schema.settings:
             if environ.get(s.env):
                 try:
                     from_env[s.env] = s.parse_text(environ[s.env])
@@ -136,41 +151,41 @@ class Run:
         if problems:
             raise ConfigError("\n".join(problems))
         for name in sorted(set(from_env) & set(given)):
-            log.info("%s = %s from the environment (%s) instead of %s from %s", SCHEMA.config_path(SCHEMA.by_env[name]),
-                     environ[name], name, self.text(name, given[name]), file)
+            log.info("%s = %s from the environment (%s) instead of %s from %s",
+                     self.schema.config_path(self.schema.by_env[name]), environ[name], name,
+                     self.text(name, given[name]), file)
         self.from_env, self.values = set(from_env), {**given, **from_env}
-        self.stages = self.values.get("STAGES", SCHEMA.by_env["STAGES"].default)
+        self.stages = self.values.get("STAGES", self.schema.by_env["STAGES"].default)
         typed = environ.get("STAGES", "")
         if typed and [int(s) for s in typed.split(",") if s.strip()] != self.stages:
             log.info("STAGES=%s: the stages run in the pipeline's order, %s", typed, " then ".join(map(str,
                                                                                                          self.stages)))
-        missing = [s for n in self.stages for s in SCHEMA.of(n) if s.required and s.env not in self.values]
+        missing = [s for n in self.stages for s in self.schema.of(n) if s.required and s.env not in self.values]
         if missing:
             raise ConfigError("\n".join(sorted({f"set {s.env} ({self.where(s)}; stage {n} needs it)"
-                                                for s in missing for n in self.stages if s in SCHEMA.of(n)})))
+                                                for s in missing for n in self.stages if s in self.schema.of(n)})))
         self.parsed = {n: self.parse(n) for n in self.stages}
 
-    @staticmethod
-    def text(name: str, value) -> str:
-        return SCHEMA.by_env[name].kind.to_text(value)
+    def text(self, name: str, value) -> str:
+        return self.schema.by_env[name].kind.to_text(value)
 
     def where(self, s: Setting) -> str:
-        return f"the environment, or {SCHEMA.config_path(s)} in {self.file}" if self.file else "in the environment"
+        return f"the environment, or {self.schema.config_path(s)} in {self.file}" if self.file else "in the environment"
 
     def origin(self, s: Setting) -> str:
         if s.env in self.from_env or self.file is None:
             return f"{s.env}={self.text(s.env, self.values[s.env])}"
-        return f"{self.file}: {SCHEMA.config_path(s)}"
+        return f"{self.file}: {self.schema.config_path(s)}"
 
     def argv(self, stage: int) -> list[str]:
-        return [arg for s in SCHEMA.of(stage) if s.env in self.values and not s.launcher
+        return [arg for s in self.schema.of(stage) if s.env in self.values and not s.launcher
                 for arg in s.argv(self.values[s.env])]
 
     def parse(self, stage: int) -> argparse.Namespace:
         try:
             return parse_stage(stage, self.argv(stage))
         except ConfigError as exc:
-            named = next((s for s in SCHEMA.of(stage) if s.flag in str(exc) and s.env in self.values), None)
+            named = next((s for s in self.schema.of(stage) if s.flag in str(exc) and s.env in self.values), None)
             raise ConfigError(f"{self.origin(named)}: {exc}" if named else f"the settings of stage {stage}: {exc}") \
                 from None
 
@@ -183,11 +198,11 @@ class Run:
         top: dict = {"stages": self.stages}
         sections: dict[str, dict] = {f"stage_{n}": {} for n in self.stages}
         for n in self.stages:
-            for s in SCHEMA.of(n):
+            for s in self.schema.of(n):
                 value = self.values.get(s.env, None if s.launcher else getattr(self.parsed[n], s.dest, None))
                 if value in (None, ""):
                     continue
-                where = SCHEMA.section(s)
+                where = self.schema.section(s)
                 (sections[where] if where else top).setdefault(s.key, value)
         return {**top, **sections}
 

@@ -235,7 +235,7 @@ class StageRun:
 
     def fail(self, step: Step, key: str, message: str) -> None:
         self.failed += 1
-        self.errors.add(f"{step.stage}:{step.name}", key, message)
+        self.errors.add(f"{step.stage}:{step.name}", key, message, output=step.output)
         self.log.warning("%s failed: %s: %s", step.name, key, message)
 
     def step(self, step: Step, rows: list[dict]) -> dict[str, dict]:

@@ -188,6 +188,7 @@ class Setting:
     required: bool = False
     default_text: str = ""
     launcher: bool = False  # read by the launcher (ranks) or run_pipeline.sh, not a flag of the stage module
+    gate: str = ""  # the step whose gate this setting bounds (what to change when that gate keeps nothing)
 
     @property
     def key(self) -> str:
@@ -233,6 +234,10 @@ class Schema:
 
     def of(self, stage: int) -> list[Setting]:
         return [s for s in self.settings if stage in s.stages]
+
+    def gate_settings(self, stage: int, step: str) -> list[str]:
+        """The settings that bound ``step``'s gate in ``stage``."""
+        return [s.env for s in self.of(stage) if s.gate == step]
 
     def section(self, setting: Setting) -> str | None:
         """A setting's config section: its stage's when one stage reads it, else None (the top)."""

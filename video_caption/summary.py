@@ -22,6 +22,7 @@ from video_caption.manifest import (
     FRAME_CAPTION,
     KEY,
     MATCH_SCORE,
+    MATERIALIZED,
     SCENE_INFO,
     SUMMARY_CAPTION,
     SUMMARY_JSON,
@@ -32,12 +33,17 @@ from video_caption.manifest import (
 )
 
 
-def step_outputs(stage: str) -> tuple[str, ...]:
-    """The manifests where the step named in an errors.jsonl row (``cut``, ``score:text``,
-    ``caption:summary`` ...) writes the row of a file that no longer fails."""
-    kind, _, step = stage.partition(":")
+def step_outputs(error: dict) -> tuple[str, ...]:
+    """The manifests where the step of an errors.jsonl row writes the row of a file that no longer fails:
+    the one the row names (``output``), else, for rows written before rows named it, the step's
+    (``cut``, ``score:text``, ``caption:summary`` ...)."""
+    if error.get("output"):
+        return (error["output"],)
+    kind, _, step = error.get("stage", "?").partition(":")
     if kind == "cut":
         return (SCENE_INFO,)
+    if step == "materialize":
+        return (MATERIALIZED,)
     if kind == "score":
         return {"camera_motion": (CAMERA_MOTION,), "dedup": (DEDUP_SIGNATURES,)}.get(step, (f"{step}_score.jsonl",))
     return {"caption": (FRAME_CAPTION, VIDEO_CAPTION), "summary": (SUMMARY_CAPTION,), "match": (MATCH_SCORE,),
@@ -47,14 +53,14 @@ def step_outputs(stage: str) -> tuple[str, ...]:
 def errors_by_kind(out: Path) -> dict[str, int]:
     """Unresolved failures by step: the files of errors.jsonl that failed and have no row in their step's
     output since (a file that failed, then succeeded on a rerun, is no longer an error), each once."""
-    done: dict[str, set] = {}
+    done: dict[tuple[str, ...], set] = {}
     failing = set()
     for row in read_rows(out / ERRORS):
-        stage = row.get("stage", "?")
-        if stage not in done:
-            done[stage] = {r.get(KEY) for name in step_outputs(stage) for r in read_rows(out / name)}
-        if row.get(KEY) not in done[stage]:
-            failing.add((stage, row.get(KEY)))
+        outputs = step_outputs(row)
+        if outputs not in done:
+            done[outputs] = {r.get(KEY) for name in outputs for r in read_rows(out / name)}
+        if row.get(KEY) not in done[outputs]:
+            failing.add((row.get("stage", "?"), row.get(KEY)))
     return dict(sorted(Counter(stage for stage, _ in failing).items()))
 
 
@@ -85,11 +91,6 @@ def totals(summary: dict) -> dict:
              "captioned": stages.get("caption", {}).get("train_json")}
     return {**{k: v for k, v in found.items() if v is not None},
             "errors": sum(summary.get("errors_by_kind", {}).values()), "stages_wall_s": round(wall, 2)}
-
-
-# What to change when a gate rejects every clip, by the step that decided.
-GATE_SETTINGS = {"metadata": "MIN_DURATION, MAX_DURATION, MIN_CLIP_SIDE or MIN_FPS", "aesthetic": "AESTHETIC_MIN",
-                 "text": "TEXT_MAX", "motion": "MOTION_MIN / MOTION_MAX"}
 
 
 def _first_sentence(text: str) -> str:
@@ -143,7 +144,7 @@ def result(summary: dict, stage: str | None = None) -> list[str]:
             if worst["rejected"]:
                 return [f"result: no clip passed stage 2: the {name} gate ({worst['gate']}) rejected "
                         f"{worst['rejected']} of the {worst['reached']} clips it saw (gate_decisions.jsonl has each "
-                        f"value); change {GATE_SETTINGS.get(name, 'its threshold')} to keep more"]
+                        f"value); change {' or '.join(worst.get('settings') or ['its threshold'])} to keep more"]
             return [f"result: no clip passed stage 2: {worst['unscored']} clips could not be scored by {name} "
                     "(errors.jsonl says why)"]
     if score:

@@ -45,7 +45,6 @@ from pathlib import Path
 
 from video_caption.caption.backends import BackendError
 from video_caption.caption.category import CategoryStep, LabelsError, category_passes
-from video_caption.caption.clean import read_openings
 from video_caption.caption.describe import CaptionStep
 from video_caption.caption.frames import CaptionFrames
 from video_caption.caption.match import MatchStep, match_passes
@@ -53,10 +52,11 @@ from video_caption.caption.roles import Role
 from video_caption.caption.settings import SETTINGS
 from video_caption.caption.summarize import SummaryStep
 from video_caption.caption.tags import TagsStep
-from video_caption.caption.train_json import final_captions, train_entries, train_json_count, write_train_json
 from video_caption.cli import entry_point
 from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
+from video_caption.formats.clean import read_openings
+from video_caption.formats.train_json import final_captions, train_entries, train_json_count, write_train_json
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
@@ -277,7 +277,8 @@ def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> lis
     found = run.step(steps.category, rows)
     kept = [row for row in rows if row[KEY] in found and category_passes(found[row[KEY]], a.category_keep,
                                                                           a.category_drop)]
-    gates["category"] = {"reached": len(rows), "passed": len(kept), "unscored": len(rows) - len(found),
+    gates["category"] = {"settings": SCHEMA.gate_settings(3, "category"), "reached": len(rows), "passed": len(kept),
+                         "unscored": len(rows) - len(found),
                          "keep": sorted(a.category_keep or []), "drop": sorted(a.category_drop or [])}
     release_clip()
     return kept
@@ -288,7 +289,8 @@ def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, st
     minimum = steps.args.match_min
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
     kept = {key for key, row in scored.items() if match_passes(row, minimum)}
-    gates["match"] = {"reached": len(passed), "passed": len(kept), "unscored": len(passed - set(scored)),
+    gates["match"] = {"settings": SCHEMA.gate_settings(3, "match"), "reached": len(passed), "passed": len(kept),
+                      "unscored": len(passed - set(scored)),
                       "gate": f"{minimum:g} <= match_score",
                       "bounds": [{"key": "match_score", "min": minimum, "max": None, "strict": False, "values": None}]}
     release_clip()

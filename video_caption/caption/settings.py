@@ -79,13 +79,13 @@ SETTINGS = [
     _three("CHECKS", names(REASONS, allow_none=True), list(REASONS), "the degenerate replies looked for", "checks",
            default_text="all"),
     _three("MATCH_MIN", number(minimum=None), MATCH_MIN, "keep match_score (CLIP caption-clip score) >= this",
-           "match and category"),
+           "match and category", gate="match"),
     _three("MATCH_FRAMES", choice(MATCH_FRAMES), "middle", "middle: Open-Sora's one frame; max3: the best of "
            "first, middle and last (mindone)", "match and category"),
     _three("CATEGORY_LABELS", path(what="a labels file"), None, "labels file: one 'label' or 'label: prompt' per "
            "line (the category step is skipped without one)", "match and category"),
-    _three("CATEGORY_KEEP", names(), None, "keep only clips of these labels", "match and category"),
-    _three("CATEGORY_DROP", names(), None, "drop clips of these labels", "match and category"),
+    _three("CATEGORY_KEEP", names(), None, "keep only clips of these labels", "match and category", gate="category"),
+    _three("CATEGORY_DROP", names(), None, "drop clips of these labels", "match and category", gate="category"),
     _three("TAG_KEYS", names(), ["objects", "actions"], "the lists the LLM extracts from each final caption",
            "tags"),
     _three("TEMPERATURE", number(), 0.2, "sampling temperature", "sampling"),

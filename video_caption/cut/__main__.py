@@ -118,7 +118,7 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
             remove_partial_clips(out, source)
             message = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
             counts["failed"] += 1
-            errors.add(STAGE, source.key, message)
+            errors.add(STAGE, source.key, message, output=SCENE_INFO)
             log.warning("failed: %s: %s", source.key, message)
             bar.update(1)
 

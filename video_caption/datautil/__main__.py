@@ -250,7 +250,7 @@ def run(args) -> int:
 
 
 def materialize(args) -> int:
-    from video_caption.caption.train_json import settle_pending, write_train_json
+    from video_caption.formats.train_json import settle_pending, write_train_json
     from video_caption.logs import setup_logging
     from video_caption.materialize import materialize_folder
 

@@ -39,8 +39,8 @@ import re
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from video_caption.caption.clean import read_openings
-from video_caption.caption.train_json import final_captions, read_train_json, train_entries, write_train_json
+from video_caption.formats.clean import read_openings
+from video_caption.formats.train_json import final_captions, read_train_json, train_entries, write_train_json
 from video_caption.inputs import path_under
 from video_caption.manifest import (
     CAMERA_MOTION,

@@ -24,10 +24,10 @@ from collections import Counter
 from pathlib import Path
 
 from video_caption.cli import Parser, entry_point
+from video_caption.gate import Gate
 from video_caption.logs import setup_logging
 from video_caption.manifest import META_CLIPS
 from video_caption.report import collect, page, plots, thumbs
-from video_caption.score.gate import Gate
 
 
 def parse_args(argv=None):
@@ -61,7 +61,7 @@ def build(out: Path, root: Path, make_thumbnails: bool, workers: int, log) -> Pa
     strips = thumbs.strips(records, root, folder / "thumbs", workers, log) if make_thumbnails else {}
     bounds = collect.thresholds(summary)
     score_plots = []
-    for key, title in collect.SCORES.items():
+    for key, title in collect.scores(summary).items():
         values = collect.numbers(records, key)
         if values:
             score_plots.append((plots.histogram(values, title, bounds.get(key)), _note(key, values, bounds.get(key))))

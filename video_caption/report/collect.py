@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from video_caption.caption.train_json import read_train_json
+from video_caption.formats.train_json import read_train_json
 from video_caption.manifest import (
     CAMERA_MOTION,
     CATEGORY,
@@ -37,8 +37,9 @@ from video_caption.manifest import (
     read_rows,
 )
 
-# Each step's output joined onto the clips that went through it: stage 2's in the order its scorers run
-# (the order when summary.json has none), then stage 3's.
+# Each step's output joined onto the clips that went through it: stage 2's as summary.json's gates name
+# them (each step's declaration; these for a summary.json written before gates named their files), then
+# stage 3's.
 STAGE_2_STEPS = {"aesthetic": "aesthetic_score.jsonl", "text": "text_score.jsonl", "motion": "motion_score.jsonl",
                  "camera_motion": CAMERA_MOTION, "nsfw": "nsfw_score.jsonl", "dedup": DUPLICATES}
 STAGE_3_STEPS = {"category": CATEGORY, "match": MATCH_SCORE, "tags": TAGS}
@@ -112,6 +113,24 @@ def _by_key(path: Path, fields: tuple[str, ...] | None = None) -> dict[str, dict
     if fields is None:
         return {row[KEY]: row for row in read_rows(path)}
     return {row[KEY]: {k: row[k] for k in fields if k in row} for row in read_rows(path)}
+
+
+def stage_2_files(summary: dict) -> dict[str, str]:
+    """Each stage-2 step's rows file, in the order the steps ran, as summary.json's gates record them."""
+    gates = _get(summary, "stages.score.gates") or {}
+    named = {name: gate["outputs"][0] for name, gate in gates.items() if gate.get("outputs")}
+    return named or STAGE_2_STEPS
+
+
+def scores(summary: dict) -> dict[str, str]:
+    """The scores drawn as distributions, and what each is: the built-in ones, then those a step that
+    ran declared (a user's step, EXTRA_STEPS) with its meaning."""
+    found = dict(SCORES)
+    for gate in (_get(summary, "stages.score.gates") or {}).values():
+        labels = set(gate.get("labels", []))
+        found.update({key: meaning for key, meaning in gate.get("fields", {}).items()
+                      if key not in labels and key not in found})
+    return found
 
 
 def score_chain(summary: dict) -> list[str]:
@@ -191,8 +210,9 @@ def clip_table(out: Path) -> list[dict]:
     it on unscored)."""
     summary = read_summary(out)
     clips = list(_by_key(out / META_CLIPS).values())
-    tables = {step: _by_key(out / name, None if name == TAGS else KEPT)
-              for step, name in {**STAGE_2_STEPS, **STAGE_3_STEPS}.items()}
+    kept = (*KEPT, *scores(summary))
+    tables = {step: _by_key(out / name, None if name == TAGS else kept)
+              for step, name in {**stage_2_files(summary), **STAGE_3_STEPS}.items()}
     fates = _by_key(out / GATE_DECISIONS)
     frames = _by_key(out / FRAME_CAPTION, ("sampled_frame_caption",))
     summaries = _by_key(out / SUMMARY_CAPTION, ("summary_caption",))

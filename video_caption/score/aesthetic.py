@@ -17,10 +17,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from video_caption.clip import ClipFrames, ClipSpec, encode_images, load_clip
+from video_caption.clip import ClipFrames, ClipSpec, encode_embedding, encode_images, load_clip
+from video_caption.gate import Gate
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
-from video_caption.score.dedup import encode_embedding
+from video_caption.score.settings import GATES
+from video_caption.settings import Setting, number, path
+from video_caption.steps import Field, StepSpec
 
 # Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
 PACKAGED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
@@ -114,3 +117,23 @@ class AestheticScorer(Scorer):
             row["aesthetic_embedding"] = encode_embedding(emb[start:start + len(clip)].mean(0).cpu().numpy())
             start += len(clip)
         return rows
+
+
+STEP = StepSpec(
+    "aesthetic", 2,
+    fields=(Field("aesthetic_score", "LAION aesthetic predictor on CLIP ViT-L/14 embeddings, mean over frames "
+                  "(1-10)"),),
+    settings=(
+        Setting("AESTHETIC_MIN", number(minimum=None), 4.0, "keep aesthetic_score >= this", (2,), GATES,
+                gate="aesthetic"),
+        Setting("AESTHETIC_HEAD", path(what="a weights file"), None, "the aesthetic head's weights file", (2,),
+                "aesthetic", default_text="from MODELS_FOLDER, else the packaged LAION head"),
+        Setting("MODELS_FOLDER", path(what="a folder"), None, "folder holding aesthetic/<head file>", (2,),
+                "aesthetic", default_text="$VIDEO_CAPTION_MODELS"),
+    ),
+    gates=lambda a: [Gate("aesthetic_score", min=a.aesthetic_min)],
+    make=lambda a, device, order: AestheticScorer(a.aesthetic_model, a.clip_model, a.clip_weights, a.clip_config,
+                                                  a.aesthetic_head,
+                                                  a.models_folder or os.environ.get("VIDEO_CAPTION_MODELS"),
+                                                  a.aesthetic_frames),
+)

@@ -5,28 +5,13 @@ for a clip whose frame pairs mostly agree, and ``pan_tilt``, ``dynamic`` or ``un
 one.  A label names how the CAMERA moves: content flowing right (+x) is ``pan_left``, content flowing
 down (+y, image coordinates) is ``tilt_up``, content growing out of the centre is ``zoom_in``.
 
-Frames are the motion scorer's (0, k, 2k, ... with k = int(fps / 2): pairs 0.5 s apart).  Per pair:
-
-1. Farneback flow (the motion score's parameters) between the two frames shrunk to ``CAMERA_SIDE``
-   pixels on the long side.  Not the motion score's full-size flow: Farneback with 3 pyramid levels
-   follows at most about 40 px of displacement whatever the frame size (measured on real frames:
-   exact up to 32-40 px, then the flow collapses towards 0), which at 1080p is a pan of 4 % of the
-   width per pair: a 1080p pan faster than 8 %/s would read as static.  On the small frames (where
-   the pyramid stops at 32 px, so the reach is 20-28 px, about 10 % of the width) a shift found by
-   phase correlation beyond ``SEED_SHIFT`` also starts a second flow from that shift, and the fit
-   that more cells follow wins: pans measured within 1 % up to 80 %/s (bench/camera_motion.py).
-   About 8 ms a pair on a 2-core CPU, twice that with the second flow: per clip 4-25 % of the exact
-   motion score's Farneback time (the larger the frames, the less), about half of the fast mode's.
-2. The flow is averaged over cells of ``CELL`` px; cells in a border margin (content entering or
-   leaving the frame) and cells without texture (where the flow is the smoothing's guess, mostly 0)
-   are dropped.
-3. A similarity transform (translation, scale, rotation) is fitted to cell centre -> centre + flow
-   with RANSAC (``cv2.estimateAffinePartial2D``): a subject moving inside the frame is an outlier,
-   not part of the camera's motion (Open-Sora's share of pixels moving away from the centre counts
-   it as zoom).
-4. Per second, so labels depend neither on the frame rate nor the size: ``pan`` = camera pan speed
-   (frame widths per second, + right), ``tilt`` (frame heights per second, + up), ``zoom`` (log
-   scale per second, + in), and ``inliers`` (share of the used cells that follow the fit).
+Frames are the motion scorer's (0, k, 2k, ... with k = int(fps / 2): pairs 0.5 s apart).  Per pair,
+the camera's fit (video_caption.score.flow: Farneback on frames shrunk to ``CAMERA_SIDE``, cells
+without texture or in the border dropped, a similarity transform fitted with RANSAC so that a subject
+moving inside the frame is an outlier) gives the camera's speeds per second, so that labels depend
+neither on the frame rate nor the size: ``pan`` (frame widths per second, + right), ``tilt`` (frame
+heights per second, + up), ``zoom`` (log scale per second, + in), and ``inliers`` (share of the used
+cells that follow the fit).
 
 Pair label (``pair_label``): static when translation and zoom are both under their thresholds;
 otherwise a zoom when the zoom's speed at the frame edge beats the translation; otherwise pan or tilt
@@ -49,28 +34,27 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from video_caption.gate import Gate
 from video_caption.loader import Item
 from video_caption.manifest import CAMERA_MOTION
 from video_caption.score.base import Scorer
-from video_caption.score.motion import FARNEBACK, FAST_SIDE, MotionFrames
+from video_caption.score.flow import (
+    CAMERA_SIDE,
+    FAST_SIDE,
+    FIT,
+    MotionFrames,
+    camera_frames,
+    camera_from_motion,
+    camera_pairs,
+    pair_seconds,
+)
+from video_caption.score.settings import GATES
+from video_caption.settings import Setting, names
+from video_caption.steps import Field, StepSpec
 
-# --- the fit (changing one redoes motion rows: they are in MotionScorer.settings()) -----------------
-CAMERA_SIDE = 256  # long side of the frames the camera flow runs on (see the docstring, point 1)
-CELL = 8  # px of the camera frames per cell: 32 x 18 cells at 16:9, about 350 used after the margin
-MARGIN = 0.1  # share of the width / height left out on each side: content entering or leaving
-# RMS Sobel gradient (3x3, ~8x the gray-level step per px) under which a cell is textureless; 16 is
-# about 2 gray levels per px, above the compression noise of flat areas (sky, walls, solid colours).
-MIN_TEXTURE = 16.0
-MIN_CELLS = 12  # fewer textured cells: nothing the camera's motion could be seen on (fit = 0, inliers 0)
-# RANSAC inlier distance, px of the camera frames (0.4 % of the long side): above Farneback's noise on
-# real footage (0.1-0.3 px per cell), under a walking subject's motion over half a second.
-RANSAC_PX = 1.0
-# Farneback (3 levels, pyramid down to 32 px) follows about 20-28 px at 256 px: a phase correlation
-# shift over 4 % of the long side (10 px) also starts a flow from that shift.
-SEED_SHIFT = 0.04
-PAIR_SECONDS = 0.5  # a pair's interval when the row gives no fps (what k = int(fps / 2) aims at)
-FIT = {"version": 2, "side": CAMERA_SIDE, "cell": CELL, "margin": MARGIN, "texture": MIN_TEXTURE,
-       "min_cells": MIN_CELLS, "ransac_px": RANSAC_PX, "seed_shift": SEED_SHIFT}
+# Open-Sora's camera-motion labels, then the ones for clips whose pairs disagree.
+LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
+MIXED = ("pan_tilt", "dynamic", "unknown")
 
 # --- the labels -----------------------------------------------------------------------------------
 # A zoom at log rate z moves the frame's edge (half a frame from the centre) at z / 2 frames per
@@ -110,95 +94,6 @@ def clip_label(pairs: list[str]) -> str:
     if not any(p.startswith("zoom") for p in pairs):
         return "pan_tilt"
     return "dynamic"
-
-
-# --- the fit --------------------------------------------------------------------------------------
-
-def camera_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Gray frames shrunk to ``CAMERA_SIDE`` on the long side (as the motion scorer's fast mode
-    shrinks: INTER_AREA, same rounding); smaller frames as they are."""
-    return MotionFrames(max_side=CAMERA_SIDE).prepare(frames)[0]
-
-
-def fit_flow(flow: np.ndarray, frame: np.ndarray) -> tuple[float, float, float, float]:
-    """The camera's motion behind a flow field (from ``frame`` to the next): content translation
-    in frame widths and heights (+x right, +y down, at the frame centre), log scale (+ grows), and
-    the inlier share of the cells used.  All 0 when the frame has too little texture."""
-    import cv2
-
-    h, w = flow.shape[:2]
-    gw, gh = max(1, round(w / CELL)), max(1, round(h / CELL))
-    cells = cv2.resize(flow, (gw, gh), interpolation=cv2.INTER_AREA).reshape(gh, gw, 2)
-    gx = cv2.Sobel(frame, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(frame, cv2.CV_32F, 0, 1)
-    texture = np.sqrt(cv2.resize(gx * gx + gy * gy, (gw, gh), interpolation=cv2.INTER_AREA)).reshape(gh, gw)
-    xs = (np.arange(gw) + 0.5) * (w / gw) - w / 2
-    ys = (np.arange(gh) + 0.5) * (h / gh) - h / 2
-    inside = (np.abs(ys)[:, None] <= (0.5 - MARGIN) * h) & (np.abs(xs)[None, :] <= (0.5 - MARGIN) * w)
-    used = inside & (texture >= MIN_TEXTURE)
-    if used.sum() < MIN_CELLS:
-        return 0.0, 0.0, 0.0, 0.0
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    src = np.stack([grid_x[used], grid_y[used]], axis=1).astype(np.float32)
-    dst = src + cells[used].astype(np.float32)
-    matrix, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
-                                                  maxIters=2000, confidence=0.995, refineIters=10)
-    if matrix is None:
-        return 0.0, 0.0, 0.0, 0.0
-    scale = math.hypot(float(matrix[0, 0]), float(matrix[1, 0]))
-    return (float(matrix[0, 2]) / w, float(matrix[1, 2]) / h, math.log(max(scale, 1e-6)),
-            float(inliers.mean()))
-
-
-def _farneback(previous: np.ndarray, current: np.ndarray, shift: tuple[float, float] | None = None) -> np.ndarray:
-    import cv2
-
-    if shift is None:
-        return cv2.calcOpticalFlowFarneback(previous, current, None, **FARNEBACK)
-    start = np.empty(previous.shape + (2,), np.float32)
-    start[..., 0], start[..., 1] = shift
-    return cv2.calcOpticalFlowFarneback(previous, current, start,
-                                        **{**FARNEBACK, "flags": cv2.OPTFLOW_USE_INITIAL_FLOW})
-
-
-def pair_fit(previous: np.ndarray, current: np.ndarray) -> tuple[float, float, float, float]:
-    """``fit_flow`` of the camera flow between two camera frames; for a shift beyond Farneback's reach
-    (phase correlation over ``SEED_SHIFT``), also of the flow started from that shift, and the fit
-    more cells follow wins."""
-    import cv2
-
-    fit = fit_flow(_farneback(previous, current), previous)
-    h, w = previous.shape
-    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
-    (sx, sy), _ = cv2.phaseCorrelate(previous.astype(np.float32), current.astype(np.float32), window)
-    if math.hypot(sx, sy) > SEED_SHIFT * max(h, w):
-        seeded = fit_flow(_farneback(previous, current, (sx, sy)), previous)
-        if seeded[3] > fit[3]:
-            fit = seeded
-    return fit
-
-
-def camera_pair(previous: np.ndarray, current: np.ndarray, seconds: float) -> list[float]:
-    """[pan, tilt, zoom, inliers] of one pair of camera frames ``seconds`` apart: the camera's
-    speeds per second (pan + right, tilt + up, zoom + in) and the fit's inlier share."""
-    dx, dy, scale, inliers = pair_fit(previous, current)
-    # Content flowing right is the camera turning left; content flowing down, the camera tilting up.
-    return [round(-dx / seconds, 5) + 0.0, round(dy / seconds, 5) + 0.0, round(scale / seconds, 5) + 0.0,
-            round(inliers, 4)]
-
-
-def camera_pairs(frames: list[np.ndarray], seconds: float) -> list[list[float]]:
-    """``camera_pair`` of each consecutive pair of full-size (or fast-mode) gray frames."""
-    small = camera_frames(frames)
-    return [camera_pair(a, b, seconds) for a, b in zip(small, small[1:], strict=False)]
-
-
-def pair_seconds(item: Item) -> float:
-    """The interval between a clip's sampled frames, from its frame indices and fps."""
-    indices, fps = item.frame_indices or [], item.row.get("fps")
-    if len(indices) < 2 or not fps:
-        return PAIR_SECONDS
-    return (indices[1] - indices[0]) / float(fps)
 
 
 # --- the step -------------------------------------------------------------------------------------
@@ -279,3 +174,15 @@ def labelled(pairs: list[list[float]], seconds: float, frame_indices: list[int] 
             "camera_motion_pan": [p[0] for p in pairs], "camera_motion_tilt": [p[1] for p in pairs],
             "camera_motion_zoom": [p[2] for p in pairs], "camera_motion_inliers": [p[3] for p in pairs],
             "camera_motion_pair_seconds": seconds, "camera_motion_frame_idx": frame_indices}
+
+
+STEP = StepSpec(
+    "camera_motion", 2,
+    fields=(Field("camera_motion", f"the camera's motion: {', '.join(LABELS + MIXED)}", label=True),),
+    settings=(Setting("CAMERA_MOTION", names(LABELS + MIXED), None, "keep only clips with these camera-motion "
+                      "labels", (2,), GATES, gate="camera_motion"),),
+    gates=lambda a: [Gate("camera_motion", values=tuple(a.camera_motion))] if a.camera_motion else [],
+    make=lambda a, device, order: CameraMotionScorer(from_motion=camera_from_motion(order), fast=a.motion_fast,
+                                                     fast_side=a.motion_fast_side),
+    outputs=(CAMERA_MOTION,),
+)

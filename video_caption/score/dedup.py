@@ -33,12 +33,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from video_caption.clip import decode_embedding
+from video_caption.gate import Gate
 from video_caption.loader import FramePlan, Item
 from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY, media_type
 from video_caption.score.base import Scorer
-from video_caption.score.settings import CLIP_MIN, PHASH_MIN
+from video_caption.score.settings import GATES
+from video_caption.settings import SWITCH, Setting, number
+from video_caption.steps import Field, StepSpec
 
 FRAMES = 5
+PHASH_MIN = 0.82  # every moment; bench/dedup_quality.py: copies and negatives split anywhere in 0.78-0.86
+CLIP_MIN = 0.8  # a veto on hash look-alikes of different pictures, low enough that a letterbox passes
 THUMB, LOW = 32, 8  # thumbnail side; side of the block of lowest DCT frequencies kept
 WINDOW = 0.1  # seconds: each sample is the mean of the frames this far either side of its moment
 BORDER_LEVEL = 40  # a row or column no brighter than this (0-255) is part of a black border
@@ -87,16 +93,6 @@ def decode_signatures(texts: list[str], frames: int = FRAMES) -> np.ndarray:
     norms = np.linalg.norm(hashes, axis=2, keepdims=True)
     np.divide(hashes, norms * math.sqrt(frames), out=hashes, where=norms > 0)
     return hashes.reshape(len(texts), -1)
-
-
-def decode_embedding(text: str) -> np.ndarray:
-    """A CLIP embedding kept in a manifest (base64 float16), as a unit float32 vector."""
-    emb = np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
-    return emb / max(float(np.linalg.norm(emb)), 1e-12)
-
-
-def encode_embedding(emb: np.ndarray) -> str:
-    return base64.b64encode(np.asarray(emb, dtype=np.float16).tobytes()).decode()
 
 
 @dataclass(frozen=True)
@@ -280,3 +276,21 @@ class DedupScorer(Scorer):
                                  self.phash_min, self.clip_min, self.frames.count)
         return [{**row, "dedup_settings": {"phash_min": self.phash_min, "clip_min": self.clip_min}}
                 for row in found]
+
+
+STEP = StepSpec(
+    "dedup", 2,
+    fields=(Field("duplicate", "whether the clip copies another one kept", label=True),
+            Field("similarity", "the lowest perceptual-hash cosine with the clip it copies, over the moments")),
+    settings=(
+        Setting("KEEP_DUPLICATES", SWITCH, False, "dedup only marks duplicates (duplicates.jsonl) instead of "
+                "dropping them", (2,), GATES, gate="dedup"),
+        Setting("DEDUP_THRESHOLD", number(minimum=None), PHASH_MIN, "perceptual-hash cosine, at every sampled "
+                "moment, from which two clips show the same footage", (2,), "dedup"),
+        Setting("DEDUP_CLIP_THRESHOLD", number(minimum=None), CLIP_MIN, "when the aesthetic scorer ran, the CLIP "
+                "cosine two copies must also reach", (2,), "dedup"),
+    ),
+    gates=lambda a: [] if a.keep_duplicates else [Gate("duplicate", values=(False,))],
+    make=lambda a, device, order: DedupScorer(phash_min=a.dedup_threshold, clip_min=a.dedup_clip_threshold),
+    outputs=(DUPLICATES,),
+)

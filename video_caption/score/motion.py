@@ -17,7 +17,7 @@ larger), over 4x faster (docs/benchmarks.md).
 
 When the camera_motion step runs after it, each row also holds the camera's motion per pair
 (``motion_camera``: [pan, tilt, zoom, inliers] per second, and ``motion_pair_seconds``), fitted on the
-frames already decoded here (on a small copy of them: see video_caption.score.camera_motion), for that
+frames already decoded here (on a small copy of them: see video_caption.score.flow), for that
 step to label; the motion score does not depend on it.
 """
 
@@ -25,31 +25,25 @@ from __future__ import annotations
 
 import ctypes
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
-from video_caption.loader import FramePlan, Item
+from video_caption.gate import Gate
+from video_caption.loader import Item
 from video_caption.score.base import Scorer
+from video_caption.score.flow import (
+    FAST_SIDE,
+    FIT,
+    MotionFrames,
+    camera_from_motion,
+    camera_pairs,
+    flow_magnitude,
+    pair_seconds,
+)
+from video_caption.score.settings import GATES
+from video_caption.settings import SWITCH, Setting, number
+from video_caption.steps import Field, StepSpec
 from video_caption.workers import usable_cores
-
-FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2,
-             "flags": 0}
-
-
-FAST_SIDE = 480
-
-
-def sample_step(num_frames: int, fps: float) -> int:
-    return max(1, min(int(fps / 2), num_frames - 1))
-
-
-def flow_magnitude(previous: np.ndarray, current: np.ndarray) -> float:
-    """Mean Farneback flow magnitude between two gray frames."""
-    import cv2
-
-    flow = cv2.calcOpticalFlowFarneback(previous, current, None, **FARNEBACK)
-    return float(np.mean(cv2.magnitude(flow[..., 0], flow[..., 1])))
 
 
 def keep_freed_memory(keep: bool) -> None:
@@ -76,32 +70,6 @@ def keep_freed_memory(keep: bool) -> None:
         malloc_trim(0)
 
 
-@dataclass(frozen=True)
-class MotionFrames(FramePlan):
-    max_side: int = 0  # fast mode: frames shrunk to this long side (0: full size, the exact definition)
-    fmt = "gray"
-
-    def indices(self, num_frames: int, fps: float, keyframes: list[int] | None = None) -> list[int]:
-        return list(range(0, num_frames, sample_step(num_frames, fps)))
-
-    def prepared_bytes(self, row: dict) -> int:
-        width, height, count = row.get("width") or 0, row.get("height") or 0, row.get("num_frames") or 0
-        if self.max_side and max(width, height) > self.max_side:
-            scale = self.max_side / max(width, height)
-            width, height = width * scale, height * scale
-        return int(width * height) * len(self.indices(count, row.get("fps") or 1.0, None)) if count else 0
-
-    def prepare(self, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
-        """The frames for the flow, and the factor that turns their flow back into full-size pixels."""
-        h, w = frames[0].shape
-        if not self.max_side or max(h, w) <= self.max_side:
-            return frames, 1.0
-        import cv2
-
-        size = (max(1, round(w * self.max_side / max(h, w))), max(1, round(h * self.max_side / max(h, w))))
-        return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames], w / size[0]
-
-
 class MotionScorer(Scorer):
     name = "motion"
     key = "motion_score"
@@ -116,8 +84,6 @@ class MotionScorer(Scorer):
         self._cv_threads = 0
 
     def settings(self) -> dict:
-        from video_caption.score.camera_motion import FIT
-
         # "camera": rows made without the fit, or with another, are redone when the fit is wanted.
         return {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT if self.camera else None}
 
@@ -132,8 +98,6 @@ class MotionScorer(Scorer):
         self._pool = ThreadPoolExecutor(self.threads or usable_cores())
 
     def process(self, items: list[Item]) -> list[dict]:
-        from video_caption.score.camera_motion import camera_pairs, pair_seconds
-
         clips = [item.data for item in items]
         if any(len(frames) < 2 for frames, _ in clips):
             # The runner then scores the batch's clips one by one: this one gets the error.
@@ -170,3 +134,19 @@ class MotionScorer(Scorer):
             self._pool = None
             keep_freed_memory(False)  # the next step may need the memory
             cv2.setNumThreads(self._cv_threads)
+
+
+STEP = StepSpec(
+    "motion", 2,
+    fields=(Field("motion_score", "Farneback flow magnitude, mean over frame pairs half a second apart (px/frame)"),
+            Field("motion_mode", "exact or fast", label=True)),
+    settings=(
+        Setting("MOTION_MIN", number(minimum=None), 3.0, "keep motion_score > this", (2,), GATES, gate="motion"),
+        Setting("MOTION_MAX", number(minimum=None), 8.0, "keep motion_score < this", (2,), GATES, gate="motion"),
+        Setting("MOTION_FAST", SWITCH, False, "flow on frames shrunk to a 480 px long side, magnitudes scaled back: "
+                "approximate, faster", (2,), "motion"),
+    ),
+    gates=lambda a: [Gate("motion_score", a.motion_min, a.motion_max, strict=True)],
+    make=lambda a, device, order: MotionScorer(fast=a.motion_fast, fast_side=a.motion_fast_side,
+                                               camera=camera_from_motion(order)),
+)

@@ -27,12 +27,34 @@ from pathlib import Path
 
 import numpy as np
 
+from video_caption.gate import Gate
 from video_caption.loader import FramePlan
 from video_caption.media.decode import uniform_indices
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
-from video_caption.score.settings import EXPLICIT, NSFW_MAX  # noqa: F401 - its classes and default gate
-from video_caption.score.settings import NSFW_LABELS as LABELS
+from video_caption.score.settings import GATES
+from video_caption.settings import Setting, integer, names, number
+from video_caption.steps import Field, StepSpec
+
+# The model's classes, in the order of its outputs (nudenet/nudenet.py's label list).
+LABELS = (
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
+    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
+)
+EXPLICIT = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED", "BUTTOCKS_EXPOSED",
+            "ANUS_EXPOSED")
+# Default gate: keep clips whose nsfw_score <= this.  NudeNet reports nothing under 0.25, so any
+# value below that rejects every explicit detection.  On benign footage the explicit classes do
+# fire, on skin, rocks and bare cartoon bodies: over every 3rd frame of the shared test videos (1848
+# frames) 14 explicit detections exceed 0.4 (a rounded rock 0.42, a hand close-up 0.40) and 7
+# exceed 0.5, all of them Big Buck Bunny's bare cartoon rabbit (up to 0.76); the clips stage 1 cuts
+# from those videos score at most 0.42.  Real nudity scores 0.54-0.68 in NudeNet's issue reports for
+# this model (notAI-tech/NudeNet#117), and 0.5 is what its author calls "a decent threshold".  0.5
+# keeps the misreads of ordinary footage and rejects a clip when one frame shows an explicit class
+# with the confidence the detector gives real detections.
+NSFW_MAX = 0.5
 
 # NudeNet 3.4.2's post-processing (nudenet.nudenet._postprocess).
 CANDIDATE_SCORE = 0.2
@@ -197,3 +219,25 @@ class NsfwScorer(Scorer):
             rows.append({"nsfw_score": max(frame_scores, default=0.0), "nsfw_frame_scores": frame_scores,
                          "nsfw_classes": dict(sorted(per_class.items()))})
         return rows
+
+
+def _make(a, device: str, order: list[str]) -> NsfwScorer:
+    scorer = NsfwScorer(frames=a.nsfw_frames, classes=tuple(a.nsfw_classes), weights=a.nsfw_weights)
+    if not scorer.weights.is_file():
+        scorer.setup("cpu")  # raises ModelMissing naming the file
+    return scorer
+
+
+STEP = StepSpec(
+    "nsfw", 2,
+    fields=(Field("nsfw_score", "NudeNet's highest confidence of the counted classes over the frames (0-1)"),),
+    settings=(
+        Setting("NSFW_MAX", number(minimum=None), NSFW_MAX, "keep nsfw_score <= this (NudeNet reports nothing under "
+                "0.25; ordinary footage reaches 0.42)", (2,), GATES, gate="nsfw"),
+        Setting("NSFW_CLASSES", names(LABELS), list(EXPLICIT), "NudeNet classes whose highest confidence is "
+                "nsfw_score", (2,), "nsfw", default_text="the exposed classes"),
+        Setting("NSFW_FRAMES", integer(minimum=1), 4, "frames per clip, spread uniformly", (2,), "nsfw"),
+    ),
+    gates=lambda a: [Gate("nsfw_score", max=a.nsfw_max)],
+    make=_make,
+)

@@ -34,12 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
+from video_caption.gate import Gate
 from video_caption.loader import FramePlan
 from video_caption.media.decode import middle_indices
 from video_caption.models import ModelMissing, cache_dir, weights_digest
 from video_caption.score.base import Scorer
 from video_caption.score.easyocr_parts import easyocr_module
-from video_caption.score.settings import TEXT_ENGINES as ENGINES
+from video_caption.score.settings import GATES
+from video_caption.settings import Setting, choice, integer, number
+from video_caption.steps import Field, StepSpec
 
 # easyocr.Reader.detect's defaults: the boxes its users' thresholds were set with.
 TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT = 0.7, 0.4, 0.4
@@ -153,6 +156,7 @@ def text_detail(boxes: list[np.ndarray], height: int, width: int) -> TextDetail:
     return TextDetail(union_share(shapes, height, width), len(shapes), float(singles.max() / (width * height)))
 
 
+ENGINES = ("auto", "int8", "onnx", "torch")
 CALIBRATION = Path(__file__).with_name("craft_calibration")
 
 
@@ -349,3 +353,51 @@ class TextScorer(Scorer):
             row["num_boxes"] = max(row["num_boxes_frames"], default=0)
             row["max_single_percentage"] = max((d.max_single for d in mine), default=0.0)
         return rows
+
+
+def _make(a, device: str, order: list[str]) -> TextScorer:
+    scorer = TextScorer(a.text_weights, a.text_frames, a.text_max_side, a.text_prescreen_side, engine=a.text_engine,
+                        device=device)
+    if not scorer.weights.is_file():
+        scorer.setup("cpu")  # raises ModelMissing naming the file
+    return scorer
+
+
+def _gates(a) -> list[Gate]:
+    gates = [Gate("text_score", max=a.text_max)]
+    if a.text_max_boxes is not None:
+        gates.append(Gate("num_boxes", max=a.text_max_boxes))
+    if a.text_max_single is not None:
+        gates.append(Gate("max_single_percentage", max=a.text_max_single))
+    return gates
+
+
+def _setting(env: str, kind, default, help: str, group: str = "text", **more) -> Setting:
+    return Setting(env, kind, default, help, (2,), group, **more)
+
+
+STEP = StepSpec(
+    "text", 2,
+    fields=(Field("text_score", "text boxes' area / frame area, the most over the frames (0-1)"),
+            Field("num_boxes", "text boxes in a frame, the most over the frames"),
+            Field("max_single_percentage", "largest text box / frame area, the most over the frames (0-1)")),
+    settings=(
+        _setting("TEXT_MAX", number(minimum=None), 0.02, "keep text_score (text boxes' share of the frame) <= this",
+                 GATES, gate="text"),
+        _setting("TEXT_MAX_BOXES", integer(), None, "keep clips with at most this many text boxes in a frame "
+                 "(num_boxes, mindone's gate)", GATES, gate="text"),
+        _setting("TEXT_MAX_SINGLE", number(minimum=None), None, "keep clips whose largest text box covers at most "
+                 "this share of the frame, 0-1 (max_single_percentage, mindone's gate)", GATES, gate="text"),
+        _setting("TEXT_FRAMES", integer(minimum=1), 1, "frames per clip: the middle one, or the centres of equal "
+                 "parts"),
+        _setting("TEXT_MAX_SIDE", integer(minimum=1), FULL_SIZE, "longest side the CRAFT detector sees (EasyOCR's "
+                 "canvas_size; smaller is faster)"),
+        _setting("TEXT_PRESCREEN_SIDE", integer(), 640, "first look at large frames at this size: no text there "
+                 "means score 0 (0: off)"),
+        _setting("TEXT_ENGINE", choice(ENGINES), "auto", "auto: int8 on CPU, torch on CUDA; int8: onnxruntime "
+                 "quantized (1.7x faster than fp32 end to end, scores within 0.01 of EasyOCR's); onnx: fp32, "
+                 "EasyOCR's exact boxes; torch: EasyOCR's own network"),
+    ),
+    gates=_gates,
+    make=_make,
+)

@@ -12,7 +12,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, openai_messages
+from video_caption.caption.backends.base import Backend, BackendError, Reply, Request, Sampling, openai_messages
 from video_caption.logs import native_stderr_hidden
 from video_caption.models import ModelMissing
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 
-from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, openai_messages
+from video_caption.caption.backends.base import Backend, BackendError, Reply, Request, Sampling, openai_messages
 
 log = logging.getLogger("video_caption.caption")
 # Worth another try: every 5xx (the server's fault, often passing) and these 4xx (timeout, conflict, too early,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 
-from video_caption.caption.backends import Backend, Reply, Request, Sampling
+from video_caption.caption.backends.base import Backend, Reply, Request, Sampling
 from video_caption.models import ModelMissing, from_hub, hf_cache_dir
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-2B-Instruct"

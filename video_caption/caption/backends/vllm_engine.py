@@ -3,7 +3,7 @@ images per prompt.  Imported only when chosen; needs a GPU machine with vLLM ins
 
 from __future__ import annotations
 
-from video_caption.caption.backends import Backend, BackendError, Reply, Request, Sampling, openai_messages
+from video_caption.caption.backends.base import Backend, BackendError, Reply, Request, Sampling, openai_messages
 
 
 class VLLMEngine(Backend):

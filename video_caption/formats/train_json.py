@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from video_caption.caption.clean import clean_caption
+from video_caption.formats.clean import clean_caption
 from video_caption.manifest import KEY, PENDING, is_deferred, media_type, write_atomic
 
 

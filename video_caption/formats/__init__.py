@@ -1,0 +1,1 @@
+"""Formats shared by the stages and the tools: train.json, caption cleaning."""
