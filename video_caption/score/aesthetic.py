@@ -22,7 +22,7 @@ from video_caption.gate import Gate
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
 from video_caption.score.settings import GATES
-from video_caption.settings import Setting, number, path
+from video_caption.settings import Setting, choice, integer, number, path
 from video_caption.steps import Field, StepSpec
 
 # Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
@@ -130,6 +130,9 @@ STEP = StepSpec(
                 "aesthetic", default_text="from MODELS_FOLDER, else the packaged LAION head"),
         Setting("MODELS_FOLDER", path(what="a folder"), None, "folder holding aesthetic/<head file>", (2,),
                 "aesthetic", default_text="$VIDEO_CAPTION_MODELS"),
+        Setting("AESTHETIC_MODEL", choice(MODELS), "laion-aesthetic-v2", "the aesthetic head and the CLIP it expects",
+                (2,), "aesthetic"),
+        Setting("AESTHETIC_FRAMES", integer(minimum=1), 4, "frames per clip, spread uniformly", (2,), "aesthetic"),
     ),
     gates=lambda a: [Gate("aesthetic_score", min=a.aesthetic_min)],
     make=lambda a, device, order: AestheticScorer(a.aesthetic_model, a.clip_model, a.clip_weights, a.clip_config,

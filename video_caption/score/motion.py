@@ -41,7 +41,7 @@ from video_caption.score.flow import (
     pair_seconds,
 )
 from video_caption.score.settings import GATES
-from video_caption.settings import SWITCH, Setting, number
+from video_caption.settings import SWITCH, Setting, integer, number
 from video_caption.steps import Field, StepSpec
 from video_caption.workers import usable_cores
 
@@ -143,8 +143,10 @@ STEP = StepSpec(
     settings=(
         Setting("MOTION_MIN", number(minimum=None), 3.0, "keep motion_score > this", (2,), GATES, gate="motion"),
         Setting("MOTION_MAX", number(minimum=None), 8.0, "keep motion_score < this", (2,), GATES, gate="motion"),
-        Setting("MOTION_FAST", SWITCH, False, "flow on frames shrunk to a 480 px long side, magnitudes scaled back: "
+        Setting("MOTION_FAST", SWITCH, False, "flow on frames shrunk to MOTION_FAST_SIDE, magnitudes scaled back: "
                 "approximate, faster", (2,), "motion"),
+        Setting("MOTION_FAST_SIDE", integer(minimum=1), FAST_SIDE, "long side of the frames with MOTION_FAST, pixels",
+                (2,), "motion"),
     ),
     gates=lambda a: [Gate("motion_score", a.motion_min, a.motion_max, strict=True)],
     make=lambda a, device, order: MotionScorer(fast=a.motion_fast, fast_side=a.motion_fast_side,
