@@ -95,11 +95,9 @@ def _sources_table(rows: list[dict]) -> str:
     if not rows:
         return "<p>Every source that stage 1 read gave clips.</p>"
     shown = f" (the first {ERRORS_SHOWN} here)" if len(rows) > ERRORS_SHOWN else ""
+    cells = [(html.escape(row["source"]), row["outcome"], html.escape(row["reason"])) for row in rows[:ERRORS_SHOWN]]
     return (f'<p class="meta">{len(rows)} sources gave no clip{shown}: meta_scene_info.jsonl (skipped) and '
-            'errors.jsonl (failed).</p>\n' +
-            _table("no-clips", ("source", "outcome", "reason"), [
-                (html.escape(row["source"]), row["outcome"], html.escape(row["reason"])) for row in rows[:ERRORS_SHOWN]],
-                keyed=True))
+            'errors.jsonl (failed).</p>\n' + _table("no-clips", ("source", "outcome", "reason"), cells, keyed=True))
 
 
 def _plots(plots: list[tuple[str, str]]) -> str:
