@@ -339,6 +339,11 @@ def test_degenerate_replies_are_kept_with_their_reason_and_never_reach_train_jso
     assert [rows[KEYS[i]].get("degenerate", {}).get("reason") for i in range(8)] == REASONS + [None, None]
     assert all(rows[KEYS[i]]["degenerate"]["detail"] for i in range(6))
     assert [e["file_path"] for e in train_json(tmp_path)] == KEYS[6:8]
+    fates = read_rows(tmp_path / "caption_decisions.jsonl")
+    assert [f["video_path"] for f in fates] == KEYS[:8]
+    assert [(f["outcome"], f["step"], f["value"]) for f in fates] == \
+        [("rejected", "summary", reason) for reason in REASONS] + [("passed", None, None)] * 2
+    assert fates[0]["gate"].startswith('degenerate not in ("empty", ')
     assert len(server.bodies) == 8 + 7, "every bad first reply is asked again once"
     assert {b.get("seed") for b in server.bodies[8:]} == {1}
     stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]
@@ -450,6 +455,16 @@ def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1
     assert "category: 3 clips, 3 already done" in proc.stderr
     wanted = {k for k, v in scores.items() if v >= middle and categories[k] == kept}
     assert {e["file_path"] for e in train_json(tmp_path)} == wanted
+    fates = {f["video_path"]: f for f in read_rows(tmp_path / "caption_decisions.jsonl")}
+    assert {k for k, f in fates.items() if f["outcome"] == "passed"} == wanted and len(fates) == len(rows)
+    for key, fate in fates.items():
+        if key in wanted:
+            continue
+        if categories[key] != kept:
+            assert (fate["step"], fate["gate"], fate["value"]) == ("category", f'category in ("{kept}")',
+                                                                   categories[key])
+        else:
+            assert (fate["step"], fate["gate"], fate["value"]) == ("match", f"{middle:g} <= match_score", scores[key])
     stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]
     assert stage["gates"]["category"]["passed"] == sum(c == kept for c in categories.values())
     assert stage["train_json"] == len(wanted)

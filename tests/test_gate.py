@@ -39,3 +39,33 @@ def test_a_gate_on_what_only_videos_have_lets_images_through():
     assert not duration.passes({"video_path": "c.mp4", "duration": 2}), "a row without a type is a video"
     assert duration.passes({"video_path": "p.JPG"}), "... unless its file is an image"
     assert not Gate("width", min=256).passes({"type": "image", "width": 100})
+
+
+def test_stage_3_fates_follow_the_steps_in_their_order():
+    from video_caption.caption.fates import Made, category_gates, fates
+
+    made = Made(category={k: {"category": c} for k, c in {"a": "street", "b": "nature", "c": "street", "d": "street",
+                                                            "e": "street", "f": "street", "g": "street",
+                                                            "h": "street", "i": "street", "j": "street"}.items()},
+                category_gates=category_gates(["street", "nature"], ["nature"]),
+                captioned={"a", "b", "d", "e", "f", "g", "h", "i", "j"}, summarized={"a", "d", "f", "g", "h", "i", "j"},
+                degenerate={"d": ("summary", "echo")}, captions={"a": "A.", "g": "G.", "h": "H.", "i": "I.", "j": "J."},
+                match={"a": {"match_score": 25.0}, "g": {"match_score": 10.0}, "h": {"match_score": 21.0},
+                       "i": {"match_score": 30.0}},
+                match_gate=Gate("match_score", min=20), tagged={"a", "i"}, unmade={"i"})
+    rows = [{"video_path": k} for k in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]]
+    got = {f["video_path"]: (f["outcome"], f["step"], f["gate"], f["value"]) for f in fates(rows, made)}
+    assert got == {
+        "a": ("passed", None, None, None),
+        "b": ("rejected", "category", 'category not in ("nature")', "nature"),
+        "c": ("unscored", "caption", None, None),
+        "d": ("rejected", "summary", 'degenerate not in ("empty", "refusal", "echo", "repetition", "language", '
+                                     '"truncated")', "echo"),
+        "e": ("unscored", "summary", None, None),
+        "f": ("rejected", "clean", "1 <= caption_chars", 0),
+        "g": ("rejected", "match", "20 <= match_score", 10.0),
+        "h": ("unscored", "tags", None, None),
+        "i": ("unscored", "materialize", None, None),
+        "j": ("unscored", "match", None, None),
+        "k": ("unscored", "category", None, None),
+    }

@@ -11,9 +11,11 @@ from conftest import VIDEOS
 from score_helpers import by_key, tiny_clip
 
 from video_caption.caption.category import CategoryStep, category_passes, parse_labels
-from video_caption.caption.match import MATCH_MIN, MatchStep, match_passes
+from video_caption.caption.match import MatchStep
+from video_caption.caption.settings import MATCH_MIN
 from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
+from video_caption.gate import Gate
 from video_caption.manifest import CATEGORY, MATCH_SCORE
 from video_caption.media.decode import read_frames, uniform_indices
 from video_caption.media.probe import probe
@@ -97,7 +99,8 @@ def test_match_score_is_open_soras_clip_score(tiny, reference, tmp_path, frames)
     # Cut to CLIP's 77 tokens (end-of-text kept): the two captions that differ past it score alike.
     same = [rows[k]["match_frame_scores"] for k in ("moviepy/fire2.mp4", "moviepy/fire2.mp4#same-frames")]
     assert same[0] == pytest.approx(same[1], rel=1e-6)
-    assert match_passes({"match_score": MATCH_MIN}) and not match_passes({"match_score": MATCH_MIN - 0.1})
+    gate = Gate("match_score", min=MATCH_MIN)
+    assert gate.passes({"match_score": MATCH_MIN}) and not gate.passes({"match_score": MATCH_MIN - 0.1})
 
 
 def test_a_changed_caption_is_scored_again(tiny, tmp_path):

@@ -25,6 +25,7 @@ KEY = "video_path"
 # ``<scorer>_score.jsonl`` per scorer.
 SCENE_INFO, META_CLIPS = "meta_scene_info.jsonl", "meta_clips.jsonl"  # stage 1
 TRAIN_JSONL, GATE_DECISIONS = "train.jsonl", "gate_decisions.jsonl"  # stage 2
+CAPTION_DECISIONS = "caption_decisions.jsonl"  # stage 3: each input clip's fate (caption/fates.py)
 CAMERA_MOTION, DUPLICATES = "camera_motion.jsonl", "duplicates.jsonl"  # stage 2: not <scorer>_score.jsonl
 DEDUP_SIGNATURES = "dedup_signatures.jsonl"
 FRAME_CAPTION, VIDEO_CAPTION = "frame_caption.jsonl", "video_caption.jsonl"  # stage 3

@@ -46,8 +46,9 @@ from pathlib import Path
 from video_caption.caption.backends import BackendError
 from video_caption.caption.category import CategoryStep, LabelsError, category_passes
 from video_caption.caption.describe import CaptionStep
+from video_caption.caption.fates import Made, category_gates, fates
 from video_caption.caption.frames import CaptionFrames
-from video_caption.caption.match import MatchStep, match_passes
+from video_caption.caption.match import MatchStep
 from video_caption.caption.roles import Role
 from video_caption.caption.settings import SETTINGS
 from video_caption.caption.summarize import SummaryStep
@@ -57,9 +58,11 @@ from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
 from video_caption.formats.clean import read_openings
 from video_caption.formats.train_json import final_captions, train_entries, train_json_count, write_train_json
+from video_caption.gate import Gate
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
+    CAPTION_DECISIONS,
     KEY,
     PENDING,
     SUMMARY_CAPTION,
@@ -68,6 +71,7 @@ from video_caption.manifest import (
     is_deferred,
     media_type,
     read_rows,
+    rewrite,
 )
 from video_caption.materialize import MaterializeStep
 from video_caption.models import ModelMissing
@@ -209,8 +213,10 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
     gates: dict[str, dict] = {}
     with StageRun.for_args("caption", "stage 3", args, args.caption_batch_size, ranks, device, log) as run:
         rows = list({row[KEY]: row for row in read_rows(source)}.values())
+        inputs, outcome = rows, Made()
         if "category" in names:
-            rows = _category(run, steps, rows, gates)
+            rows, outcome.category = _category(run, steps, rows, gates)
+            outcome.category_gates = category_gates(args.category_keep, args.category_drop)
         if "caption" in names:
             run.step(steps.caption, rows)
         made = caption_rows(out / steps.caption.output, rows)
@@ -223,29 +229,41 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
                 log.info("summary: %d clips whose caption is degenerate (\"degenerate\" in %s): skipped",
                          len(made) - len(usable), steps.caption.output)
             run.step(steps.summary, usable)
-        degenerate = {row[KEY] for row in made if "degenerate" in row}
+        outcome.captioned = {row[KEY] for row in made}
+        outcome.degenerate = {row[KEY]: ("caption", row["degenerate"]["reason"]) for row in made
+                              if "degenerate" in row}
         if args.llm_backend == "none":
             texts, text_source = {row[KEY]: row["video_caption"] for row in usable}, steps.caption.output
         else:
             texts, bad = summaries(out / SUMMARY_CAPTION, usable, steps.summary)
-            text_source, degenerate = SUMMARY_CAPTION, degenerate | bad
+            text_source = SUMMARY_CAPTION
+            outcome.degenerate.update({key: ("summary", reason) for key, reason in bad.items()})
+            outcome.summarized = set(texts) | set(bad)
+        degenerate = set(outcome.degenerate)
         captions, missing, dropped = final_captions(rows, texts, steps.openings)
         missing -= len(degenerate)  # they have a reply, kept with its reason
+        outcome.captions = captions
         passed = set(captions)
         if "match" in names:
-            passed = _match(run, steps, rows, captions, passed, gates)
+            outcome.match_gate = Gate("match_score", min=args.match_min)
+            passed, outcome.match = _match(run, steps, rows, captions, passed, outcome.match_gate, gates)
         if "tags" in names:
             tagged = run.step(steps.tags, [{KEY: row[KEY], "caption": captions[row[KEY]]} for row in rows
                                            if row[KEY] in passed])
             gates["tags"] = {"reached": len(passed), "passed": len(passed & set(tagged)),
                              "failed": len(passed - set(tagged))}
+            outcome.tagged = set(tagged)
             passed &= set(tagged)
         materialized: set[str] = set()
         if "materialize" in names:
+            before = passed
             passed, materialized = _materialize(run, rows, passed, gates)
+            outcome.unmade = before - passed
         # Without the train step, train.json is what an earlier run wrote.
         final = {"train_json": train_json_count(out / TRAIN_JSON), "missing": missing, "dropped": dropped,
                  "degenerate_clips": len(degenerate)}
+        if ranks.main:
+            rewrite(out / CAPTION_DECISIONS, fates(inputs, outcome))
         if ranks.main and "train" in names:
             entries = train_entries(rows, captions, passed, materialized)
             write_train_json(out / TRAIN_JSON, entries)
@@ -272,7 +290,7 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
         return 2 if run.failed else 0
 
 
-def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> list[dict]:
+def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> tuple[list[dict], dict[str, dict]]:
     a = steps.args
     found = run.step(steps.category, rows)
     kept = [row for row in rows if row[KEY] in found and category_passes(found[row[KEY]], a.category_keep,
@@ -281,20 +299,17 @@ def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> lis
                          "unscored": len(rows) - len(found),
                          "keep": sorted(a.category_keep or []), "drop": sorted(a.category_drop or [])}
     release_clip()
-    return kept
+    return kept, found
 
 
-def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str],
-           gates: dict) -> set[str]:
-    minimum = steps.args.match_min
+def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str], gate: Gate,
+           gates: dict) -> tuple[set[str], dict[str, dict]]:
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
-    kept = {key for key, row in scored.items() if match_passes(row, minimum)}
+    kept = {key for key, row in scored.items() if gate.passes(row)}
     gates["match"] = {"settings": SCHEMA.gate_settings(3, "match"), "reached": len(passed), "passed": len(kept),
-                      "unscored": len(passed - set(scored)),
-                      "gate": f"{minimum:g} <= match_score",
-                      "bounds": [{"key": "match_score", "min": minimum, "max": None, "strict": False, "values": None}]}
+                      "unscored": len(passed - set(scored)), "gate": gate.describe(), "bounds": [gate.bounds()]}
     release_clip()
-    return kept
+    return kept, scored
 
 
 def _materialize(run: StageRun, rows: list[dict], passed: set[str], gates: dict) -> tuple[set[str], set[str]]:
@@ -315,14 +330,14 @@ def caption_rows(path: Path, rows: list[dict]) -> list[dict]:
     return list({row[KEY]: {**row, "type": types[row[KEY]]} for row in read_rows(path) if row[KEY] in types}.values())
 
 
-def summaries(path: Path, captions: list[dict], step: SummaryStep) -> tuple[dict[str, str], set[str]]:
+def summaries(path: Path, captions: list[dict], step: SummaryStep) -> tuple[dict[str, str], dict[str, str]]:
     """The summaries of the clips' current captions (one made from captions that were made again
-    since is not used): the usable ones, and the clips whose summary is degenerate."""
+    since is not used): the usable ones, and the reason of each clip's degenerate summary."""
     digests = {row[KEY]: step.input_digest(row) for row in captions}
     current = [row for row in read_rows(path)
                if row[KEY] in digests and row.get(step.settings_key, {}).get("input") == digests[row[KEY]]]
     return ({row[KEY]: row["summary_caption"] for row in current if "degenerate" not in row},
-            {row[KEY] for row in current if "degenerate" in row})
+            {row[KEY]: row["degenerate"]["reason"] for row in current if "degenerate" in row})
 
 
 def degenerate_counts(out: Path, steps: Steps) -> dict[str, dict[str, int]]:

@@ -13,7 +13,7 @@ Frames (``frames``):
 Rows: ``match_score``, ``match_frame_scores`` (one per frame), ``match_frame_idx``.  The caption's
 digest is recorded with the settings, so a clip whose caption changed is scored again.
 
-Gate: ``match_passes`` keeps ``match_score >= MATCH_MIN``.  ``MATCH_MIN = 20`` is mindone's default
+Gate (stage 3's, video_caption/caption/fates.py): ``match_score >= MATCH_MIN``.  ``MATCH_MIN = 20`` is mindone's default
 (tools/t2v_curation/config/config.yaml, ``caption_filtering: matchmin: 20.0``) for this score of
 ViT-L/14; Open-Sora documents the ``--matchmin`` filter but recommends no value.
 """
@@ -23,16 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from video_caption.caption.settings import MATCH_FRAMES as FRAME_MODES
-from video_caption.caption.settings import MATCH_MIN
 from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
 from video_caption.loader import Item
 from video_caption.manifest import MATCH_SCORE
 from video_caption.runner import Step, digest
-
-
-def match_passes(row: dict, minimum: float = MATCH_MIN) -> bool:
-    """Whether a match row's caption matches its clip well enough to keep."""
-    return row.get("match_score") is not None and row["match_score"] >= minimum
 
 
 def match_indices(num_frames: int, mode: str) -> list[int]:
