@@ -49,8 +49,9 @@ def test_each_clip_gets_its_fate_from_stage_2_and_stage_3(tmp_path):
                                                     {"video_path": "c2.mp4", "match_score": 12.5}])
     write_manifest(tmp_path / "video_caption.jsonl", [{"video_path": "c2.mp4", "video_caption": "A dog."}])
     (tmp_path / "train.json").write_text(json.dumps([{"file_path": "c1.mp4", "text": "A cat.", "type": "video"}]))
-    (tmp_path / "summary.json").write_text(json.dumps({"stages": {"caption": {"steps": ["caption", "match"], "gates": {
-        "match": {"reached": 2, "passed": 1, "bounds": [{"key": "match_score", "min": 20, "max": None}]}}}}}))
+    write_manifest(tmp_path / "caption_decisions.jsonl", [
+        {"video_path": "c1.mp4", "outcome": "passed", "step": None, "gate": None, "value": None},
+        {"video_path": "c2.mp4", "outcome": "rejected", "step": "match", "gate": "20 <= match_score", "value": 12.5}])
     fates = {r["video_path"]: (r["status"], r["reason"], r["gate_value"]) for r in clip_table(tmp_path)}
     assert fates == {"c0.mp4": ("rejected", "text: text_score <= 0.02", 0.1), "c1.mp4": ("train", None, None),
                      "c2.mp4": ("passed", "match: 20 <= match_score", 12.5), "c3.mp4": ("not scored", None, None)}
@@ -93,6 +94,9 @@ def write_story(out: Path) -> Path:
                                                {"video_path": "b.mp4", "match_score": 25.0}])
     write_manifest(out / "video_caption.jsonl", [{"video_path": "a.mp4", "video_caption": "An old caption."},
                                                  {"video_path": "b.mp4", "video_caption": "A cat."}])
+    write_manifest(out / "caption_decisions.jsonl", [
+        {"video_path": "b.mp4", "outcome": "passed", "step": None, "gate": None, "value": None},
+        {"video_path": "d.png", "outcome": "unscored", "step": "caption", "gate": None, "value": None}])
     motion = "an image has one frame: no motion to measure"
     gate = {"reached": 1, "passed": 1, "rejected": 0, "unscored": 0}
     (out / "summary.json").write_text(json.dumps({"stages": {

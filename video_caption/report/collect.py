@@ -3,8 +3,9 @@
 - ``funnel(summary)``: the rows of the funnel, each number with the summary.json path it comes from,
   so the page shows exactly what summary.json says (pure);
 - ``clip_table(out)``: one record per clip of meta_clips.jsonl, joined on ``video_path`` with the
-  output of every step it went through in the current runs (``reached``, ``stage_3_reached``), with
-  its fate (``status``, and the step that dropped it) and the steps that skipped it;
+  output of every step it went through in the current runs (``reached``: as gate_decisions.jsonl and
+  caption_decisions.jsonl decided), with its fate (``status``, and the step that dropped it) and the
+  steps that skipped it;
 - ``skipped_steps(summary)``: the steps that never ran, and those that passed clips on unscored;
 - ``sources_without_clips(scenes, errors)``: the sources that gave no clip, and why (pure);
 - ``thresholds(summary)``, ``numbers(records, key)``, ``label_counts(records)``: what the plots draw.
@@ -19,6 +20,7 @@ from pathlib import Path
 from video_caption.formats.train_json import read_train_json
 from video_caption.manifest import (
     CAMERA_MOTION,
+    CAPTION_DECISIONS,
     CATEGORY,
     DUPLICATES,
     ERRORS,
@@ -43,6 +45,8 @@ from video_caption.manifest import (
 STAGE_2_STEPS = {"aesthetic": "aesthetic_score.jsonl", "text": "text_score.jsonl", "motion": "motion_score.jsonl",
                  "camera_motion": CAMERA_MOTION, "nsfw": "nsfw_score.jsonl", "dedup": DUPLICATES}
 STAGE_3_STEPS = {"category": CATEGORY, "match": MATCH_SCORE, "tags": TAGS}
+# Stage 3's steps in the order they gate (caption_decisions.jsonl names the one that decided).
+STAGE_3_CHAIN = ["category", "caption", "summary", "clean", "match", "tags", "materialize"]
 # Scores drawn as distributions, in the order the steps run, and what each one is.
 SCORES = {"aesthetic_score": "aesthetic (LAION head on CLIP)", "text_score": "text area / frame area (OCR)",
           "num_boxes": "text boxes in a frame", "max_single_percentage": "largest text box / frame",
@@ -152,29 +156,6 @@ def reached(fate: dict | None, chain: list[str]) -> list[str]:
     return chain[:chain.index(fate["step"]) + (fate["outcome"] == "rejected")]
 
 
-def stage_3_reached(rows: dict[str, dict], ran: list[str], gates: dict) -> list[str]:
-    """The stage-3 steps that went over a clip of its input, in their order, given the clip's ``rows``
-    by step (``caption``: its caption, when it has one) and the steps its last run ran: category
-    first (a clip it could not label or drops goes no further), the caption (read whether this run
-    made it or an earlier one did), then match over the captioned clips (one it could not score or
-    that is under its bound gets no tags), then tags."""
-    done = []
-    if "category" in ran:
-        done.append("category")
-        if "category" not in rows or not _category_kept(rows["category"], gates.get("category", {})):
-            return done
-    done.append("caption")
-    if not rows.get("caption"):
-        return done
-    if "match" in ran:
-        done.append("match")
-        low = next((b["min"] for b in gates.get("match", {}).get("bounds", [])), None)
-        score = rows.get("match", {}).get("match_score")
-        if score is None or (low is not None and score < low):
-            return done
-    return done + ["tags"] * ("tags" in ran)
-
-
 def skipped_steps(summary: dict) -> list[dict]:
     """``{"stage", "step", "clips", "reason"}`` for each step that never ran (``clips`` None: its
     stage left it out, e.g. its model is missing) and each gate that passed clips on unscored
@@ -201,27 +182,25 @@ def skip_notes(rows: list[dict]) -> dict[str, str]:
 
 def clip_table(out: Path) -> list[dict]:
     """One record per clip of meta_clips.jsonl, in its order: the clip row, the fields of every step
-    it went through in the runs that wrote gate_decisions.jsonl and summary.json (``reached``,
-    ``stage_3_reached``; never a row an earlier run left in a later step's file, nor one of
-    superseded/), ``frame_captions``, ``caption`` (train.json's, else the latest summary or video
-    caption), ``status`` (train, passed, rejected, unscored, not scored), ``dropped_by`` (the step that
-    rejected it, stage 3's match and category included), the gate and value, ``reason`` (step and
-    gate, or step and "could not score") and ``skipped`` (the steps that never ran over it or passed
-    it on unscored)."""
+    it went through as the stages' decisions say (gate_decisions.jsonl, caption_decisions.jsonl;
+    never a row an earlier run left in a later step's file, nor one of superseded/),
+    ``frame_captions``, ``caption`` (train.json's, else the latest summary or video caption),
+    ``status`` (train, passed, rejected, unscored, not scored), ``dropped_by`` (the step that rejected
+    it, stage 3's gates included), the gate and value, ``reason`` (step and gate, or step and "could
+    not score") and ``skipped`` (the steps that never ran over it or passed it on unscored)."""
     summary = read_summary(out)
     clips = list(_by_key(out / META_CLIPS).values())
     kept = (*KEPT, *scores(summary))
     tables = {step: _by_key(out / name, None if name == TAGS else kept)
               for step, name in {**stage_2_files(summary), **STAGE_3_STEPS}.items()}
     fates = _by_key(out / GATE_DECISIONS)
+    fates_3 = _by_key(out / CAPTION_DECISIONS)
     frames = _by_key(out / FRAME_CAPTION, ("sampled_frame_caption",))
     summaries = _by_key(out / SUMMARY_CAPTION, ("summary_caption",))
     videos = _by_key(out / VIDEO_CAPTION, ("video_caption",))
     final = read_train_json(out / TRAIN_JSON)
     chain = score_chain(summary)
     gates = _get(summary, "stages.score.gates") or {}
-    caption = _get(summary, "stages.caption") or {}
-    match_min = next((b["min"] for b in caption.get("gates", {}).get("match", {}).get("bounds", [])), None)
     not_run = {stage: [r["step"] for r in skipped_steps(summary) if r["stage"] == stage and r["clips"] is None]
                for stage in ("score", "caption")}
     records = []
@@ -232,11 +211,8 @@ def clip_table(out: Path) -> list[dict]:
         steps = reached(fate, chain)
         text = final.get(key) or summaries.get(key, {}).get("summary_caption") or \
             videos.get(key, {}).get("video_caption")
-        later = []
-        # Stage 3 reads stage 2's survivors (every clip, where stage 2 never ran: stage 3 over --input).
-        if caption and (fate["outcome"] == "passed" if fate else not fates):
-            rows = {step: tables[step][key] for step in STAGE_3_STEPS if key in tables[step]}
-            later = stage_3_reached({**rows, "caption": text}, caption.get("steps", []), caption.get("gates", {}))
+        fate_3 = fates_3.get(key)
+        later = reached(fate_3, STAGE_3_CHAIN)
         for step in steps + later:
             record.update(tables.get(step, {}).get(key, {}))
         record.update(clip)
@@ -245,11 +221,8 @@ def clip_table(out: Path) -> list[dict]:
         record["gate"], record["gate_value"] = (fate["gate"], fate["value"]) if fate else (None, None)
         if key in final:
             record["status"] = "train"
-        elif later[-1:] == ["category"] and "category" in record:  # labelled, and stage 3 went no further
-            record["dropped_by"], record["gate"] = "category", "CATEGORY_KEEP / CATEGORY_DROP"
-        elif match_min is not None and record.get("match_score") is not None and record["match_score"] < match_min:
-            record["dropped_by"], record["gate"] = "match", f"{match_min:g} <= match_score"
-            record["gate_value"] = record["match_score"]
+        elif fate_3 and fate_3["outcome"] == "rejected":  # through stage 2, dropped by a gate of stage 3
+            record["dropped_by"], record["gate"], record["gate_value"] = fate_3["step"], fate_3["gate"], fate_3["value"]
         # What the gallery's "dropped by" filter tells apart: each gate, and each step's unscored clips.
         record["reason"] = None if not record["dropped_by"] else f"{record['dropped_by']}: " + (
             "could not score" if record["status"] == "unscored" else record["gate"])
@@ -261,12 +234,6 @@ def clip_table(out: Path) -> list[dict]:
         record["caption"] = text if "caption" in later else None
         records.append(record)
     return records
-
-
-def _category_kept(row: dict, gate: dict) -> bool:
-    keep, drop = set(gate.get("keep") or []), set(gate.get("drop") or [])
-    label = row.get("category")
-    return (not keep or label in keep) and label not in drop
 
 
 def sources_without_clips(scenes: list[dict], errors: list[dict]) -> list[dict]:
