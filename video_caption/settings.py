@@ -167,7 +167,8 @@ def names(known: Iterable[str] | None = None, allow_none: bool = False) -> Kind:
 
 
 def path(exists: bool = True, what: str = "a path") -> Kind:
-    """A path as typed (relative to where the command runs); with ``exists``, one that is there."""
+    """A path as typed (relative to where the command runs); with ``exists``, one that is there.  Model
+    weights are looked for by their step instead, whose error says where to get them."""
 
     def parse(text: str) -> str:
         if exists and not Path(text).exists():
@@ -175,6 +176,9 @@ def path(exists: bool = True, what: str = "a path") -> Kind:
         return text
 
     return Kind(what, parse, lambda value: parse(_scalar_config(what)(value)))
+
+
+WEIGHTS = path(exists=False, what="a weights file")  # its step looks for it, saying where to get it
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from video_caption.gate import Gate
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
 from video_caption.score.settings import GATES
-from video_caption.settings import Setting, choice, integer, number, path
+from video_caption.settings import WEIGHTS, Setting, choice, integer, number, path
 from video_caption.steps import Field, StepSpec
 
 # Package data (video_caption/weights/aesthetic/, with its LICENSE), so a non-editable install has it too.
@@ -126,7 +126,7 @@ STEP = StepSpec(
     settings=(
         Setting("AESTHETIC_MIN", number(minimum=None), 4.0, "keep aesthetic_score >= this", (2,), GATES,
                 gate="aesthetic"),
-        Setting("AESTHETIC_HEAD", path(what="a weights file"), None, "the aesthetic head's weights file", (2,),
+        Setting("AESTHETIC_HEAD", WEIGHTS, None, "the aesthetic head's weights file", (2,),
                 "aesthetic", default_text="from MODELS_FOLDER, else the packaged LAION head"),
         Setting("MODELS_FOLDER", path(what="a folder"), None, "folder holding aesthetic/<head file>", (2,),
                 "aesthetic", default_text="$VIDEO_CAPTION_MODELS"),

@@ -33,7 +33,7 @@ from video_caption.media.decode import uniform_indices
 from video_caption.models import ModelMissing, weights_digest
 from video_caption.score.base import Scorer
 from video_caption.score.settings import GATES
-from video_caption.settings import Setting, integer, names, number, path
+from video_caption.settings import WEIGHTS, Setting, integer, names, number
 from video_caption.steps import Field, StepSpec
 
 # The model's classes, in the order of its outputs (nudenet/nudenet.py's label list).
@@ -237,7 +237,7 @@ STEP = StepSpec(
         Setting("NSFW_CLASSES", names(LABELS), list(EXPLICIT), "NudeNet classes whose highest confidence is "
                 "nsfw_score", (2,), "nsfw", default_text="the exposed classes"),
         Setting("NSFW_FRAMES", integer(minimum=1), 4, "frames per clip, spread uniformly", (2,), "nsfw"),
-        Setting("NSFW_WEIGHTS", path(what="an ONNX file"), None, "the detector's model", (2,), "nsfw",
+        Setting("NSFW_WEIGHTS", WEIGHTS, None, "the detector's model", (2,), "nsfw",
                 default_text="the one the nudenet package ships"),
     ),
     gates=lambda a: [Gate("nsfw_score", max=a.nsfw_max)],

