@@ -1,7 +1,7 @@
 """Stage 3 command line: caption the clips that passed stage 2, check and match the captions, tag
 them, then write train.json.
 
-    python -m video_caption.caption --output-folder OUT [--mode frames_then_summary] [options]
+    python -m video_caption.caption --output-folder OUT [--caption-mode frames_then_summary] [options]
     accelerate launch --multi_gpu --num_processes N -m video_caption.caption --output-folder OUT ...
 
 Steps (--steps; default: all), in the order they run, each on the clips that passed the ones before:
