@@ -141,13 +141,8 @@ class Run:
             given, found = config_values(config, self.schema)
             problems += [f"{file}: {line}" for line in found]
         problems += self.schema.unknown_names(environ)
-        from_env = {}
-        for s in self.schema.settings:
-            if environ.get(s.env):
-                try:
-                    from_env[s.env] = s.parse_text(environ[s.env])
-                except SettingError as exc:
-                    problems.append(f"{s.env}={environ[s.env]}: {exc}")
+        from_env, wrong = self.schema.read_env(None, environ)
+        problems += wrong
         if problems:
             raise ConfigError("\n".join(problems))
         for name in sorted(set(from_env) & set(given)):

@@ -47,7 +47,6 @@ class Kind:
     parse: Callable[[str], object]
     from_config: Callable[[object], object]
     to_text: Callable[[object], str] = str
-    is_list: bool = False
 
 
 def _switch(text: str) -> bool:
@@ -163,7 +162,7 @@ def names(known: Iterable[str] | None = None, allow_none: bool = False) -> Kind:
             raise SettingError(f"unknown {', '.join(map(repr, unknown))} (known: {', '.join(known)}){hint}")
         return chosen
 
-    return Kind(what, parse, _list_config(parse), lambda v: ",".join(v) if v else "none", is_list=True)
+    return Kind(what, parse, _list_config(parse), lambda v: ",".join(v) if v else "none")
 
 
 def path(exists: bool = True, what: str = "a path") -> Kind:
@@ -284,11 +283,11 @@ class Schema:
                              f"program, add it to {IGNORE}, a comma list)")
         return found
 
-    def read_env(self, stage: int, environ: dict[str, str]) -> tuple[dict[str, object], list[str]]:
-        """The values of ``stage``'s settings given in ``environ`` (empty means unset), and one line per
-        value that is wrong (pure)."""
+    def read_env(self, stage: int | None, environ: dict[str, str]) -> tuple[dict[str, object], list[str]]:
+        """The values of ``stage``'s settings (None: every setting) given in ``environ`` (empty means
+        unset), and one line per value that is wrong (pure)."""
         values, problems = {}, []
-        for s in self.of(stage):
+        for s in self.of(stage) if stage is not None else self.settings:
             text = environ.get(s.env, "")
             if text == "":
                 continue
@@ -351,7 +350,7 @@ def _stages_config(value) -> list[int]:
     raise SettingError(f"a list of the stages to run, some of 1, 2, 3 (e.g. [2, 3]), not {value!r}")
 
 
-STAGE_LIST = Kind("stage list", _stages, _stages_config, lambda v: ",".join(map(str, v)), is_list=True)
+STAGE_LIST = Kind("stage list", _stages, _stages_config, lambda v: ",".join(map(str, v)))
 
 
 def _common(env: str, kind: Kind, default=None, help: str = "", stages=(2, 3), group: str = "execution",
