@@ -17,11 +17,11 @@ from conftest import run_module
 from score_helpers import by_key, clip_rows, write_manifest
 
 from video_caption.datautil.formats import (
-    OPENSORA_COLUMNS,
     export,
     from_opensora,
     import_file,
     manifest_root,
+    opensora_columns,
     parse_cell,
     sample_key,
     shard_pattern,
@@ -71,7 +71,9 @@ def test_opensora_columns_map_both_ways():
     text = {k: "" if v is None else repr(v) if isinstance(v, float) else str(v) for k, v in record.items()}
     back = from_opensora(text)
     assert back == {**row, "video_path": "/data/clips/a.b/c_0-10.mp4", "duration": 120 / 29.97003}
-    assert set(OPENSORA_COLUMNS.values()) <= set(record)
+    columns, order = opensora_columns()
+    assert list(record) == list(order) and {name for name, _ in columns.values()} <= set(record)
+    assert {"aes", "flow", "ocr", "match", "cmotion", "text_score", "nsfw_score"} <= set(order), "declared, mapped"
     assert from_opensora({"path": "x.mp4", "num_frames": "nan", "aes": ""}) == {"video_path": "x.mp4"}
     assert parse_cell("3.0", int) == 3 and parse_cell(" NaN ", float) is None and parse_cell("", str) is None
 

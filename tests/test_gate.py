@@ -42,17 +42,19 @@ def test_a_gate_on_what_only_videos_have_lets_images_through():
 
 
 def test_stage_3_fates_follow_the_steps_in_their_order():
-    from video_caption.caption.fates import Made, category_gates, fates
+    from video_caption.caption.category import category_gates
+    from video_caption.caption.fates import Gated, Made, fates
 
-    made = Made(category={k: {"category": c} for k, c in {"a": "street", "b": "nature", "c": "street", "d": "street",
-                                                            "e": "street", "f": "street", "g": "street",
-                                                            "h": "street", "i": "street", "j": "street"}.items()},
-                category_gates=category_gates(["street", "nature"], ["nature"]),
+    labels = {"a": "street", "b": "nature", "c": "street", "d": "street", "e": "street", "f": "street", "g": "street",
+              "h": "street", "i": "street", "j": "street"}
+    made = Made(before=[Gated("category", {k: {"category": c} for k, c in labels.items()},
+                              category_gates(["street", "nature"], ["nature"]))],
                 captioned={"a", "b", "d", "e", "f", "g", "h", "i", "j"}, summarized={"a", "d", "f", "g", "h", "i", "j"},
                 degenerate={"d": ("summary", "echo")}, captions={"a": "A.", "g": "G.", "h": "H.", "i": "I.", "j": "J."},
-                match={"a": {"match_score": 25.0}, "g": {"match_score": 10.0}, "h": {"match_score": 21.0},
-                       "i": {"match_score": 30.0}},
-                match_gate=Gate("match_score", min=20), tagged={"a", "i"}, unmade={"i"})
+                after=[Gated("match", {"a": {"match_score": 25.0}, "g": {"match_score": 10.0},
+                                       "h": {"match_score": 21.0}, "i": {"match_score": 30.0}},
+                             [Gate("match_score", min=20)]),
+                       Gated("tags", {"a": {}, "i": {}})], unmade={"i"})
     rows = [{"video_path": k} for k in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]]
     got = {f["video_path"]: (f["outcome"], f["step"], f["gate"], f["value"]) for f in fates(rows, made)}
     assert got == {

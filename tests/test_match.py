@@ -10,13 +10,11 @@ import pytest
 from conftest import VIDEOS
 from score_helpers import by_key, tiny_clip
 
-from video_caption.caption.category import CategoryStep, category_passes, parse_labels
-from video_caption.caption.match import MatchStep
-from video_caption.caption.settings import MATCH_MIN
+from video_caption.caption.category import CategoryStep, category_gates, parse_labels
+from video_caption.caption.match import MATCH_MIN, MatchStep
 from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
 from video_caption.gate import Gate
-from video_caption.manifest import CATEGORY, MATCH_SCORE
 from video_caption.media.decode import read_frames, uniform_indices
 from video_caption.media.probe import probe
 from video_caption.runner import RunOptions, StageRun
@@ -114,7 +112,7 @@ def test_a_changed_caption_is_scored_again(tiny, tmp_path):
     second = run(tmp_path, step, changed)
     assert seen == [ROWS[1]["video_path"]]
     assert second[ROWS[0]["video_path"]] == first[ROWS[0]["video_path"]]
-    assert by_key(tmp_path / "superseded" / MATCH_SCORE)[ROWS[1]["video_path"]] == first[ROWS[1]["video_path"]]
+    assert by_key(tmp_path / "superseded" / MatchStep.output)[ROWS[1]["video_path"]] == first[ROWS[1]["video_path"]]
 
 
 def test_category_is_clips_zero_shot_label(tiny, reference, tmp_path):
@@ -126,7 +124,7 @@ def test_category_is_clips_zero_shot_label(tiny, reference, tmp_path):
     assert parse_labels(LABELS) == [("street", "a black and white photo of a street"),
                                     ("fire", "flames of a large fire"), ("car", "a video frame of car")]
     rows = run(tmp_path, CategoryStep(spec, labels, frames=3), ROWS[:3])
-    assert (tmp_path / CATEGORY).is_file()
+    assert (tmp_path / CategoryStep.output).is_file()
     prompts = [prompt for _, prompt in parse_labels(LABELS)]
     for row in ROWS[:3]:
         got, path = rows[row["video_path"]], VIDEOS / row["video_path"]
@@ -142,11 +140,14 @@ def test_category_is_clips_zero_shot_label(tiny, reference, tmp_path):
         CategoryStep(spec, labels).settings()
 
 
-def test_category_passes_and_labels_file_errors():
+def test_category_gates_and_labels_file_errors():
+    def passes(row, keep=None, drop=None):
+        return all(gate.passes(row) for gate in category_gates(keep, drop))
+
     row = {"category": "fire"}
-    assert category_passes(row) and category_passes(row, keep={"fire", "car"}) and category_passes(row, drop={"car"})
-    assert not category_passes(row, keep={"car"}) and not category_passes(row, drop={"fire"})
-    assert not category_passes(row, keep={"fire"}, drop={"fire"}) and not category_passes({})
+    assert passes(row) and passes(row, keep=["fire", "car"]) and passes(row, drop=["car"])
+    assert not passes(row, keep=["car"]) and not passes(row, drop=["fire"])
+    assert not passes(row, keep=["fire"], drop=["fire"]) and not passes({}, keep=["fire"])
     for bad in ("only-one", "a\na", "a\n: no label", "a\nb:"):
         with pytest.raises(ValueError):
             parse_labels(bad)

@@ -60,10 +60,10 @@ def test_each_clip_gets_its_fate_from_stage_2_and_stage_3(tmp_path):
 def write_story(out: Path) -> Path:
     """An output folder of hand-written rows after reruns: stage 2 without its aesthetic model (its
     rows, and those of later steps for the clips rejected early, left by an earlier run), an image
-    passed on unscored by motion, stage 3 without tags; a source with no shot long enough, one that
-    failed, one whose failure a rerun resolved."""
+    passed on unscored by motion, stage 3 without tags and one clip its match gate rejected; a source
+    with no shot long enough, one that failed, one whose failure a rerun resolved."""
     clips = {"a.mp4": "video", "b.mp4": "video", "c.mp4": "video", "d.png": "image", "e.mp4": "video",
-             "f.mp4": "video"}
+             "f.mp4": "video", "g.mp4": "video"}
     write_manifest(out / "meta_clips.jsonl", [{"video_path": k, "type": t} for k, t in clips.items()])
     write_manifest(out / "meta_scene_info.jsonl", [
         {"video_path": "long.mp4", "num_clips": 5}, {"video_path": "short.mp4", "num_clips": 0,
@@ -77,26 +77,32 @@ def write_story(out: Path) -> Path:
         {"video_path": "b.mp4", "outcome": "passed", "step": None, "gate": None, "value": None},
         {"video_path": "c.mp4", "outcome": "unscored", "step": "motion", "gate": "3 < motion_score", "value": None},
         {"video_path": "d.png", "outcome": "passed", "step": None, "gate": None, "value": None},
-        {"video_path": "e.mp4", "outcome": "rejected", "step": "metadata", "gate": "3 <= duration", "value": 1.0}])
+        {"video_path": "e.mp4", "outcome": "rejected", "step": "metadata", "gate": "3 <= duration", "value": 1.0},
+        {"video_path": "g.mp4", "outcome": "passed", "step": None, "gate": None, "value": None}])
     stale = ["a.mp4", "b.mp4", "c.mp4", "d.png", "e.mp4", "f.mp4"]
     write_manifest(out / "aesthetic_score.jsonl", [{"video_path": k, "aesthetic_score": 5.0} for k in stale])
     write_manifest(out / "text_score.jsonl", [{"video_path": k, "text_score": 0.3 if k == "a.mp4" else 0.0}
-                                              for k in ("a.mp4", "b.mp4", "c.mp4", "d.png")])
-    write_manifest(out / "motion_score.jsonl", [{"video_path": k, "motion_score": 4.0} for k in ("b.mp4", "c.mp4")])
+                                              for k in ("a.mp4", "b.mp4", "c.mp4", "d.png", "g.mp4")])
+    write_manifest(out / "motion_score.jsonl", [{"video_path": k, "motion_score": 4.0}
+                                                for k in ("b.mp4", "c.mp4", "g.mp4")])
     write_manifest(out / "camera_motion.jsonl", [{"video_path": k, "camera_motion": "static"}
-                                                 for k in ("a.mp4", "b.mp4")])
+                                                 for k in ("a.mp4", "b.mp4", "g.mp4")])
     write_manifest(out / "nsfw_score.jsonl", [{"video_path": "a.mp4", "nsfw_score": 0.9},
                                               {"video_path": "b.mp4", "nsfw_score": 0.1},
-                                              {"video_path": "d.png", "nsfw_score": 0.2}])
+                                              {"video_path": "d.png", "nsfw_score": 0.2},
+                                              {"video_path": "g.mp4", "nsfw_score": 0.1}])
     (out / "superseded").mkdir()
     write_manifest(out / "superseded" / "nsfw_score.jsonl", [{"video_path": "b.mp4", "nsfw_score": 0.7}])
     write_manifest(out / "match_score.jsonl", [{"video_path": "a.mp4", "match_score": 30.0},
-                                               {"video_path": "b.mp4", "match_score": 25.0}])
+                                               {"video_path": "b.mp4", "match_score": 25.0},
+                                               {"video_path": "g.mp4", "match_score": 12.5}])
     write_manifest(out / "video_caption.jsonl", [{"video_path": "a.mp4", "video_caption": "An old caption."},
-                                                 {"video_path": "b.mp4", "video_caption": "A cat."}])
+                                                 {"video_path": "b.mp4", "video_caption": "A cat."},
+                                                 {"video_path": "g.mp4", "video_caption": "A dog."}])
     write_manifest(out / "caption_decisions.jsonl", [
         {"video_path": "b.mp4", "outcome": "passed", "step": None, "gate": None, "value": None},
-        {"video_path": "d.png", "outcome": "unscored", "step": "caption", "gate": None, "value": None}])
+        {"video_path": "d.png", "outcome": "unscored", "step": "caption", "gate": None, "value": None},
+        {"video_path": "g.mp4", "outcome": "rejected", "step": "match", "gate": "20 <= match_score", "value": 12.5}])
     motion = "an image has one frame: no motion to measure"
     gate = {"reached": 1, "passed": 1, "rejected": 0, "unscored": 0}
     (out / "summary.json").write_text(json.dumps({"stages": {
@@ -121,11 +127,15 @@ def test_a_card_shows_only_the_rows_of_the_steps_its_clip_went_through(tmp_path)
                      "b.mp4": {"text_score": 0.0, "motion_score": 4.0, "camera_motion": "static", "nsfw_score": 0.1,
                                "match_score": 25.0, "caption": "A cat."},
                      "c.mp4": {"text_score": 0.0}, "d.png": {"text_score": 0.0, "nsfw_score": 0.2},
-                     "e.mp4": {}, "f.mp4": {}}
+                     "e.mp4": {}, "f.mp4": {},
+                     "g.mp4": {"text_score": 0.0, "motion_score": 4.0, "camera_motion": "static", "nsfw_score": 0.1,
+                               "match_score": 12.5, "caption": "A dog."}}
     assert {key: r["skipped"] for key, r in records.items()} == {
         "a.mp4": ["aesthetic"], "b.mp4": ["aesthetic", "tags"], "c.mp4": ["aesthetic"],
-        "d.png": ["aesthetic", "motion", "camera_motion", "tags"], "e.mp4": ["aesthetic"], "f.mp4": []}
-    assert sorted(numbers(list(records.values()), "nsfw_score")) == [0.1, 0.2], "plots draw current rows only"
+        "d.png": ["aesthetic", "motion", "camera_motion", "tags"], "e.mp4": ["aesthetic"], "f.mp4": [],
+        "g.mp4": ["aesthetic", "tags"]}
+    assert records["g.mp4"]["reason"] == "match: 20 <= match_score" and records["g.mp4"]["status"] == "passed"
+    assert sorted(numbers(list(records.values()), "nsfw_score")) == [0.1, 0.1, 0.2], "plots draw current rows only"
     rows = funnel(json.loads((tmp_path / "summary.json").read_text()))
     assert [(r["label"], r.get("note")) for r in rows if not r["cells"]] == [
         ("aesthetic: not run", "no aesthetic head in /models"), ("tags: not run", "no LLM")]
@@ -153,6 +163,20 @@ def test_the_page_shows_the_skipped_steps_and_the_sources_without_clips(tmp_path
             f"skipped: aesthetic (not run), motion ({motion}), camera_motion ({motion}), tags (not run)")
         rejected = page.locator(".card[data-key='a.mp4'] .scores").inner_text().split()
         assert "text_score" in rejected and not {"aesthetic_score", "camera_motion", "nsfw_score"} & set(rejected)
+        # The "dropped by" filter shows exactly the clips each gate rejected, stage 3's as caption_decisions.jsonl
+        # says: read from the decisions, never worked out again.
+        decided: dict[str, set[str]] = {}
+        for name in ("gate_decisions.jsonl", "caption_decisions.jsonl"):
+            for row in read_rows(out / name):
+                if row["outcome"] == "rejected":
+                    decided.setdefault(f"{row['step']}: {row['gate']}", set()).add(row["video_path"])
+        assert "match: 20 <= match_score" in decided
+        page.select_option("#page-size", "1000")
+        options = page.eval_on_selector_all("#gate option", "nodes => nodes.map(n => n.value).filter(Boolean)")
+        assert set(decided) <= set(options)
+        for gate, keys in decided.items():
+            page.select_option("#gate", gate)
+            assert set(cards(page)) == keys
         assert errors == []
 
 

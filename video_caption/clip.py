@@ -12,7 +12,7 @@ text) with the same CLIP.  This module holds what they share:
   process share it (fp16 on CUDA, fp32 elsewhere); ``release_clip`` drops it;
 - ``encode_images`` / ``encode_texts``: L2-normalised float32 embeddings; ``logit_scale``;
 - ``encode_embedding`` / ``decode_embedding``: an embedding kept in a manifest (base64 float16): the
-  aesthetic step keeps its frames' mean embedding, the dedup step reads it back.
+  aesthetic step keeps its frames' mean embedding, the duplicates step reads it back.
 
 Nothing is downloaded at run time except into the Hugging Face cache on a connected machine.
 """

@@ -29,7 +29,7 @@ from video_caption.steps import StepError
 def schema(extra: tuple[str, ...] = ()) -> Schema:
     """Every setting, with those of the user's steps (EXTRA_STEPS)."""
     steps = score_settings.stage_schema(extra)[1]
-    return Schema(COMMON + cut_settings.SETTINGS + score_settings.settings(steps) + caption_settings.SETTINGS)
+    return Schema(COMMON + cut_settings.SETTINGS + score_settings.settings(steps) + caption_settings.settings())
 
 
 SCHEMA = schema()  # the built-in steps' (the README's tables)

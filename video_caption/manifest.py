@@ -26,12 +26,8 @@ KEY = "video_path"
 SCENE_INFO, META_CLIPS = "meta_scene_info.jsonl", "meta_clips.jsonl"  # stage 1
 TRAIN_JSONL, GATE_DECISIONS = "train.jsonl", "gate_decisions.jsonl"  # stage 2
 CAPTION_DECISIONS = "caption_decisions.jsonl"  # stage 3: each input clip's fate (caption/fates.py)
-CAMERA_MOTION, DUPLICATES = "camera_motion.jsonl", "duplicates.jsonl"  # stage 2: not <scorer>_score.jsonl
-DEDUP_SIGNATURES = "dedup_signatures.jsonl"
-FRAME_CAPTION, VIDEO_CAPTION = "frame_caption.jsonl", "video_caption.jsonl"  # stage 3
-SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"
-MATCH_SCORE, CATEGORY = "match_score.jsonl", "category.jsonl"  # stage 3: caption-clip match, zero-shot category
-TAGS = "tags.jsonl"
+FRAME_CAPTION, VIDEO_CAPTION = "frame_caption.jsonl", "video_caption.jsonl"  # stage 3's caption step
+SUMMARY_CAPTION, TRAIN_JSON = "summary_caption.jsonl", "train.json"  # stage 3's summary step, its result
 MATERIALIZED = "materialized.jsonl"  # stage 3's last step (or datautil): the deferred clips encoded
 # What a train.json entry of a deferred clip (stage 1 CLIPS=deferred) holds until its file is made: a
 # trainer that reads source ranges can use it as it is.
@@ -157,7 +153,7 @@ class ManifestWriter:
 
 
 class ErrorLog(ManifestWriter):
-    """``errors.jsonl``: one row per failed item (stage, path, message); rows are never deduplicated."""
+    """``errors.jsonl``: one row per failed item (stage, path, message); each row is kept, repeats too."""
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(path, key=None)

@@ -59,7 +59,7 @@ class Step:
     name = ""
     output = ""  # the manifest it writes, in the output folder
     frames: FramePlan | None = None  # the frames it needs per clip (None: it reads manifest rows only)
-    group_output = ""  # a step over the whole dataset (dedup): the manifest its ``group`` writes
+    group_output = ""  # a step over the whole dataset (duplicates): the manifest its ``group`` writes
     skips_images = ""  # why image rows skip this step (motion: one frame does not move); "": they go through
 
     @property

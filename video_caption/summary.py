@@ -14,29 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 from video_caption.cli import Parser
-from video_caption.manifest import (
-    CAMERA_MOTION,
-    CATEGORY,
-    DEDUP_SIGNATURES,
-    ERRORS,
-    FRAME_CAPTION,
-    KEY,
-    MATCH_SCORE,
-    MATERIALIZED,
-    SCENE_INFO,
-    SUMMARY_CAPTION,
-    SUMMARY_JSON,
-    TAGS,
-    VIDEO_CAPTION,
-    read_rows,
-    write_atomic,
-)
+from video_caption.manifest import ERRORS, KEY, MATERIALIZED, SCENE_INFO, SUMMARY_JSON, read_rows, write_atomic
+from video_caption.steps import registry
 
 
 def step_outputs(error: dict) -> tuple[str, ...]:
     """The manifests where the step of an errors.jsonl row writes the row of a file that no longer fails:
     the one the row names (``output``), else, for rows written before rows named it, the step's
-    (``cut``, ``score:text``, ``caption:summary`` ...)."""
+    (``cut``, ``score:text``, ``caption:summary`` ...): every file its declaration names."""
     if error.get("output"):
         return (error["output"],)
     kind, _, step = error.get("stage", "?").partition(":")
@@ -44,10 +29,8 @@ def step_outputs(error: dict) -> tuple[str, ...]:
         return (SCENE_INFO,)
     if step == "materialize":
         return (MATERIALIZED,)
-    if kind == "score":
-        return {"camera_motion": (CAMERA_MOTION,), "dedup": (DEDUP_SIGNATURES,)}.get(step, (f"{step}_score.jsonl",))
-    return {"caption": (FRAME_CAPTION, VIDEO_CAPTION), "summary": (SUMMARY_CAPTION,), "match": (MATCH_SCORE,),
-            "category": (CATEGORY,), "tags": (TAGS,)}.get(step, ()) if kind == "caption" else ()
+    declared = registry({"score": 2, "caption": 3}.get(kind, 0)).get(step)
+    return declared.files if declared else (f"{step}_score.jsonl",) if kind == "score" else ()
 
 
 def errors_by_kind(out: Path) -> dict[str, int]:

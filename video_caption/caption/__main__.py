@@ -6,22 +6,22 @@ them, then write train.json.
 
 Steps (--steps; default: all), in the order they run, each on the clips that passed the ones before:
   category  CLIP zero-shot: each clip's best label of --category-labels; --category-keep/--category-drop
-            filter on it (skipped without a labels file)                  -> category.jsonl
+            filter on it (skipped without a labels file)                  -> {category}
   caption   frames_then_summary: the VLM describes each sampled frame      -> frame_caption.jsonl
             video_then_rewrite:  the VLM sees all sampled frames at once   -> video_caption.jsonl
             (an image, in either mode: its one frame, with --image-prompt)
   summary   the LLM merges a clip's frame captions, or rewrites its video
             caption (skipped in video_then_rewrite with --llm-backend none) -> summary_caption.jsonl
-  match     CLIP score of the final caption against the clip's frames; keeps match_score >= --match-min
-                                                                           -> match_score.jsonl
-  tags      the LLM lists --tag-keys (objects, actions) of each final caption, as JSON  -> tags.jsonl
+  match     CLIP score of the final caption against the clip's frames; keeps the clips scoring at
+            least --match-min                                             -> {match}
+  tags      the LLM lists --tag-keys (objects, actions) of each final caption, as JSON  -> {tags}
   materialize  deferred clips (stage 1 CLIPS=deferred) only: encode the clips that passed into their
             files, frame-exact, with stage 1's encoder settings; a clip that cannot be made (its
             source gone) is an errors.jsonl row and stays out of train.json  -> materialized.jsonl
   train     the final captions of the clips that passed every step that ran -> train.json
 Every model reply is checked for degenerate output (empty, refusal, echo of the prompt or of a frame
 caption, repetition loop, cut off at the token limit, wrong --language) and asked again once with
-another seed; one degenerate twice is kept in its step's file with "degenerate": {reason, detail}
+another seed; one degenerate twice is kept in its step's file with "degenerate": {{reason, detail}}
 and never reaches train.json.
 Backends (--vlm-backend, --llm-backend): openai (any OpenAI-compatible server: --*-base-url, or
 --*-serve ENGINE starts one for the run), vllm (offline engine), transformers (in-process),
@@ -43,14 +43,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from video_caption.caption import category, match, tags
 from video_caption.caption.backends import BackendError
-from video_caption.caption.category import CategoryStep, LabelsError, category_passes
+from video_caption.caption.category import CategoryStep, LabelsError
 from video_caption.caption.describe import CaptionStep
-from video_caption.caption.fates import Made, category_gates, fates
+from video_caption.caption.fates import Gated, Made, fates
 from video_caption.caption.frames import CaptionFrames
 from video_caption.caption.match import MatchStep
 from video_caption.caption.roles import Role
-from video_caption.caption.settings import SETTINGS
+from video_caption.caption.settings import settings
 from video_caption.caption.summarize import SummaryStep
 from video_caption.caption.tags import TagsStep
 from video_caption.cli import entry_point
@@ -58,7 +59,6 @@ from video_caption.clip import ClipSpec, release_clip
 from video_caption.distributed import Ranks
 from video_caption.formats.clean import read_openings
 from video_caption.formats.train_json import final_captions, train_entries, train_json_count, write_train_json
-from video_caption.gate import Gate
 from video_caption.loader import start_worker_server
 from video_caption.logs import setup_logging
 from video_caption.manifest import (
@@ -78,7 +78,9 @@ from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, input_manifest, parse_stage_args, ranks_and_device, stage_parser
 from video_caption.settings import COMMON, Schema
 
-SCHEMA = Schema(COMMON + SETTINGS)
+SCHEMA = Schema(COMMON + settings())
+# --help names each step's file as its declaration does.
+DOC = __doc__.format(**{step.STEP.name: step.STEP.files[0] for step in (category, match, tags)})
 RESERVED = {KEY, "tags_model", "tags_settings"}  # tags.jsonl fields a tag key cannot be
 
 
@@ -87,7 +89,7 @@ def language(value: str) -> str | None:
 
 
 def parse_args(argv=None):
-    p = stage_parser("python -m video_caption.caption", __doc__, "stage 2", TRAIN_JSONL, 3, SCHEMA)
+    p = stage_parser("python -m video_caption.caption", DOC, "stage 2", TRAIN_JSONL, 3, SCHEMA)
     g = p.add_argument_group("more")
     for role in ("vlm", "llm"):
         g.add_argument(f"--{role}-api-key", default=os.environ.get("OPENAI_API_KEY"),
@@ -215,8 +217,8 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
         rows = list({row[KEY]: row for row in read_rows(source)}.values())
         inputs, outcome = rows, Made()
         if "category" in names:
-            rows, outcome.category = _category(run, steps, rows, gates)
-            outcome.category_gates = category_gates(args.category_keep, args.category_drop)
+            rows, found = _category(run, steps, rows, gates)
+            outcome.before.append(found)
         if "caption" in names:
             run.step(steps.caption, rows)
         made = caption_rows(out / steps.caption.output, rows)
@@ -245,14 +247,14 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
         outcome.captions = captions
         passed = set(captions)
         if "match" in names:
-            outcome.match_gate = Gate("match_score", min=args.match_min)
-            passed, outcome.match = _match(run, steps, rows, captions, passed, outcome.match_gate, gates)
+            passed, found = _match(run, steps, rows, captions, passed, gates)
+            outcome.after.append(found)
         if "tags" in names:
             tagged = run.step(steps.tags, [{KEY: row[KEY], "caption": captions[row[KEY]]} for row in rows
                                            if row[KEY] in passed])
-            gates["tags"] = {"reached": len(passed), "passed": len(passed & set(tagged)),
+            gates["tags"] = {**tags.STEP.describe(), "reached": len(passed), "passed": len(passed & set(tagged)),
                              "failed": len(passed - set(tagged))}
-            outcome.tagged = set(tagged)
+            outcome.after.append(Gated("tags", tagged))
             passed &= set(tagged)
         materialized: set[str] = set()
         if "materialize" in names:
@@ -290,26 +292,31 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
         return 2 if run.failed else 0
 
 
-def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> tuple[list[dict], dict[str, dict]]:
-    a = steps.args
+def _gated(step, args, found: dict[str, dict], reached: int) -> tuple[Gated, set[str], dict]:
+    """A step's rows through its declared gates: its part in the decisions, the clips passing, and its
+    gate's section of summary.json."""
+    gated = Gated(step.name, found, step.gates(args))
+    kept = {key for key in found if gated.decide(key) is None}
+    stats = {**step.describe(), "settings": SCHEMA.gate_settings(3, step.name),
+             "gate": ", ".join(g.describe() for g in gated.gates) or "off",
+             "bounds": [g.bounds() for g in gated.gates], "reached": reached, "passed": len(kept),
+             "unscored": reached - len(found)}
+    return gated, kept, stats
+
+
+def _category(run: StageRun, steps: Steps, rows: list[dict], gates: dict) -> tuple[list[dict], Gated]:
     found = run.step(steps.category, rows)
-    kept = [row for row in rows if row[KEY] in found and category_passes(found[row[KEY]], a.category_keep,
-                                                                          a.category_drop)]
-    gates["category"] = {"settings": SCHEMA.gate_settings(3, "category"), "reached": len(rows), "passed": len(kept),
-                         "unscored": len(rows) - len(found),
-                         "keep": sorted(a.category_keep or []), "drop": sorted(a.category_drop or [])}
+    gated, kept, gates["category"] = _gated(category.STEP, steps.args, found, len(rows))
     release_clip()
-    return kept, found
+    return [row for row in rows if row[KEY] in kept], gated
 
 
-def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str], gate: Gate,
-           gates: dict) -> tuple[set[str], dict[str, dict]]:
+def _match(run: StageRun, steps: Steps, rows: list[dict], captions: dict[str, str], passed: set[str],
+           gates: dict) -> tuple[set[str], Gated]:
     scored = run.step(steps.match, [{**row, "caption": captions[row[KEY]]} for row in rows if row[KEY] in passed])
-    kept = {key for key, row in scored.items() if gate.passes(row)}
-    gates["match"] = {"settings": SCHEMA.gate_settings(3, "match"), "reached": len(passed), "passed": len(kept),
-                      "unscored": len(passed - set(scored)), "gate": gate.describe(), "bounds": [gate.bounds()]}
+    gated, kept, gates["match"] = _gated(match.STEP, steps.args, scored, len(passed))
     release_clip()
-    return kept, scored
+    return kept, gated
 
 
 def _materialize(run: StageRun, rows: list[dict], passed: set[str], gates: dict) -> tuple[set[str], set[str]]:

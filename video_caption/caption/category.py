@@ -8,8 +8,8 @@ the clip gets a softmax over the labels of ``exp(logit_scale) * cos(frame, promp
 zero-shot classifier); the clip's probabilities are their mean over its frames.
 
 Rows: ``category`` (the most probable label), ``category_scores`` ({label: probability}, in file
-order), ``category_frame_idx``.  ``category_passes`` keeps or drops clips by label, like mindone's
-``option`` filtering (tools/t2v_curation), which keeps the clips that match one text.
+order), ``category_frame_idx``.  Its gates (CATEGORY_KEEP, CATEGORY_DROP) keep or drop clips by label, like
+mindone's ``option`` filtering (tools/t2v_curation), which keeps the clips that match one text.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
+from video_caption.gate import Gate
 from video_caption.loader import Item
-from video_caption.manifest import CATEGORY
 from video_caption.runner import Step, digest
+from video_caption.settings import Setting, names, path
+from video_caption.steps import Field, StepSpec
 
 TEMPLATE = "a video frame of {label}"
+OUTPUT = "category.jsonl"
+GROUP = "match and category"
 
 
 class LabelsError(ValueError):
@@ -49,18 +53,16 @@ def parse_labels(text: str, template: str = TEMPLATE) -> list[tuple[str, str]]:
     return pairs
 
 
-def category_passes(row: dict, keep: set[str] | None = None, drop: set[str] | None = None) -> bool:
-    """Whether a category row's clip is kept: its label is in ``keep`` (None: any) and not in ``drop``."""
-    label = row.get("category")
-    if label is None:
-        return False
-    return (keep is None or label in keep) and not (drop and label in drop)
+def category_gates(keep: list[str] | None, drop: list[str] | None) -> list[Gate]:
+    """CATEGORY_KEEP's gate (the label is one of them) and CATEGORY_DROP's (it is none of them)."""
+    return ([Gate("category", values=tuple(keep))] if keep else []) + \
+        ([Gate("category", values=tuple(drop), excluded=True)] if drop else [])
 
 
 class CategoryStep(Step):
     stage = "caption"
     name = "category"
-    output = CATEGORY
+    output = OUTPUT
 
     def __init__(self, clip: ClipSpec, labels_file: str | Path, template: str = TEMPLATE, frames: int = 3):
         self.clip = clip
@@ -94,3 +96,22 @@ class CategoryStep(Step):
                          "category_scores": {label: p for (label, _), p in zip(self.labels, mean, strict=True)},
                          "category_frame_idx": item.frame_indices})
         return rows
+
+
+def _setting(env: str, kind, help: str, **more) -> Setting:
+    return Setting(env, kind, None, help, (3,), GROUP, **more)
+
+
+STEP = StepSpec(
+    "category", 3,
+    fields=(Field("category", "the labels file's label whose prompt CLIP finds likeliest over the frames",
+                  label=True),),
+    settings=(
+        _setting("CATEGORY_LABELS", path(what="a labels file"), "labels file: one 'label' or 'label: prompt' per "
+                 "line (the category step is skipped without one)"),
+        _setting("CATEGORY_KEEP", names(), "keep only clips of these labels", gate="category"),
+        _setting("CATEGORY_DROP", names(), "drop clips of these labels", gate="category"),
+    ),
+    gates=lambda a: category_gates(a.category_keep, a.category_drop),
+    outputs=(OUTPUT,),
+)

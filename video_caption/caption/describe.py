@@ -16,6 +16,7 @@ from video_caption.caption.roles import Role
 from video_caption.loader import Item
 from video_caption.manifest import FRAME_CAPTION, IMAGE, VIDEO_CAPTION, media_type
 from video_caption.runner import Step, digest
+from video_caption.steps import Field, StepSpec
 
 
 class CaptionStep(Step):
@@ -82,3 +83,10 @@ class CaptionStep(Step):
                     else bad[1].problem.record()
             rows.append(row)
         return rows
+
+
+STEP = StepSpec(
+    "caption", 3,
+    fields=(Field("video_caption", "the VLM's caption of the clip's frames at once (video_then_rewrite)", text=True),),
+    outputs=(VIDEO_CAPTION, FRAME_CAPTION),  # frame captions: per frame, not joined onto the clip
+)

@@ -13,7 +13,7 @@ Frames (``frames``):
 Rows: ``match_score``, ``match_frame_scores`` (one per frame), ``match_frame_idx``.  The caption's
 digest is recorded with the settings, so a clip whose caption changed is scored again.
 
-Gate (stage 3's, video_caption/caption/fates.py): ``match_score >= MATCH_MIN``.  ``MATCH_MIN = 20`` is mindone's default
+Gate: ``match_score >= MATCH_MIN``.  ``MATCH_MIN = 20`` is mindone's default
 (tools/t2v_curation/config/config.yaml, ``caption_filtering: matchmin: 20.0``) for this score of
 ViT-L/14; Open-Sora documents the ``--matchmin`` filter but recommends no value.
 """
@@ -22,11 +22,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from video_caption.caption.settings import MATCH_FRAMES as FRAME_MODES
 from video_caption.clip import ClipFrames, ClipSpec, encode_images, encode_texts, load_clip, logit_scale
+from video_caption.gate import Gate
 from video_caption.loader import Item
-from video_caption.manifest import MATCH_SCORE
 from video_caption.runner import Step, digest
+from video_caption.settings import Setting, choice, number
+from video_caption.steps import Field, StepSpec
+
+OUTPUT = "match_score.jsonl"
+MATCH_MIN = 20.0  # mindone's matchmin for ViT-L/14 logit-scaled scores (about 100 x cosine)
+FRAME_MODES = ("middle", "max3")
+GROUP = "match and category"
 
 
 def match_indices(num_frames: int, mode: str) -> list[int]:
@@ -54,7 +60,7 @@ class MatchStep(Step):
 
     stage = "caption"
     name = "match"
-    output = MATCH_SCORE
+    output = OUTPUT
 
     def __init__(self, clip: ClipSpec, caption_key: str = "caption", frames: str = "middle"):
         if frames not in FRAME_MODES:
@@ -95,3 +101,18 @@ class MatchStep(Step):
             results[i] = {"match_score": max(scores), "match_frame_scores": scores,
                           "match_frame_idx": items[i].frame_indices}
         return results
+
+
+STEP = StepSpec(
+    "match", 3,
+    fields=(Field("match_score", "CLIP's logit-scaled cosine of the final caption and the clip's frames, the best "
+                  "frame's (about 100 x cosine)", opensora="match"),),
+    settings=(
+        Setting("MATCH_MIN", number(minimum=None), MATCH_MIN, "keep match_score (CLIP caption-clip score) >= this",
+                (3,), GROUP, gate="match"),
+        Setting("MATCH_FRAMES", choice(FRAME_MODES), "middle", "middle: Open-Sora's one frame; max3: the best of "
+                "first, middle and last (mindone)", (3,), GROUP),
+    ),
+    gates=lambda a: [Gate("match_score", min=a.match_min)],
+    outputs=(OUTPUT,),
+)

@@ -1,7 +1,9 @@
-"""Stage 3's settings (the schema: video_caption/settings.py), and the names and defaults they take."""
+"""Stage 3's settings (the schema: video_caption/settings.py), and the names and defaults they take;
+its steps declare their own (``settings()`` adds them)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from video_caption.settings import TEXT, Setting, choice, integer, names, number, path
@@ -19,8 +21,6 @@ TEXT_ONLY = ("llamacpp",)  # backends that cannot be the VLM: no image input her
 ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")  # servers stage 3 can start (--*-serve)
 REASONS = ("empty", "refusal", "echo", "repetition", "language", "truncated")  # degenerate replies
 SAMPLINGS = ("uniform", "mid", "first", "last", "keyframes")
-MATCH_MIN = 20.0  # mindone's matchmin for ViT-L/14 logit-scaled scores (about 100 x cosine)
-MATCH_FRAMES = ("middle", "max3")
 
 
 def _three(env: str, kind, default=None, help: str = "", group: str = "", **more) -> Setting:
@@ -56,7 +56,7 @@ def _role(role: str, backends: tuple[str, ...], default, default_text: str, toke
     ]
 
 
-SETTINGS = [
+OWN = [
     _three("CAPTION_MODE", choice(MODES), MODES[0], "frames_then_summary: the VLM captions each sampled frame, "
            "the LLM merges them; video_then_rewrite: the VLM sees all frames at once, the LLM rewrites", "steps"),
     _three("STEPS", names(STEPS), list(STEPS), "the steps to run, in this order, each on the clips that passed the "
@@ -78,16 +78,6 @@ SETTINGS = [
     _three("LANGUAGE", TEXT, "en", "the language replies must be in (none: any)", "checks"),
     _three("CHECKS", names(REASONS, allow_none=True), list(REASONS), "the degenerate replies looked for", "checks",
            default_text="all"),
-    _three("MATCH_MIN", number(minimum=None), MATCH_MIN, "keep match_score (CLIP caption-clip score) >= this",
-           "match and category", gate="match"),
-    _three("MATCH_FRAMES", choice(MATCH_FRAMES), "middle", "middle: Open-Sora's one frame; max3: the best of "
-           "first, middle and last (mindone)", "match and category"),
-    _three("CATEGORY_LABELS", path(what="a labels file"), None, "labels file: one 'label' or 'label: prompt' per "
-           "line (the category step is skipped without one)", "match and category"),
-    _three("CATEGORY_KEEP", names(), None, "keep only clips of these labels", "match and category", gate="category"),
-    _three("CATEGORY_DROP", names(), None, "drop clips of these labels", "match and category", gate="category"),
-    _three("TAG_KEYS", names(), ["objects", "actions"], "the lists the LLM extracts from each final caption",
-           "tags"),
     _three("TEMPERATURE", number(), 0.2, "sampling temperature", "sampling"),
     _three("TOP_P", number(), 0.9, "nucleus sampling's top p", "sampling"),
     _three("SEED", integer(), None, "sampling seed (a degenerate reply is asked again with seed + 1)", "sampling",
@@ -99,3 +89,12 @@ SETTINGS = [
     _three("TIMEOUT", number(), 120.0, "seconds per HTTP request", "execution"),
     _three("RETRIES", integer(), 3, "retries of a failed HTTP request, with backoff", "execution"),
 ]
+
+
+@functools.cache
+def settings() -> list[Setting]:
+    """Stage 3's settings: its own, then its steps' (their declarations, read here and not at import:
+    the steps' modules import this one's names)."""
+    from video_caption.steps import registry
+
+    return OWN + [s for step in registry(3).values() for s in step.settings]

@@ -16,6 +16,7 @@ from video_caption.caption.roles import Role
 from video_caption.loader import Item
 from video_caption.manifest import IMAGE, SUMMARY_CAPTION, media_type
 from video_caption.runner import Step, digest
+from video_caption.steps import Field, StepSpec
 
 
 def summary_request(template: str, captions: list[str]) -> Request:
@@ -98,3 +99,11 @@ class SummaryStep(Step):
             else:
                 rows.append({"summary_model": self.backend.model, "summary_caption": result.strip()})
         return rows
+
+
+STEP = StepSpec(
+    "summary", 3,
+    fields=(Field("summary_caption", "the LLM's caption merging the frame captions, or rewriting the video caption",
+                  text=True),),
+    outputs=(SUMMARY_CAPTION,),
+)

@@ -16,8 +16,11 @@ from video_caption.caption.backends import Request
 from video_caption.caption.checks import Problem, Rejected, words
 from video_caption.caption.roles import Role
 from video_caption.loader import Item
-from video_caption.manifest import TAGS
 from video_caption.runner import Step, digest
+from video_caption.settings import Setting, names
+from video_caption.steps import StepSpec
+
+OUTPUT = "tags.jsonl"
 
 # What each usual key asks for, and its answer for the prompt's example caption; any other key is
 # asked for by its name.
@@ -93,7 +96,7 @@ class TagsStep(Step):
 
     stage = "caption"
     name = "tags"
-    output = TAGS
+    output = OUTPUT
 
     def __init__(self, role: Role, template: str, keys: list[str]):
         self.role, self.template, self.keys = role, template, keys
@@ -135,3 +138,12 @@ class TagsStep(Step):
             else:
                 rows.append({"tags_model": self.backend.model, **parse_tags(result, self.keys, caption)})
         return rows
+
+
+# Its lists are named by TAG_KEYS (recorded in each row's tags_settings): no field of its own to declare.
+STEP = StepSpec(
+    "tags", 3, fields=(),
+    settings=(Setting("TAG_KEYS", names(), ["objects", "actions"], "the lists the LLM extracts from each final "
+                      "caption", (3,), "tags"),),
+    outputs=(OUTPUT,),
+)

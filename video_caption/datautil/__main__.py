@@ -3,11 +3,12 @@
     python -m video_caption.datautil COMMAND --help
 
 INPUT is a manifest (JSONL) or an output folder.  A folder's rows are its clip manifest (train.jsonl if
-present, else meta_clips.jsonl) left-joined on video_path with every step file present (*_score.jsonl,
-camera_motion.jsonl, duplicates.jsonl, match_score.jsonl, category.jsonl, tags.jsonl,
-summary_caption.jsonl), each column taken from the first file that has it, the *_settings columns left
-out.  A manifest's rows are written out exactly as they were read; columns are found in the first
-20,480 rows of each file.  Outputs are JSONL, replaced atomically.  DuckDB does the work, spilling to
+present, else meta_clips.jsonl) left-joined on video_path with every step file present, each column
+taken from the first file that has it, the *_settings columns left out.  The step files are those the
+steps declare (and a user's steps', as summary.json records them):
+{files}
+A manifest's rows are written out exactly as they were read; columns are found in the first 20,480
+rows of each file.  Outputs are JSONL, replaced atomically.  DuckDB does the work, spilling to
 $TMPDIR past 1 GB of memory.
 Exit status: 0 done, 2 some files could not be probed (info: their rows say why), 1 nothing done (a bad
 expression, an unknown column, a missing input: one line says which).
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -39,16 +41,19 @@ from video_caption.datautil.tables import (
     shard,
     shard_name,
 )
+from video_caption.folder import step_files
 from video_caption.manifest import KEY, TRAIN_JSON, read_rows, rewrite
 
 PROG = "python -m video_caption.datautil"
+DOC = __doc__.format(files=textwrap.fill(", ".join(step_files({}).values()), 100, initial_indent="  ",
+                                         subsequent_indent="  "))
 INPUT_HELP = "a manifest (.jsonl) or an output folder"
 OUTPUT_HELP = "the JSONL file to write"
 FORMATS = ("opensora", "easyanimate", "parquet", "webdataset")
 EXAMPLES = {
     "filter": f"""examples:
-  {PROG} filter OUT --where 'aesthetic_score>=5' --where 'match_score>=20' --output OUT/strict.jsonl
-  {PROG} filter OUT/train.jsonl --where 'camera_motion in (static,pan_left,pan_right)' --output static.jsonl
+  {PROG} filter OUT --where 'aesthetic_score>=5' --where 'motion_score<8' --output OUT/strict.jsonl
+  {PROG} filter OUT/train.jsonl --where 'category in (street,nature)' --output outdoors.jsonl
   {PROG} filter meta_clips.jsonl --where 'num_frames>=48' --where 'category != "text slide"' --output long.jsonl
 Expressions: {FORMS}; several --where must all hold.  A value with a comma, quote or
 parenthesis is quoted ('...' or "...").  Numbers compare as numbers, text as text, true/false columns
@@ -121,7 +126,7 @@ def at_least(minimum: int):
 
 
 def parser() -> Parser:
-    p = Parser(PROG, __doc__)
+    p = Parser(PROG, DOC)
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Command)
 
     def command(name: str, doc: str) -> Parser:

@@ -1,4 +1,4 @@
-"""``--where`` expressions (``aesthetic_score>=5``, ``camera_motion in (static,pan_left)``) parsed into SQL.
+"""``--where`` expressions (``aesthetic_score>=5``, ``category in (street,nature)``) parsed into SQL.
 
 A column name is checked against the input's columns and becomes a quoted JSON path; a value is always
 a query parameter, never part of the SQL text.  Pure functions: no DuckDB here.

@@ -3,8 +3,8 @@
 Export (``export``) takes the clips of one manifest: OUTPUT_FOLDER/train.json when it exists (what
 stage 3 kept), else train.jsonl (stage 2), else meta_clips.jsonl (stage 1), or the manifest given
 (JSONL, or a train.json).  Each clip is joined by ``video_path`` with what the folder knows of it:
-its stage-1 row, every ``*_score.jsonl``, camera_motion.jsonl, duplicates.jsonl, category.jsonl,
-tags.jsonl, summary_caption.jsonl and video_caption.jsonl (degenerate replies left out), and its
+its stage-1 row, every step's rows (the files the steps declare, video_caption/folder.py; degenerate
+replies left out), and its
 final ``caption``: train.json's text, else its summary (or video caption) cleaned as stage 3 cleans
 it.  A clip whose file is missing, or whose path leaves the root, is skipped and counted in one
 warning.  Formats:
@@ -39,21 +39,16 @@ import re
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from video_caption.folder import fields, read_summary, step_tables
 from video_caption.formats.clean import read_openings
 from video_caption.formats.train_json import final_captions, read_train_json, train_entries, write_train_json
 from video_caption.inputs import path_under
 from video_caption.manifest import (
-    CAMERA_MOTION,
-    CATEGORY,
-    DUPLICATES,
     IMAGE,
     KEY,
     META_CLIPS,
-    SUMMARY_CAPTION,
-    TAGS,
     TRAIN_JSON,
     TRAIN_JSONL,
-    VIDEO_CAPTION,
     is_deferred,
     read_rows,
     replacing,
@@ -65,78 +60,83 @@ log = logging.getLogger("video_caption.datautil")
 
 OPENINGS = Path(__file__).resolve().parents[1] / "caption" / "prompts" / "strip_openings.txt"
 
-# Our column -> Open-Sora's, used both ways.  Open-Sora's ``ocr`` is the number of text regions
-# (tools/scoring/ocr), our ``num_boxes``; our ``text_score`` (text area) and ``nsfw_score`` have no
-# Open-Sora name and keep ours.
-OPENSORA_COLUMNS = {
-    KEY: "path",
-    "caption": "text",
-    "num_frames": "num_frames",
-    "height": "height",
-    "width": "width",
-    "fps": "fps",
-    "aesthetic_score": "aes",
-    "motion_score": "flow",
-    "num_boxes": "ocr",
-    "match_score": "match",
-    "camera_motion": "cmotion",
-    "text_score": "text_score",
-    "nsfw_score": "nsfw_score",
-}
-# The CSV's columns in order, with their types; aspect_ratio (height / width), resolution
-# (height * width), id (file name stem) and relpath (video_path) are derived on export, not imported.
-OPENSORA_TYPES = {
-    "path": str, "text": str, "num_frames": int, "height": int, "width": int, "aspect_ratio": float,
-    "fps": float, "resolution": int, "aes": float, "flow": float, "ocr": int, "match": float, "cmotion": str,
-    "id": str, "relpath": str, "text_score": float, "nsfw_score": float,
-}
+# The clip's own columns: ours -> Open-Sora's, with the CSV's types, in its order; aspect_ratio
+# (height / width), resolution (height * width), id (file name stem) and relpath (video_path) are
+# derived on export, not imported.  The steps' columns follow (``opensora_columns``).
+CLIP_COLUMNS = {KEY: ("path", str), "caption": ("text", str), "num_frames": ("num_frames", int),
+                "height": ("height", int), "width": ("width", int), "fps": ("fps", float)}
+CSV_HEAD = {"path": str, "text": str, "num_frames": int, "height": int, "width": int, "aspect_ratio": float,
+            "fps": float, "resolution": int}
+# Open-Sora's order of the score columns it names (tools/datasets/datautil.py writes them so).
+OPENSORA_SCORES = ("aes", "flow", "ocr", "match", "cmotion")
 SHARD_CLIPS, SHARD_BYTES = 1000, 1 << 30
 SHARD_NAME = "shard-%06d.tar"
-# Joined in this order (a later file's value wins); frame_caption.jsonl is left out: the summary
-# made from it is there.
-JOINED = (META_CLIPS, "*_score.jsonl", CAMERA_MOTION, DUPLICATES, CATEGORY, TAGS, VIDEO_CAPTION, SUMMARY_CAPTION)
 
 
 # ---- the column mapping (pure) ----
 
+def opensora_columns(summary: dict | None = None) -> tuple[dict[str, tuple[str, type]], dict[str, type]]:
+    """(ours -> (Open-Sora's name, type), used both ways; the CSV's columns in order, with their types).
+    The steps' keys (video_caption/folder.py) are mapped by their declarations: Open-Sora's name where
+    it has one (aes, ocr, flow, cmotion, match), after its clip columns; every other number keeps
+    ours (text_score ... and a user's step's), at the end."""
+    declared = fields(summary or {})
+    theirs = {key: (f["opensora"], str if f["kind"] == "label" else float)
+              for key, f in sorted(declared.items(), key=lambda item: _rank(item[1]["opensora"])) if f["opensora"]}
+    ours = {key: (key, float) for key, f in declared.items() if not f["opensora"] and f["kind"] == "number"}
+    order = {**CSV_HEAD, **dict(theirs.values()), "id": str, "relpath": str, **dict(ours.values())}
+    return {**CLIP_COLUMNS, **theirs, **ours}, order
+
+
+def _rank(name: str) -> int:
+    return OPENSORA_SCORES.index(name) if name in OPENSORA_SCORES else len(OPENSORA_SCORES)
+
+
 def csv_cell(value, kind: type) -> str:
-    """One CSV cell of Open-Sora's type: ints without a decimal point, floats as Python writes them
-    (they read back equal), empty for a missing value."""
+    """One CSV cell of Open-Sora's type: ints without a decimal point (a whole number of a float
+    column too, when it is one, like a count of text boxes), floats as Python writes them (they read
+    back equal), empty for a missing value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if kind is str:
+        return str(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return repr(kind(value))
 
 
 def parse_cell(text: str | None, kind: type):
-    """A CSV cell as ``kind``; None for an empty cell or NaN (how pandas writes a missing number)."""
+    """A CSV cell as ``kind``; None for an empty cell or NaN (how pandas writes a missing number); a
+    float column's cell without a decimal point reads as an int."""
     if text is None or not text.strip() or text.strip().lower() == "nan":
         return None
     if kind is str:
         return text
+    if kind is float and re.fullmatch(r"[-+]?\d+", text.strip()):
+        return int(text)
     number = float(text)
     if math.isnan(number):
         return None
     return int(number) if kind is int else number
 
 
-def to_opensora(row: dict, clip_path: Path) -> dict:
+def to_opensora(row: dict, clip_path: Path, summary: dict | None = None) -> dict:
     """A joined row as Open-Sora's CSV columns (every column, None where unknown)."""
-    out = {theirs: row.get(ours) for ours, theirs in OPENSORA_COLUMNS.items()}
+    columns, order = opensora_columns(summary)
+    out = {theirs: row.get(ours) for ours, (theirs, _) in columns.items()}
     height, width = row.get("height"), row.get("width")
     out.update(path=str(clip_path), id=PurePosixPath(row[KEY]).stem, relpath=row[KEY],
                aspect_ratio=height / width if height and width else None,
                resolution=height * width if height and width else None)
-    return {column: out[column] for column in OPENSORA_TYPES}
+    return {column: out[column] for column in order}
 
 
 def from_opensora(record: dict) -> dict:
     """A CSV record (strings) as our row: our names, typed, missing values left out; ``video_path``
     is the CSV's ``path`` as written; ``duration`` = num_frames / fps."""
     row = {}
-    for ours, theirs in OPENSORA_COLUMNS.items():
-        value = parse_cell(record.get(theirs), OPENSORA_TYPES[theirs])
+    for ours, (theirs, kind) in opensora_columns()[0].items():
+        value = parse_cell(record.get(theirs), kind)
         if value is not None:
             row[ours] = value
     if row.get("num_frames") is not None and row.get("fps"):
@@ -206,12 +206,11 @@ def _input_rows(output_folder: Path, input: Path | None) -> tuple[list[dict], di
     return rows, {}
 
 
-def _folder_tables(output_folder: Path) -> list[dict[str, dict]]:
-    tables = []
-    for pattern in JOINED:
-        for path in sorted(output_folder.glob(pattern)):
-            tables.append({row[KEY]: row for row in read_rows(path) if KEY in row and "degenerate" not in row})
-    return tables
+def _folder_tables(output_folder: Path, summary: dict) -> list[dict[str, dict]]:
+    """The clips' stage-1 rows, then each step's (video_caption/folder.py), degenerate replies left out."""
+    clips = {row[KEY]: row for row in read_rows(output_folder / META_CLIPS) if KEY in row}
+    steps = step_tables(output_folder, summary, keep=lambda row: "degenerate" not in row)
+    return [clips, *steps.values()]
 
 
 def _stage3_captions(output_folder: Path, rows: list[dict], tables: list[dict[str, dict]]) -> dict[str, str]:
@@ -249,17 +248,18 @@ def _locate(rows: list[dict], root: Path) -> list[tuple[dict, Path]]:
     return found
 
 
-def _write_opensora(clips: list[tuple[dict, Path]], output: Path) -> int:
+def _write_opensora(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
+    order = opensora_columns(summary)[1]
     with replacing(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(OPENSORA_TYPES)
+        writer.writerow(order)
         for row, path in clips:
-            record = to_opensora(row, path)
-            writer.writerow(csv_cell(record[column], kind) for column, kind in OPENSORA_TYPES.items())
+            record = to_opensora(row, path, summary)
+            writer.writerow(csv_cell(record[column], kind) for column, kind in order.items())
     return len(clips)
 
 
-def _write_easyanimate(clips: list[tuple[dict, Path]], output: Path) -> int:
+def _write_easyanimate(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
     rows = [row for row, _ in clips]
     captions = {row[KEY]: row["caption"] for row in rows if row["caption"]}
     if len(captions) < len(rows):
@@ -302,7 +302,7 @@ def arrow_table(rows: list[dict]):
     return pa.table(columns)
 
 
-def _write_parquet(clips: list[tuple[dict, Path]], output: Path) -> int:
+def _write_parquet(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
     import pyarrow.parquet as pq
 
     table = arrow_table([row for row, _ in clips])
@@ -362,7 +362,7 @@ def write_shards(clips: list[tuple[dict, Path]], pattern: str, max_clips: int = 
     return written
 
 
-def _write_webdataset(clips: list[tuple[dict, Path]], output: Path) -> int:
+def _write_webdataset(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
     return write_shards(clips, shard_pattern(output))
 
 
@@ -379,10 +379,11 @@ def export(output_folder: Path, fmt: str, output: Path, input: Path | None = Non
         raise ValueError(f"unknown format {fmt!r}: one of {', '.join(WRITERS)}")
     output_folder = Path(output_folder)
     rows, given = _input_rows(output_folder, Path(input) if input else None)
-    tables = _folder_tables(output_folder)
+    summary = read_summary(output_folder)
+    tables = _folder_tables(output_folder, summary)
     captions = {**_stage3_captions(output_folder, rows, tables), **given}
     clips = _locate(join_rows(rows, tables, captions), Path(root or output_folder))
-    written = WRITERS[fmt](clips, Path(output))
+    written = WRITERS[fmt](clips, Path(output), summary)
     log.info("%s: %d clips written to %s", fmt, written, output)
     return written
 

@@ -4,10 +4,12 @@ output folder, what each stage-2 gate did."""
 from __future__ import annotations
 
 from video_caption.datautil.tables import Table, quote
+from video_caption.folder import fields, read_summary
 from video_caption.manifest import GATE_DECISIONS
 
-# Text columns counted value by value (besides every true/false column): the contract's labels.
-LABELS = ("type", "camera_motion", "category", "motion_mode", "method", "codec", "detector", "outcome", "step")
+# Text columns counted value by value (besides every true/false column and the labels the steps
+# declare): the clips' own and the decisions'.
+LABELS = ("type", "method", "codec", "detector", "outcome", "step")
 QUANTILES = (5, 25, 50, 75, 95)
 OUTCOMES = ("rejected", "unscored")
 
@@ -15,7 +17,9 @@ OUTCOMES = ("rejected", "unscored")
 def compute(con, table: Table) -> dict:
     kinds = table.kinds
     numbers = [name for name, k in kinds.items() if k == "number"]
-    labels = [name for name, k in kinds.items() if k == "bool" or (k == "text" and name in LABELS)]
+    declared = fields(read_summary(table.path) if table.folder else {})
+    counted = {*LABELS, *(key for key, f in declared.items() if f["kind"] == "label")}
+    labels = [name for name, k in kinds.items() if k == "bool" or (k == "text" and name in counted)]
     query, params = table.typed({**{name: "DOUBLE" for name in numbers},
                                  **{name: table.columns[name] for name in labels}})
     # Read once into a table (spilled past the memory limit); exact quantiles then take one column at a time.

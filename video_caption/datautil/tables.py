@@ -4,7 +4,8 @@ An input is a manifest (JSONL) or an output folder.  A manifest's rows travel as
 (``read_ndjson_objects``), so a filtered, merged or sharded row is the input line byte for byte: nested
 values, integers and absent keys stay as they were, and nothing is parsed that no query reads.  A
 folder's rows are its clip manifest (train.jsonl, else meta_clips.jsonl) left-joined on video_path
-with every step file present, each column taken from the first file that has it, the ``*_settings``
+with every step file present (those the steps declare: video_caption/folder.py), each column taken
+from the first file that has it, the ``*_settings``
 columns left out; they are made as JSON from the files' raw values.  Columns and their types come
 from DuckDB's sample of each file (its first 20,480 rows).
 """
@@ -23,17 +24,8 @@ import duckdb
 import numpy as np
 
 from video_caption.datautil.expr import Condition, json_path, where_sql
-from video_caption.manifest import (
-    CAMERA_MOTION,
-    CATEGORY,
-    DUPLICATES,
-    KEY,
-    META_CLIPS,
-    SUMMARY_CAPTION,
-    TAGS,
-    TRAIN_JSONL,
-    replacing,
-)
+from video_caption.folder import read_summary, step_files
+from video_caption.manifest import KEY, META_CLIPS, TRAIN_JSONL, replacing
 
 if TYPE_CHECKING:  # pyarrow (0.3 s to import) only where shard streams lines
     import pyarrow as pa
@@ -41,7 +33,6 @@ if TYPE_CHECKING:  # pyarrow (0.3 s to import) only where shard streams lines
 # DuckDB spills joins, sorts and tables past this to a folder under $TMPDIR; its own buffers come
 # on top, so a run stays under 2 GB (bench/datautil_scale.py).
 MEMORY_LIMIT = "1GB"
-STEP_FILES = (CAMERA_MOTION, DUPLICATES, CATEGORY, TAGS, SUMMARY_CAPTION)  # besides *_score.jsonl (match's too)
 SETTINGS_SUFFIX = "_settings"
 NUMBER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                 "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"}
@@ -87,7 +78,7 @@ def folder_files(folder: Path) -> list[Path]:
     base = next((folder / name for name in (TRAIN_JSONL, META_CLIPS) if (folder / name).is_file()), None)
     if base is None:
         raise InputError(f"{folder}: no {TRAIN_JSONL} or {META_CLIPS} (not an output folder of stage 1 or 2)")
-    steps = sorted(folder.glob("*_score.jsonl")) + [folder / name for name in STEP_FILES]
+    steps = [folder / name for name in step_files(read_summary(folder)).values()]
     return [base] + [path for path in steps if path.is_file()]
 
 

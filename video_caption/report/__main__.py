@@ -66,7 +66,7 @@ def build(out: Path, root: Path, make_thumbnails: bool, workers: int, log) -> Pa
         if values:
             score_plots.append((plots.histogram(values, title, bounds.get(key)), _note(key, values, bounds.get(key))))
     label_plots = [(plots.bars(counts, name), f"{name}: {sum(counts.values())} clips, {len(counts)} values")
-                   for name, counts in collect.label_counts(records).items()]
+                   for name, counts in collect.label_counts(records, collect.labels(summary)).items()]
     durations = collect.numbers(records, "duration")
     sizes = Counter(f"{r['width']}x{r['height']}" for r in records if r.get("width") and r.get("height"))
     footage = ([(plots.histogram(durations, "clip duration, s"), f"duration: {len(durations)} video clips, "
@@ -74,11 +74,13 @@ def build(out: Path, root: Path, make_thumbnails: bool, workers: int, log) -> Pa
         ([(plots.bars(sizes, "resolution (width x height)"), f"{len(sizes)} sizes")] if sizes else [])
     errors = collect.errors(out)
     skipped = collect.skipped_steps(summary)
-    chunks = page.write_data(folder, records, strips, errors)
+    carried = collect.carried(summary)
+    chunks = page.write_data(folder, records, strips, errors, carried)
     meta = {"clips": len(records), "chunks": chunks, "errors": len(errors), "skip_notes": collect.skip_notes(skipped),
             "gates": dict(Counter(r["reason"] for r in records if r["reason"]).most_common()),
             "statuses": {s: n for s in collect.STATUSES if (n := sum(r["status"] == s for r in records))},
-            "sortable": [k for k in collect.SORTABLE if any(k in r for r in records)]}
+            "sortable": [k for k in collect.sortable(summary) if any(k in r for r in records)], "carried": carried,
+            "shown": collect.shown(summary)}
     sources = collect.sources_without_clips(collect.scene_rows(out), errors)
     return page.write_index(folder, out, collect.funnel(summary), skipped, sources, score_plots, label_plots, footage,
                             meta)

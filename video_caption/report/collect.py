@@ -8,56 +8,34 @@
   steps that skipped it;
 - ``skipped_steps(summary)``: the steps that never ran, and those that passed clips on unscored;
 - ``sources_without_clips(scenes, errors)``: the sources that gave no clip, and why (pure);
-- ``thresholds(summary)``, ``numbers(records, key)``, ``label_counts(records)``: what the plots draw.
+- ``thresholds(summary)``, ``numbers(records, key)``, ``label_counts(records, names)``: what the plots draw.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
+from video_caption.folder import fields, read_summary, step_files, step_tables
 from video_caption.formats.train_json import read_train_json
 from video_caption.manifest import (
-    CAMERA_MOTION,
     CAPTION_DECISIONS,
-    CATEGORY,
-    DUPLICATES,
     ERRORS,
     FRAME_CAPTION,
     GATE_DECISIONS,
     KEY,
-    MATCH_SCORE,
     META_CLIPS,
     SCENE_INFO,
-    SUMMARY_CAPTION,
-    SUMMARY_JSON,
-    TAGS,
     TRAIN_JSON,
-    VIDEO_CAPTION,
     media_type,
     read_rows,
 )
 
-# Each step's output joined onto the clips that went through it: stage 2's as summary.json's gates name
-# them (each step's declaration; these for a summary.json written before gates named their files), then
-# stage 3's.
-STAGE_2_STEPS = {"aesthetic": "aesthetic_score.jsonl", "text": "text_score.jsonl", "motion": "motion_score.jsonl",
-                 "camera_motion": CAMERA_MOTION, "nsfw": "nsfw_score.jsonl", "dedup": DUPLICATES}
-STAGE_3_STEPS = {"category": CATEGORY, "match": MATCH_SCORE, "tags": TAGS}
-# Stage 3's steps in the order they gate (caption_decisions.jsonl names the one that decided).
-STAGE_3_CHAIN = ["category", "caption", "summary", "clean", "match", "tags", "materialize"]
-# Scores drawn as distributions, in the order the steps run, and what each one is.
-SCORES = {"aesthetic_score": "aesthetic (LAION head on CLIP)", "text_score": "text area / frame area (OCR)",
-          "num_boxes": "text boxes in a frame", "max_single_percentage": "largest text box / frame",
-          "motion_score": "motion (Farneback flow, px)", "nsfw_score": "NSFW (NudeNet)",
-          "similarity": "hash similarity of a duplicate to its kept clip", "match_score": "caption-clip match (CLIP)"}
-LABELS = ("type", "camera_motion", "category")
-# What the report keeps of the step rows (tags.jsonl: all of it, its lists are named by its settings).
-KEPT = (*SCORES, "camera_motion", "dup_of", "duplicate", "category")
-# Columns the gallery can sort by.
-SORTABLE = ("aesthetic_score", "text_score", "motion_score", "nsfw_score", "match_score", "duration", "width",
-            "similarity")
+# Stage 3's checks between its steps, in the order they gate (caption_decisions.jsonl names the one
+# that decided): "clean" after the summary, "materialize" last.
+CHECKED_AFTER = {"summary": "clean"}
+# What every clip record holds besides its steps' keys (video_caption/folder.py: those the steps declare).
+CLIP_FIELDS = ("duration", "width", "height", "fps")
 STATUSES = ("train", "passed", "rejected", "unscored", "not scored")  # passed: stage 2, not (yet) in train.json
 
 
@@ -106,11 +84,6 @@ def funnel(summary: dict) -> list[dict]:
     return [{**r, "cells": [(name, path, _get(summary, path)) for name, path in r["cells"]]} for r in rows]
 
 
-def read_summary(out: Path) -> dict:
-    path = out / SUMMARY_JSON
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _by_key(path: Path, fields: tuple[str, ...] | None = None) -> dict[str, dict]:
     """A manifest's rows by clip, only ``fields`` of each when given (an aesthetic row's 2 KB
     embedding, kept 100,000 times, would double the memory of a large report)."""
@@ -119,27 +92,41 @@ def _by_key(path: Path, fields: tuple[str, ...] | None = None) -> dict[str, dict
     return {row[KEY]: {k: row[k] for k in fields if k in row} for row in read_rows(path)}
 
 
-def stage_2_files(summary: dict) -> dict[str, str]:
-    """Each stage-2 step's rows file, in the order the steps ran, as summary.json's gates record them."""
-    gates = _get(summary, "stages.score.gates") or {}
-    named = {name: gate["outputs"][0] for name, gate in gates.items() if gate.get("outputs")}
-    return named or STAGE_2_STEPS
-
-
 def scores(summary: dict) -> dict[str, str]:
-    """The scores drawn as distributions, and what each is: the built-in ones, then those a step that
-    ran declared (a user's step, EXTRA_STEPS) with its meaning."""
-    found = dict(SCORES)
-    for gate in (_get(summary, "stages.score.gates") or {}).values():
-        labels = set(gate.get("labels", []))
-        found.update({key: meaning for key, meaning in gate.get("fields", {}).items()
-                      if key not in labels and key not in found})
-    return found
+    """The numbers the steps declare (a user's step too), drawn as distributions, and what each is."""
+    return {key: f["meaning"] for key, f in fields(summary).items() if f["kind"] == "number"}
+
+
+def labels(summary: dict) -> list[str]:
+    """The labels counted: the clip's type, then those the steps declare."""
+    return ["type", *(key for key, f in fields(summary).items() if f["kind"] == "label")]
+
+
+def sortable(summary: dict) -> list[str]:
+    """What the gallery can sort by: the declared numbers, then the clip's duration and width."""
+    return [*scores(summary), "duration", "width"]
+
+
+def shown(summary: dict) -> list[str]:
+    """The keys a clip's card shows, when it has them: the clip's, then the steps' numbers and labels."""
+    return [*CLIP_FIELDS, *(key for key, f in fields(summary).items() if f["kind"] != "text" and f["card"])]
+
+
+def carried(summary: dict) -> list[str]:
+    """The keys a clip's data carries: those shown, and those the card uses otherwise (a duplicate's
+    kept clip); not the captions, which ``caption`` holds."""
+    return [*CLIP_FIELDS, *(key for key, f in fields(summary).items() if f["kind"] != "text" or not f["card"])]
 
 
 def score_chain(summary: dict) -> list[str]:
-    """Stage 2's steps in the order its last run applied them, metadata first (summary.json's gates)."""
-    return list(_get(summary, "stages.score.gates") or ("metadata", *STAGE_2_STEPS))
+    """Stage 2's steps in the order its last run applied them, metadata first (summary.json's gates;
+    without them, the declared order)."""
+    return list(_get(summary, "stages.score.gates") or ("metadata", *step_files(summary, 2)))
+
+
+def caption_chain(summary: dict) -> list[str]:
+    """Stage 3's steps and checks in the order they gate."""
+    return [n for s in step_files(summary, 3) for n in (s, CHECKED_AFTER.get(s)) if n] + ["materialize"]
 
 
 def reached(fate: dict | None, chain: list[str]) -> list[str]:
@@ -190,16 +177,12 @@ def clip_table(out: Path) -> list[dict]:
     not score") and ``skipped`` (the steps that never ran over it or passed it on unscored)."""
     summary = read_summary(out)
     clips = list(_by_key(out / META_CLIPS).values())
-    kept = (*KEPT, *scores(summary))
-    tables = {step: _by_key(out / name, None if name == TAGS else kept)
-              for step, name in {**stage_2_files(summary), **STAGE_3_STEPS}.items()}
+    tables = step_tables(out, summary, declared_only=True)
     fates = _by_key(out / GATE_DECISIONS)
     fates_3 = _by_key(out / CAPTION_DECISIONS)
     frames = _by_key(out / FRAME_CAPTION, ("sampled_frame_caption",))
-    summaries = _by_key(out / SUMMARY_CAPTION, ("summary_caption",))
-    videos = _by_key(out / VIDEO_CAPTION, ("video_caption",))
     final = read_train_json(out / TRAIN_JSON)
-    chain = score_chain(summary)
+    chain, chain_3 = score_chain(summary), caption_chain(summary)
     gates = _get(summary, "stages.score.gates") or {}
     not_run = {stage: [r["step"] for r in skipped_steps(summary) if r["stage"] == stage and r["clips"] is None]
                for stage in ("score", "caption")}
@@ -209,10 +192,10 @@ def clip_table(out: Path) -> list[dict]:
         fate = fates.get(key)
         record = {"type": media_type(clip)}
         steps = reached(fate, chain)
-        text = final.get(key) or summaries.get(key, {}).get("summary_caption") or \
-            videos.get(key, {}).get("video_caption")
+        text = final.get(key) or tables.get("summary", {}).get(key, {}).get("summary_caption") or \
+            tables.get("caption", {}).get(key, {}).get("video_caption")
         fate_3 = fates_3.get(key)
-        later = reached(fate_3, STAGE_3_CHAIN)
+        later = reached(fate_3, chain_3)
         for step in steps + later:
             record.update(tables.get(step, {}).get(key, {}))
         record.update(clip)
@@ -227,7 +210,7 @@ def clip_table(out: Path) -> list[dict]:
         record["reason"] = None if not record["dropped_by"] else f"{record['dropped_by']}: " + (
             "could not score" if record["status"] == "unscored" else record["gate"])
         # A step it went through without a row and not the one that dropped it passed it on unscored.
-        passed_on = [s for s in steps if gates.get(s, {}).get("skipped") and key not in tables[s]
+        passed_on = [s for s in steps if gates.get(s, {}).get("skipped") and key not in tables.get(s, {})
                      and s != record["dropped_by"]]
         record["skipped"] = (not_run["score"] if fate else []) + passed_on + (not_run["caption"] if later else [])
         record["frame_captions"] = frames.get(key, {}).get("sampled_frame_caption") if "caption" in later else None
@@ -274,9 +257,9 @@ def numbers(records: list[dict], key: str) -> list[float]:
     return [float(r[key]) for r in records if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
 
 
-def label_counts(records: list[dict]) -> dict[str, Counter]:
+def label_counts(records: list[dict], names: list[str]) -> dict[str, Counter]:
     """Counts of each label column, and of each tag list of tags.jsonl (``tags: objects`` ...)."""
-    counts = {name: Counter(r[name] for r in records if r.get(name) is not None) for name in LABELS}
+    counts = {name: Counter(r[name] for r in records if r.get(name) is not None) for name in names}
     for record in records:
         for name in (record.get("tags_settings") or {}).get("keys", []):
             tags = [v for v in record.get(name) or [] if isinstance(v, str)]

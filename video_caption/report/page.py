@@ -14,13 +14,10 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 CHUNK = 5000  # clip records per data file: the first page shows after the first file
 ERRORS_SHOWN = 1000  # errors.jsonl rows (and sources without clips) listed on the page (the rest: the files)
 STAGES = {"score": "stage 2 (score)", "caption": "stage 3 (caption)"}  # the stages that skip steps
-# The record fields the page reads, in the order each record is written.
-FIELDS = ("key", "type", "status", "dropped_by", "reason", "gate", "gate_value", "thumb", "dup_of", "similarity",
-          "caption", "frames_chunk", "frames_index", "duration", "width", "height", "fps", "aesthetic_score",
-          "text_score", "num_boxes", "motion_score", "camera_motion", "nsfw_score", "match_score", "category",
-          "skipped")
-SHOWN = ("duration", "width", "height", "aesthetic_score", "text_score", "num_boxes", "motion_score", "camera_motion",
-         "nsfw_score", "match_score", "category")  # on each card, when the clip has them
+# The record fields the page reads, in the order each record is written, before the clip's and its
+# steps' keys (``carried``: video_caption/report/collect.py).
+FIELDS = ("key", "type", "status", "dropped_by", "reason", "gate", "gate_value", "thumb", "caption", "frames_chunk",
+          "frames_index", "skipped")
 
 
 def _json(value) -> str:
@@ -34,7 +31,8 @@ def _clean(value):
     return value
 
 
-def write_data(folder: Path, records: list[dict], strips: dict[str, str], errors: list[dict]) -> int:
+def write_data(folder: Path, records: list[dict], strips: dict[str, str], errors: list[dict],
+               carried: list[str]) -> int:
     """data/clips-N.js and data/frames-N.js for ``records``, data/errors.js; returns the chunk count."""
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -46,7 +44,7 @@ def write_data(folder: Path, records: list[dict], strips: dict[str, str], errors
             frames = record.get("frame_captions")
             values = {**record, "key": record["video_path"], "thumb": strips.get(record["video_path"]),
                       "frames_chunk": number if frames else None, "frames_index": index if frames else None}
-            rows.append([_clean(values.get(name)) for name in FIELDS])
+            rows.append([_clean(values.get(name)) for name in (*FIELDS, *carried)])
         write_atomic(data / f"clips-{number}.js", f"REPORT.chunk({number},{_json(rows)});\n".encode())
         captions = [record.get("frame_captions") for record in part]
         write_atomic(data / f"frames-{number}.js", f"REPORT.frames({number},{_json(captions)});\n".encode())
@@ -116,7 +114,7 @@ def write_index(folder: Path, out: Path, funnel_rows: list[dict], skipped: list[
     gates = [("", "any step")] + [(name, f"{name} ({count})") for name, count in meta["gates"].items()]
     statuses = [("", "any status")] + [(name, f"{name} ({count})") for name, count in meta["statuses"].items()]
     sorts = [("", "manifest order")] + [(name, name) for name in meta["sortable"]]
-    meta = {**meta, "fields": list(FIELDS), "shown": list(SHOWN), "errors_shown": ERRORS_SHOWN}
+    meta = {**meta, "fields": [*FIELDS, *meta.pop("carried")], "errors_shown": ERRORS_SHOWN}
     meta_json = _json(meta).replace("</", "<\\/")  # no "</script>" inside the script element
     shown = f" (the first {ERRORS_SHOWN} here)" if meta["errors"] > ERRORS_SHOWN else ""
     body = f"""<!doctype html>

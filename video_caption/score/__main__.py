@@ -36,7 +36,7 @@ from video_caption.models import ModelMissing
 from video_caption.runner import StageRun, input_manifest, parse_stage_args, ranks_and_device, stage_parser
 from video_caption.score.base import Scorer
 from video_caption.score.settings import EXTRA_STEPS, stage_schema
-from video_caption.steps import StepError
+from video_caption.steps import StepError, StepSpec
 
 ERRORS, TRAIN = "errors.jsonl", "train.jsonl"
 
@@ -76,19 +76,20 @@ def score_gates(args) -> dict[str, list[Gate]]:
     return {name: step.gates(args) for name, step in args.steps.items()}
 
 
-def scorer_order(chosen: list[str]) -> list[str]:
-    """The scorers in the order given, dedup (over the whole dataset, on every gate's survivors) last."""
-    return [n for n in chosen if n != "dedup"] + (["dedup"] if "dedup" in chosen else [])
+def scorer_order(chosen: list[str], steps: dict[str, StepSpec]) -> list[str]:
+    """The scorers in the order given, those over the whole dataset (on every gate's survivors) last."""
+    return sorted(chosen, key=lambda name: steps[name].last)
 
 
 def build_scorers(args, device: str) -> tuple[list[Scorer], list[dict]]:
     """The scorers to run, and {step, reason} for each whose model is not on this machine."""
     scorers, missing = [], []
-    for name in scorer_order(args.scorers):
+    order = [args.steps[name] for name in scorer_order(args.scorers, args.steps)]
+    for step in order:
         try:
-            scorers.append(args.steps[name].make(args, device, scorer_order(args.scorers)))
+            scorers.append(step.make(args, device, order))
         except ModelMissing as exc:
-            missing.append({"step": name, "reason": str(exc)})
+            missing.append({"step": step.name, "reason": str(exc)})
     return scorers, missing
 
 
@@ -109,8 +110,9 @@ def main(argv=None) -> int:
         # process imports them too, instead of after (the first batch came 1.5 s later).
         start_worker_server()
     ranks, device = ranks_and_device(args)
-    if scorer_order(args.scorers) != args.scorers:
-        log.info("dedup runs last, over the survivors of every other gate")
+    if scorer_order(args.scorers, args.steps) != args.scorers:
+        log.info("%s run last, over the survivors of every other gate",
+                 ", ".join(n for n in args.scorers if args.steps[n].last))
     scorers, missing = build_scorers(args, device)
     if missing and not args.skip_missing_models:
         log.error("%s", missing[0]["reason"])

@@ -3,7 +3,7 @@
 Four frames spread uniformly over the clip are embedded with CLIP ViT-L/14 (OpenAI weights, through
 open_clip), L2-normalised and scored by the MLP head ``sac+logos+ava1-l14-linearMSE.pth``; the row
 holds the per-frame scores and their mean, ``aesthetic_score`` (roughly 1 to 10), and the frames'
-mean embedding (``aesthetic_embedding``, base64 float16), which the dedup step reuses.
+mean embedding (``aesthetic_embedding``, base64 float16), which the duplicates step reuses.
 
 ``MODELS`` names the supported heads with the CLIP they expect, so another head is one entry more.
 CLIP is loaded through ``video_caption.clip`` (shared with stage 3's CLIP steps): weights from a
@@ -113,7 +113,7 @@ class AestheticScorer(Scorer):
             scores = self.head(emb).squeeze(-1).cpu().tolist()
         rows, start = self.frame_means(scores, batch), 0
         for row, clip in zip(rows, batch, strict=True):
-            # The clip's mean embedding, for the dedup step (no second CLIP pass there).
+            # The clip's mean embedding, for the duplicates step (no second CLIP pass there).
             row["aesthetic_embedding"] = encode_embedding(emb[start:start + len(clip)].mean(0).cpu().numpy())
             start += len(clip)
         return rows
@@ -122,7 +122,7 @@ class AestheticScorer(Scorer):
 STEP = StepSpec(
     "aesthetic", 2,
     fields=(Field("aesthetic_score", "LAION aesthetic predictor on CLIP ViT-L/14 embeddings, mean over frames "
-                  "(1-10)"),),
+                  "(1-10)", opensora="aes"),),
     settings=(
         Setting("AESTHETIC_MIN", number(minimum=None), 4.0, "keep aesthetic_score >= this", (2,), GATES,
                 gate="aesthetic"),

@@ -36,7 +36,6 @@ import numpy as np
 
 from video_caption.gate import Gate
 from video_caption.loader import Item
-from video_caption.manifest import CAMERA_MOTION
 from video_caption.score.base import Scorer
 from video_caption.score.flow import (
     CAMERA_SIDE,
@@ -66,6 +65,8 @@ ZOOM_REACH = 0.5
 # the camera drifting up after the rabbit in bigbuckbunny.mp4 at 0.033, checked by phase correlation).
 STATIC_SPEED = 0.02
 STATIC_ZOOM = STATIC_SPEED / ZOOM_REACH  # 0.04 log/s: the frame's edge moving at the same 2 %/s
+
+OUTPUT = "camera_motion.jsonl"
 
 
 def pair_label(pan: float, tilt: float, zoom: float, static_speed: float = STATIC_SPEED,
@@ -129,7 +130,7 @@ class CameraMotionScorer(Scorer):
 
     @property
     def output(self) -> str:
-        return CAMERA_MOTION
+        return OUTPUT
 
     def settings(self) -> dict:
         return {"flow": {"mode": self.mode, "max_side": self.max_side}, "fit": FIT,
@@ -178,11 +179,13 @@ def labelled(pairs: list[list[float]], seconds: float, frame_indices: list[int] 
 
 STEP = StepSpec(
     "camera_motion", 2,
-    fields=(Field("camera_motion", f"the camera's motion: {', '.join(LABELS + MIXED)}", label=True),),
+    fields=(Field("camera_motion", f"the camera's motion: {', '.join(LABELS + MIXED)}", label=True,
+                  opensora="cmotion"),),
     settings=(Setting("CAMERA_MOTION", names(LABELS + MIXED), None, "keep only clips with these camera-motion "
                       "labels", (2,), GATES, gate="camera_motion"),),
     gates=lambda a: [Gate("camera_motion", values=tuple(a.camera_motion))] if a.camera_motion else [],
     make=lambda a, device, order: CameraMotionScorer(from_motion=camera_from_motion(order), fast=a.motion_fast,
                                                      fast_side=a.motion_fast_side),
-    outputs=(CAMERA_MOTION,),
+    outputs=(OUTPUT,),
+    uses=("motion",),
 )

@@ -36,7 +36,7 @@ import numpy as np
 from video_caption.clip import decode_embedding
 from video_caption.gate import Gate
 from video_caption.loader import FramePlan, Item
-from video_caption.manifest import DEDUP_SIGNATURES, DUPLICATES, KEY, media_type
+from video_caption.manifest import KEY, media_type
 from video_caption.score.base import Scorer
 from video_caption.score.settings import GATES
 from video_caption.settings import SWITCH, Setting, number
@@ -51,6 +51,9 @@ BORDER_LEVEL = 40  # a row or column no brighter than this (0-255) is part of a 
 HASH_BITS, BANDS, BAND_BITS = 256, 100, 20  # the LSH index (see neighbours)
 BUCKET_PAIRS = 8  # in a bucket, each row is compared with the next 7 (all pairs of a small bucket)
 CHUNK = 1 << 16  # rows or pairs per matrix product, to bound memory
+
+# The groups (one row per clip), and each clip's signature they are made from.
+DUPLICATES, SIGNATURES = "duplicates.jsonl", "dedup_signatures.jsonl"
 
 
 def trim_borders(gray: np.ndarray) -> np.ndarray:
@@ -241,7 +244,7 @@ class DedupScorer(Scorer):
 
     name = "dedup"
     key = "duplicate"
-    output = DEDUP_SIGNATURES
+    output = SIGNATURES
     group_output = DUPLICATES
 
     def __init__(self, phash_min: float = PHASH_MIN, clip_min: float = CLIP_MIN):
@@ -280,8 +283,11 @@ class DedupScorer(Scorer):
 
 STEP = StepSpec(
     "dedup", 2,
-    fields=(Field("duplicate", "whether the clip copies another one kept", label=True),
-            Field("similarity", "the lowest perceptual-hash cosine with the clip it copies, over the moments")),
+    # Off the report's cards: a duplicate's card names its kept clip and their similarity.
+    fields=(Field("duplicate", "whether the clip copies another one kept", label=True, card=False),
+            Field("similarity", "the lowest perceptual-hash cosine with the clip it copies, over the moments",
+                  card=False),
+            Field("dup_of", "the kept clip it copies (its video_path)", text=True, card=False)),
     settings=(
         Setting("KEEP_DUPLICATES", SWITCH, False, "dedup only marks duplicates (duplicates.jsonl) instead of "
                 "dropping them", (2,), GATES, gate="dedup"),
@@ -292,5 +298,6 @@ STEP = StepSpec(
     ),
     gates=lambda a: [] if a.keep_duplicates else [Gate("duplicate", values=(False,))],
     make=lambda a, device, order: DedupScorer(phash_min=a.dedup_threshold, clip_min=a.dedup_clip_threshold),
-    outputs=(DUPLICATES,),
+    outputs=(DUPLICATES, SIGNATURES),
+    last=True,
 )

@@ -1,4 +1,4 @@
-"""Optical flow shared by the motion and camera_motion steps: the frames, Farneback, the camera's fit.
+"""Optical flow shared by the motion and camera-motion steps: the frames, Farneback, the camera's fit.
 
 Frames (``MotionFrames``): grayscale at the clip's resolution, sampled at 0, k, 2k, ... with
 k = int(fps / 2) (at least 1, at most the frame count - 1), so pairs are 0.5 s apart; in ``fast`` mode
@@ -15,7 +15,7 @@ The camera's fit (``camera_pairs``), per frame pair:
    width per pair: a 1080p pan faster than 8 %/s would read as static.  On the small frames (where
    the pyramid stops at 32 px, so the reach is 20-28 px, about 10 % of the width) a shift found by
    phase correlation beyond ``SEED_SHIFT`` also starts a second flow from that shift, and the fit
-   that more cells follow wins: pans measured within 1 % up to 80 %/s (bench/camera_motion.py).
+   that more cells follow wins: pans measured within 1 % up to 80 %/s (the camera-motion benchmark, bench/).
    About 8 ms a pair on a 2-core CPU, twice that with the second flow: per clip 4-25 % of the exact
    motion score's Farneback time (the larger the frames, the less), about half of the fast mode's.
 2. The flow is averaged over cells of ``CELL`` px; cells in a border margin (content entering or
@@ -30,7 +30,7 @@ The camera's fit (``camera_pairs``), per frame pair:
    scale per second, + in), and ``inliers`` (share of the used cells that follow the fit).
 
 ``FIT`` names the fit's settings: the motion step records it (its rows carry the fit when
-camera_motion runs after it), the camera_motion step records it and checks it on the motion rows it
+the camera-motion step runs after it), that step records it and checks it on the motion rows it
 labels.
 """
 
@@ -194,7 +194,9 @@ def pair_seconds(item: Item) -> float:
     return (indices[1] - indices[0]) / float(fps)
 
 
-def camera_from_motion(order: list[str]) -> bool:
-    """Whether the camera_motion step labels the fit the motion step makes on its frames (motion runs
-    first); otherwise it decodes and fits by itself, and motion makes no fit."""
-    return {"motion", "camera_motion"} <= set(order) and order.index("motion") < order.index("camera_motion")
+def camera_from_motion(order: list) -> bool:
+    """Whether a step after the motion step labels the camera fit motion makes on its frames (a step
+    that ``uses`` motion's rows: the camera-motion step); otherwise that step decodes and fits by
+    itself, and motion makes no fit.  ``order``: the StepSpecs that run, in order."""
+    names = [step.name for step in order]
+    return "motion" in names and any("motion" in step.uses for step in order[names.index("motion") + 1:])

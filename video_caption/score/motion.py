@@ -15,7 +15,7 @@ memory is kept for the next flow rather than returned to the system (``keep_free
 and scales the magnitudes back: an approximation on about the same scale (large motions read
 larger), over 4x faster (docs/benchmarks.md).
 
-When the camera_motion step runs after it, each row also holds the camera's motion per pair
+When the camera-motion step runs after it, each row also holds the camera's motion per pair
 (``motion_camera``: [pan, tilt, zoom, inliers] per second, and ``motion_pair_seconds``), fitted on the
 frames already decoded here (on a small copy of them: see video_caption.score.flow), for that
 step to label; the motion score does not depend on it.
@@ -79,7 +79,7 @@ class MotionScorer(Scorer):
         self.frames = MotionFrames(max_side=fast_side if fast else 0)
         self.mode = "fast" if fast else "exact"
         self.threads = threads
-        self.camera = camera  # fit the camera's motion too, for the camera_motion step to label
+        self.camera = camera  # fit the camera's motion too, for the camera-motion step to label
         self._pool = None
         self._cv_threads = 0
 
@@ -138,8 +138,9 @@ class MotionScorer(Scorer):
 
 STEP = StepSpec(
     "motion", 2,
-    fields=(Field("motion_score", "Farneback flow magnitude, mean over frame pairs half a second apart (px/frame)"),
-            Field("motion_mode", "exact or fast", label=True)),
+    fields=(Field("motion_score", "Farneback flow magnitude, mean over frame pairs half a second apart (px/frame)",
+                  opensora="flow"),
+            Field("motion_mode", "exact or fast", label=True, card=False)),
     settings=(
         Setting("MOTION_MIN", number(minimum=None), 3.0, "keep motion_score > this", (2,), GATES, gate="motion"),
         Setting("MOTION_MAX", number(minimum=None), 8.0, "keep motion_score < this", (2,), GATES, gate="motion"),

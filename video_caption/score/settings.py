@@ -41,7 +41,8 @@ def settings(steps: dict[str, StepSpec]) -> list[Setting]:
     """Stage 2's settings with these steps: SCORERS takes their names; each step's own follow."""
     scorers = _two("SCORERS", names(steps, allow_none=True), [n for n, s in steps.items() if s.default],
                    group="scorers", help="the scorers, run in this order, each on the survivors of the gates "
-                                         "before it (dedup always last; none: the metadata gates alone)")
+                                         "before it (duplicates, over the whole dataset, always last; none: the "
+                                         "metadata gates alone)")
     return [scorers, EXTRA_STEPS, *METADATA, *(s for step in steps.values() for s in step.settings), BATCH]
 
 
