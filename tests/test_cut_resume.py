@@ -17,6 +17,7 @@ import time
 import pytest
 from conftest import REPO, REPRODUCIBLE, run_module
 
+from video_caption.distributed import read_with_parts
 from video_caption.manifest import read_rows
 
 
@@ -40,12 +41,13 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(six_sources, request, tmp_
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
-    while len(read_rows(out / "meta_clips.jsonl")) < wait_rows and proc.poll() is None and time.time() < deadline:
+    # The run appends to its part files (merged when it ends): their rows are the ones written so far.
+    while len(read_with_parts(out / "meta_clips.jsonl")) < wait_rows and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_rows = len(read_rows(out / "meta_clips.jsonl"))
+    killed_rows = len(read_with_parts(out / "meta_clips.jsonl"))
     assert killed_rows < len(read_rows(reference / "meta_clips.jsonl"))
 
     run_module("video_caption.cut", "--video-folder", inputs, "--output-folder", out, *options)
@@ -87,3 +89,4 @@ def test_a_rerun_with_other_cut_settings_recuts_as_a_fresh_run_would(videos, tmp
     idle = cut("rerun", "--min-seconds", "4", "--detector", "adaptive", "--workers", "1")
     assert "2 already done, 0 to cut" in idle.stderr
     assert {name: (tmp_path / "rerun" / name).read_bytes() for name in manifests} == manifests
+

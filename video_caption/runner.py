@@ -15,18 +15,22 @@ does the rest, the same way for every step:
   others go on; a batch that fails as a whole is retried clip by clip to find the culprit;
 - progress bars, and the stage's section of ``summary.json`` with this run's wall time.
 
+Stage 1, whose work is per source in supervised worker processes, not per clip, runs on the same
+lock, ranks (``StageRun.shares``), part files, error log and summary.
+
 Adding a step: subclass ``Step``, set ``stage``, ``name``, ``output`` and, when it reads frames,
 ``frames``; implement ``settings``, ``setup`` and ``process``; run it with ``StageRun.step``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,6 +242,25 @@ class StageRun:
         self.errors.add(f"{step.stage}:{step.name}", key, message, output=step.output)
         self.log.warning("%s failed: %s: %s", step.name, key, message)
 
+    @contextlib.contextmanager
+    def shares(self, outputs: list[Path], prepare: Callable[[], None], pending: Callable[[], list]) -> Iterator[
+            tuple[list, list]]:
+        """(every rank's pending work, this rank's share of it), the same on every rank: rank 0 first
+        runs ``prepare`` (moves stale rows away, merges parts a killed run left), then each rank calls
+        ``pending``.  The block appends to its part files of ``outputs``; rank 0 merges them after it."""
+        if self.ranks.main:
+            prepare()
+        self.ranks.barrier()
+        todo = pending()
+        # Every rank reads before any rank writes: a fast rank's rows must not change a slow rank's shards.
+        self.ranks.barrier()
+        yield todo, self.ranks.shard(todo)
+        self.ranks.barrier()
+        if self.ranks.main:
+            for path in outputs:
+                merge_parts(path)
+        self.ranks.barrier()
+
     def step(self, step: Step, rows: list[dict]) -> dict[str, dict]:
         """Run ``step`` on the rows it applies to and has no current row for; returns its output rows
         by clip (none for the rows it skips: ``Step.skip_reason``)."""
@@ -249,33 +272,30 @@ class StageRun:
                     self.log.info("%s: %d clips skipped: %s", step.name, count, reason)
         path = self.out / step.output
         expected = expected_settings(step, rows)
-        if self.ranks.main:
+
+        def prepare() -> None:
             superseded = supersede(self.out, step, expected)
             if superseded:
                 self.superseded[step.name] = superseded
                 self.log.warning("%s: %d rows were made with other settings: moved to %s and redone",
                                  step.name, superseded, Path(SUPERSEDED) / step.output)
-        self.ranks.barrier()
-        done = {row[KEY] for row in read_rows(path)}
-        todo = [row for row in rows if row[KEY] not in done]
-        # Every rank reads before any rank writes: a fast rank's rows must not change a slow rank's shards.
-        self.ranks.barrier()
-        if self.ranks.main:
-            self.log.info("%s: %d clips, %d already done, %d to do on %d process(es), device %s", step.name, len(rows),
-                          len(rows) - len(todo), len(todo), self.ranks.world, self.options.device)
-        mine = self.ranks.shard(todo)
-        if mine:
-            self.clip_steps += len(mine)
-            step.setup(self.options.device)
-            try:
-                with ManifestWriter(part_path(path, self.ranks.rank)) as writer:
-                    self._work(step, mine, expected, writer)
-            finally:
-                step.close()
-        self.ranks.barrier()
-        if self.ranks.main:
-            merge_parts(path)
-        self.ranks.barrier()
+
+        def pending() -> list[dict]:
+            done = {row[KEY] for row in read_rows(path)}
+            return [row for row in rows if row[KEY] not in done]
+
+        with self.shares([path], prepare, pending) as (todo, mine):
+            if self.ranks.main:
+                self.log.info("%s: %d clips, %d already done, %d to do on %d process(es), device %s", step.name,
+                              len(rows), len(rows) - len(todo), len(todo), self.ranks.world, self.options.device)
+            if mine:
+                self.clip_steps += len(mine)
+                step.setup(self.options.device)
+                try:
+                    with ManifestWriter(part_path(path, self.ranks.rank)) as writer:
+                        self._work(step, mine, expected, writer)
+                finally:
+                    step.close()
         done = {row[KEY]: row for row in read_rows(path)
                 if row[KEY] in expected and not _stale(row, step.settings_key, expected)}
         return self._group(step, rows, done) if step.group_output else done
@@ -319,18 +339,21 @@ class StageRun:
         if bar is not None:
             bar.close()
 
-    def finish(self, facts: dict) -> None:
-        """Merge the error logs and record the stage's section of summary.json (rank 0)."""
+    def finish(self, facts: dict, work: dict | None = None) -> None:
+        """Merge the error logs and record the stage's section of summary.json (rank 0).  ``work``:
+        what this run did, when not clip steps (stage 1: sources)."""
         self.errors.close()
         self.ranks.barrier()
         if not self.ranks.main:
             return
         merge_parts(self.out / ERRORS, key=None)
         elapsed = time.time() - self.started
+        if work is None:
+            work = {"failed": self.failed, "clip_steps": self.clip_steps,
+                    "clip_steps_per_s": throughput(self.clip_steps, elapsed)}
         summary = record_stage(self.out, self.name, {
             **facts, "superseded": self.superseded,
-            "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, "failed": self.failed,
-                    "clip_steps": self.clip_steps, "clip_steps_per_s": throughput(self.clip_steps, elapsed)}})
+            "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, **work}})
         for line in result(summary, self.name):
             self.log.info("%s", line)
 
