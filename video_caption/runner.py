@@ -9,11 +9,15 @@ does the rest, the same way for every step:
 - resume that respects settings: a clip is done once the step's output holds its row made with the
   step's current settings (recorded on every row as ``<step>_settings``, with a digest of the input
   row for steps whose results depend on it).  Rows made with other settings are moved to
-  ``superseded/<output>`` (kept, never lost) and redone;
+  ``superseded/<output>`` (kept, never lost) and redone.  Rows of clips stage 1 cut again with other
+  settings (gone from ``meta_clips.jsonl``, kept in ``superseded/meta_clips.jsonl``) are moved there too;
 - frames decoded in DataLoader workers (``video_caption.loader``), so the model never waits on them;
 - a clip that cannot be read or processed is an ``errors.jsonl`` row (``<stage>:<step>``) and the
   others go on; a batch that fails as a whole is retried clip by clip to find the culprit;
 - progress bars, and the stage's section of ``summary.json`` with this run's wall time.
+
+Stage 1, whose work is per source in supervised worker processes, not per clip, runs on the same
+lock, ranks (``StageRun.shares``), part files, error log and summary.
 
 Adding a step: subclass ``Step``, set ``stage``, ``name``, ``output`` and, when it reads frames,
 ``frames``; implement ``settings``, ``setup`` and ``process``; run it with ``StageRun.step``.
@@ -21,12 +25,13 @@ Adding a step: subclass ``Step``, set ``stage``, ``name``, ``output`` and, when 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +43,10 @@ from video_caption.manifest import (
     ERRORS,
     IMAGE,
     KEY,
+    META_CLIPS,
     ErrorLog,
     ManifestWriter,
+    done_keys,
     lock_folder,
     media_type,
     read_rows,
@@ -174,31 +181,33 @@ def _stale(row: dict, key: str, expected: dict[str, dict]) -> bool:
     return row[KEY] in expected and row.get(key) != expected[row[KEY]]
 
 
-def supersede(out: Path, step: Step, expected: dict[str, dict]) -> int:
-    """Make the step's output hold no row of an input clip made with other settings, one row per
-    clip, and no part files: such rows are appended to ``superseded/<output>``, parts left by a killed
-    run are merged.  Rows of clips not in this run's input are left as they are.  Returns how many
-    rows were superseded.  Rank 0 only."""
+def supersede(out: Path, step: Step, expected: dict[str, dict], recut: set[str]) -> tuple[int, int]:
+    """Make the step's output hold no row of an input clip made with other settings, none of a clip
+    in ``recut`` (stage 1 cut its source again: the clip is gone), one row per clip, and no part
+    files: such rows are appended to ``superseded/<output>``, parts left by a killed run are merged.
+    Rows of other clips not in this run's input are left as they are.  Returns how many rows were
+    superseded for their settings, and how many for their clip.  Rank 0 only."""
     path, key = out / step.output, step.settings_key
     rows = read_with_parts(path)
-    stale = [row for row in rows if _stale(row, key, expected)]
-    if not stale:
+    gone = [row for row in rows if row[KEY] in recut]
+    stale = [row for row in rows if _stale(row, key, expected) and row[KEY] not in recut]
+    if not stale and not gone:
         merge_parts(path)
-        return 0
+        return 0, 0
     # Kept before the output is rewritten, so a kill in between loses nothing (a rerun skips the
     # rows already there).
     with ManifestWriter(out / SUPERSEDED / step.output, key=None) as kept:
         there = {row_identity(row) for row in read_rows(kept.path)}
-        kept.append(row for row in stale if row_identity(row) not in there)
+        kept.append(row for row in stale + gone if row_identity(row) not in there)
     current, seen = [], set()
     for row in rows:
-        if row[KEY] not in seen and not _stale(row, key, expected):
+        if row[KEY] not in seen and row[KEY] not in recut and not _stale(row, key, expected):
             seen.add(row[KEY])
             current.append(row)
     rewrite(path, current)
     for part in parts(path):
         os.unlink(part)
-    return len(stale)
+    return len(stale), len(gone)
 
 
 def _message(exc: BaseException) -> str:
@@ -212,7 +221,9 @@ class StageRun:
         self.name, self.lock_name, self.out, self.ranks, self.options, self.log = name, lock, out, ranks, options, log
         self.failed = 0  # clips that failed a step in this process
         self.clip_steps = 0  # (clip, step) pairs this process worked on
-        self.superseded: dict[str, int] = {}
+        self.superseded: dict[str, int] = {}  # rows moved to superseded/ for their settings, by step
+        self.recut: dict[str, int] = {}  # and for their clip, which stage 1 cut again
+        self._recut_clips: set[str] | None = None
 
     @classmethod
     def for_args(cls, name: str, lock: str, args, batch_size: int, ranks: Ranks, device: str, log) -> StageRun:
@@ -238,6 +249,25 @@ class StageRun:
         self.errors.add(f"{step.stage}:{step.name}", key, message, output=step.output)
         self.log.warning("%s failed: %s: %s", step.name, key, message)
 
+    @contextlib.contextmanager
+    def shares(self, outputs: list[Path], prepare: Callable[[], None], pending: Callable[[], list]) -> Iterator[
+            tuple[list, list]]:
+        """(every rank's pending work, this rank's share of it), the same on every rank: rank 0 first
+        runs ``prepare`` (moves stale rows away, merges parts a killed run left), then each rank calls
+        ``pending``.  The block appends to its part files of ``outputs``; rank 0 merges them after it."""
+        if self.ranks.main:
+            prepare()
+        self.ranks.barrier()
+        todo = pending()
+        # Every rank reads before any rank writes: a fast rank's rows must not change a slow rank's shards.
+        self.ranks.barrier()
+        yield todo, self.ranks.shard(todo)
+        self.ranks.barrier()
+        if self.ranks.main:
+            for path in outputs:
+                merge_parts(path)
+        self.ranks.barrier()
+
     def step(self, step: Step, rows: list[dict]) -> dict[str, dict]:
         """Run ``step`` on the rows it applies to and has no current row for; returns its output rows
         by clip (none for the rows it skips: ``Step.skip_reason``)."""
@@ -249,36 +279,46 @@ class StageRun:
                     self.log.info("%s: %d clips skipped: %s", step.name, count, reason)
         path = self.out / step.output
         expected = expected_settings(step, rows)
-        if self.ranks.main:
-            superseded = supersede(self.out, step, expected)
+
+        def prepare() -> None:
+            superseded, recut = supersede(self.out, step, expected, self._recut())
             if superseded:
                 self.superseded[step.name] = superseded
                 self.log.warning("%s: %d rows were made with other settings: moved to %s and redone",
                                  step.name, superseded, Path(SUPERSEDED) / step.output)
-        self.ranks.barrier()
-        done = {row[KEY] for row in read_rows(path)}
-        todo = [row for row in rows if row[KEY] not in done]
-        # Every rank reads before any rank writes: a fast rank's rows must not change a slow rank's shards.
-        self.ranks.barrier()
-        if self.ranks.main:
-            self.log.info("%s: %d clips, %d already done, %d to do on %d process(es), device %s", step.name, len(rows),
-                          len(rows) - len(todo), len(todo), self.ranks.world, self.options.device)
-        mine = self.ranks.shard(todo)
-        if mine:
-            self.clip_steps += len(mine)
-            step.setup(self.options.device)
-            try:
-                with ManifestWriter(part_path(path, self.ranks.rank)) as writer:
-                    self._work(step, mine, expected, writer)
-            finally:
-                step.close()
-        self.ranks.barrier()
-        if self.ranks.main:
-            merge_parts(path)
-        self.ranks.barrier()
+            if recut:
+                self.recut[step.name] = recut
+                self.log.warning("%s: %d rows are of clips stage 1 cut again (no longer in %s): moved to %s",
+                                 step.name, recut, META_CLIPS, Path(SUPERSEDED) / step.output)
+
+        def pending() -> list[dict]:
+            done = {row[KEY] for row in read_rows(path)}
+            return [row for row in rows if row[KEY] not in done]
+
+        with self.shares([path], prepare, pending) as (todo, mine):
+            if self.ranks.main:
+                self.log.info("%s: %d clips, %d already done, %d to do on %d process(es), device %s", step.name,
+                              len(rows), len(rows) - len(todo), len(todo), self.ranks.world, self.options.device)
+            if mine:
+                self.clip_steps += len(mine)
+                step.setup(self.options.device)
+                try:
+                    with ManifestWriter(part_path(path, self.ranks.rank)) as writer:
+                        self._work(step, mine, expected, writer)
+                finally:
+                    step.close()
         done = {row[KEY]: row for row in read_rows(path)
                 if row[KEY] in expected and not _stale(row, step.settings_key, expected)}
         return self._group(step, rows, done) if step.group_output else done
+
+    def _recut(self) -> set[str]:
+        """The clips stage 1 cut again with other settings (once per run): in superseded/meta_clips.jsonl
+        and no longer in meta_clips.jsonl, so no file of theirs is left.  Not a clip a gate dropped:
+        later stages read the survivors of earlier gates, whose other rows stay."""
+        if self._recut_clips is None:
+            old = done_keys(self.out / SUPERSEDED / META_CLIPS)
+            self._recut_clips = old - done_keys(self.out / META_CLIPS) if old else set()
+        return self._recut_clips
 
     def _group(self, step: Step, rows: list[dict], done: dict[str, dict]) -> dict[str, dict]:
         grouped = self.out / step.group_output
@@ -319,18 +359,21 @@ class StageRun:
         if bar is not None:
             bar.close()
 
-    def finish(self, facts: dict) -> None:
-        """Merge the error logs and record the stage's section of summary.json (rank 0)."""
+    def finish(self, facts: dict, work: dict | None = None) -> None:
+        """Merge the error logs and record the stage's section of summary.json (rank 0).  ``work``:
+        what this run did, when not clip steps (stage 1: sources)."""
         self.errors.close()
         self.ranks.barrier()
         if not self.ranks.main:
             return
         merge_parts(self.out / ERRORS, key=None)
         elapsed = time.time() - self.started
+        if work is None:
+            work = {"failed": self.failed, "clip_steps": self.clip_steps,
+                    "clip_steps_per_s": throughput(self.clip_steps, elapsed)}
         summary = record_stage(self.out, self.name, {
-            **facts, "superseded": self.superseded,
-            "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, "failed": self.failed,
-                    "clip_steps": self.clip_steps, "clip_steps_per_s": throughput(self.clip_steps, elapsed)}})
+            **facts, "superseded": self.superseded, **({"recut": self.recut} if self.recut else {}),
+            "run": {"wall_s": round(elapsed, 2), "processes": self.ranks.world, **work}})
         for line in result(summary, self.name):
             self.log.info("%s", line)
 

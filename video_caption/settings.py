@@ -377,12 +377,12 @@ COMMON = [
             "read is given up as hanging (an errors.jsonl row); 0: wait for ever"),
     _common("DEVICE", TEXT, default_text="this rank's accelerator, else cpu", help="torch device of in-process "
             "models"),
-    _common("CPU", SWITCH, False, help="run on CPU even when a GPU is present"),
+    _common("CPU", SWITCH, False, help="run on CPU even when a GPU is present", stages=(1, 2, 3)),
     _common("SKIP_MISSING_MODELS", SWITCH, False, help="go on without a step whose model is not on this machine "
             "(warned, listed in summary.json) instead of stopping before any work"),
-    _common("NUM_PROCESSES", integer(minimum=1), 1, launcher=True,
+    _common("NUM_PROCESSES", integer(minimum=1), 1, launcher=True, stages=(1, 2, 3),
             help="more than 1: run under 'accelerate launch --multi_gpu --num_processes N' (one per GPU; "
                  "with CPU on, on the CPU)"),
-    _common("LAUNCHER", TEXT, launcher=True, help="a whole launcher command instead, e.g. 'accelerate launch "
-            "--config_file multi_node.yaml'"),
+    _common("LAUNCHER", TEXT, launcher=True, stages=(1, 2, 3), help="a whole launcher command instead, e.g. "
+            "'accelerate launch --config_file multi_node.yaml'"),
 ]

@@ -29,7 +29,7 @@ SETTINGS = [
     _one("MIN_SCENE_LEN", integer(), 6, group="shot detection", help="PySceneDetect's shortest shot, frames"),
     _one("BLACK_LEVEL", number(), 4.0, group="shot detection",
          help="content/adaptive: also cut where the mean level crosses this (0-255; 0 turns it off)"),
-    _one("DETECTOR_DEVICE", TEXT, group="shot detection", default_text="cuda if present",
+    _one("DETECTOR_DEVICE", TEXT, group="shot detection", default_text="this rank's GPU if present, else cpu",
          help="torch device of the transnetv2 detector"),
     _one("TRANSITIONS", SWITCH, True, group="shot detection",
          help="find dissolves, fades, wipes and other gradual changes and keep clips clear of them; off: hard "
@@ -52,7 +52,7 @@ SETTINGS = [
          help="threads per encoder (0: the encoder's choice; 1 makes clips byte-reproducible)"),
     _one("WORKERS", integer(minimum=1), group="execution",
          default_text="one per usable core, at most one per 3 GiB of available memory",
-         help="sources cut in parallel (an 8K source needs about 9 GB)"),
+         help="sources cut in parallel on each machine, shared by its ranks (an 8K source needs about 9 GB)"),
     _one("SOURCE_STALL_TIMEOUT", number(), 300.0, group="execution",
          help="seconds a source may decode no frame before it is given up (an errors.jsonl row); 0: no limit"),
 ]
