@@ -78,6 +78,7 @@ def settings_from(args, device: str | None) -> CutSettings:
         buffer_mb=args.buffer_mb,
         device=device,
         transitions=args.transitions,
+        event_similarity=args.event_similarity,
         deferred=args.clips == "deferred",
     )
 

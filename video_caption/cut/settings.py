@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from video_caption.cut.events import MIN_SIMILARITY
 from video_caption.settings import SWITCH, TEXT, Setting, choice, integer, number, path
 
 DETECTORS = ("content", "adaptive", "transnetv2")
@@ -31,6 +32,10 @@ SETTINGS = [
          help="content/adaptive: also cut where the mean level crosses this (0-255; 0 turns it off)"),
     _one("DETECTOR_DEVICE", TEXT, group="shot detection", default_text="this rank's GPU if present, else cpu",
          help="torch device of the transnetv2 detector"),
+    _one("EVENT_SIMILARITY", number(), MIN_SIMILARITY, group="shot detection",
+         help="a candidate cut whose picture from before comes back within 1 s after it (brightness and "
+              "contrast normalised, same colour; correlation at least this) is a flash, strobe, whip pan, fast "
+              "zoom or light switched inside the shot, not a cut; above 1: every candidate cuts"),
     _one("TRANSITIONS", SWITCH, True, group="shot detection",
          help="find dissolves, fades, wipes and other gradual changes and keep clips clear of them; off: hard "
               "cuts only (less memory for very large frames)"),
