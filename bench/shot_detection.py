@@ -18,7 +18,9 @@ set made by bench/splice.py (exact gradual ranges, with their kinds).
   least the run's MIN_SECONDS, less its MARGIN_FRAMES at each side of each true boundary), the
   share that its clips cover.  Where its rows do not record their settings, PlanSettings' defaults.
 - False cuts: detected cuts that match no true cut and mark no true gradual range (the scores'
-  false positives), per file; every detected cut on a hard-negative set (bench/hard_negatives.py).
+  false positives), per file; every detected cut on a hard-negative set (bench/hard_negatives.py),
+  whose ``events`` are also counted by kind: those that a detected cut marks.  False ranges:
+  detected ranges that overlap no true gradual range and hold no true cut.
 ``--detectors`` with no name scores only ``--clips``.  Prints markdown tables (docs/benchmarks.md
 quotes them), the last a summary row per column: F1, false cuts, impure clips, footage kept.
 """
@@ -120,7 +122,7 @@ def result(gt: dict, cuts, detected_ranges, tolerance: int = 2) -> Result:
 
 
 def check_clips(rows: list[dict], gt: dict, plan: PlanSettings) -> ClipCheck:
-    """Impure clips (``with_cut`` and ``over_gradual`` count a clip that is both once each) and footage kept."""
+    """Impure clips (a clip with both faults counts once in ``impure``) and footage kept."""
     check = ClipCheck(clips=len(rows))
     kinds = kinds_of(gt)
     for row in rows:
