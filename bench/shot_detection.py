@@ -13,9 +13,16 @@ set made by bench/splice.py (exact gradual ranges, with their kinds).
   where the ground truth has ``gradual_kinds``.
 - ``--clips OUT``: a stage-1 output folder made from DIR.  Its meta_scene_info.jsonl is scored as one
   more detector column, and its clips (meta_clips.jsonl) are checked: how many overlap a gradual
-  range by more than 2 frames, and how many contain a hard cut (frames from both sides of it).
+  range by more than 2 frames, and how many contain a hard cut (frames from both sides of it); and
+  the footage kept: of the usable frames (support/footage.py: the frames of the true shots of at
+  least the run's MIN_SECONDS, less its MARGIN_FRAMES at each side of each true boundary), the
+  share that its clips cover.  Where its rows do not record their settings, PlanSettings' defaults.
+- False cuts: detected cuts that match no true cut and mark no true gradual range (the scores'
+  false positives), per file; every detected cut on a hard-negative set (bench/hard_negatives.py),
+  whose ``events`` are also counted by kind: those that a detected cut marks.  False ranges:
+  detected ranges that overlap no true gradual range and hold no true cut.
 ``--detectors`` with no name scores only ``--clips``.  Prints markdown tables (docs/benchmarks.md
-quotes them).
+quotes them), the last a summary row per column: F1, false cuts, impure clips, footage kept.
 """
 
 from __future__ import annotations
@@ -26,13 +33,17 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "support"))
+from footage import footage_kept  # noqa: E402
+
 from video_caption.cut.detectors import DETECTORS, make_detector  # noqa: E402
 from video_caption.cut.evaluate import Score, clip_faults, gradual_found, score_cuts  # noqa: E402
-from video_caption.cut.plan import clean_cuts  # noqa: E402
+from video_caption.cut.plan import PlanSettings, clean_cuts  # noqa: E402
 from video_caption.manifest import read_rows  # noqa: E402
 from video_caption.media.decode import decode_frames  # noqa: E402
 from video_caption.media.probe import probe  # noqa: E402
@@ -68,6 +79,8 @@ def detect(path: Path, detector_name: str) -> tuple[list[int], list[tuple[int, i
 class Result:
     score: Score
     found: list[bool]  # one per gradual range of the file
+    false_ranges: int  # detected ranges that overlap no true gradual range and hold no true cut
+    events_cut: list[bool]  # one per event of the file (a hard-negative set): whether a detected cut marks it
 
 
 @dataclass
@@ -75,31 +88,59 @@ class ClipCheck:
     clips: int = 0
     over_gradual: int = 0  # clips overlapping a gradual range by more than 2 frames
     with_cut: int = 0  # clips containing a hard cut
+    impure: int = 0  # clips with either fault
     kinds: Counter = field(default_factory=Counter)  # kinds of the ranges those clips overlap
+    usable: int = 0  # frames that could become clips (support/footage.py)
+    kept: int = 0  # of those, the frames the clips cover
 
     def __add__(self, other: ClipCheck) -> ClipCheck:
         return ClipCheck(self.clips + other.clips, self.over_gradual + other.over_gradual,
-                         self.with_cut + other.with_cut, self.kinds + other.kinds)
+                         self.with_cut + other.with_cut, self.impure + other.impure, self.kinds + other.kinds,
+                         self.usable + other.usable, self.kept + other.kept)
+
+    @property
+    def footage(self) -> str:
+        return f"{self.kept / self.usable:.1%}" if self.usable else "-"
 
 
 def kinds_of(gt: dict) -> list[str]:
     return gt.get("gradual_kinds") or ["gradual"] * len(gt["gradual"])
 
 
-def result(gt: dict, cuts, detected_ranges) -> Result:
-    return Result(score_cuts(cuts, gt["cuts"], gt["gradual"]),
-                  gradual_found(cuts, gt["cuts"], gt["gradual"], detected_ranges))
+def marks(cut: int, first: int, last: int, tolerance: int = 2) -> bool:
+    """Whether a detected cut marks the range [first, last] (as score_cuts lets it mark a gradual one)."""
+    return first - tolerance <= cut <= last + 1 + tolerance
 
 
-def check_clips(rows: list[dict], gt: dict) -> ClipCheck:
+def result(gt: dict, cuts, detected_ranges, tolerance: int = 2) -> Result:
+    false_ranges = sum(1 for a, b in detected_ranges
+                       if not any(a <= last + tolerance and b >= first - tolerance for first, last in gt["gradual"])
+                       and not any(marks(c, a, b) for c in gt["cuts"]))
+    return Result(score_cuts(cuts, gt["cuts"], gt["gradual"], tolerance),
+                  gradual_found(cuts, gt["cuts"], gt["gradual"], detected_ranges, tolerance), false_ranges,
+                  [any(marks(c, e["first"], e["last"], tolerance) for c in cuts) for e in gt.get("events", ())])
+
+
+def check_clips(rows: list[dict], gt: dict, plan: PlanSettings) -> ClipCheck:
+    """Impure clips (a clip with both faults counts once in ``impure``) and footage kept."""
     check = ClipCheck(clips=len(rows))
     kinds = kinds_of(gt)
     for row in rows:
         inside, overlapped = clip_faults(row["start_frame"], row["end_frame"], gt["cuts"], gt["gradual"])
         check.with_cut += bool(inside)
         check.over_gradual += bool(overlapped)
+        check.impure += bool(inside or overlapped)
         check.kinds.update(kinds[i] for i in overlapped)
+    min_frames, _ = plan.frame_limits(Fraction(gt["fps"]))
+    check.usable, check.kept = footage_kept(gt["frames_decoded"], gt["cuts"], gt["gradual"],
+                                            [(row["start_frame"], row["end_frame"]) for row in rows], min_frames,
+                                            plan.margin_frames)
     return check
+
+
+def plan_of(scene_row: dict) -> PlanSettings:
+    """The clip lengths and margin a stage-1 row was cut with (PlanSettings' defaults where not recorded)."""
+    return PlanSettings(**scene_row.get("cut_settings", {}).get("plan", {}))
 
 
 def cells(r: Result) -> str:
@@ -138,7 +179,7 @@ def main() -> None:
         for file, gt in truth.items():
             if file in scenes:
                 table[file][column] = result(gt, scenes[file]["cuts"], ranges(scenes[file].get("transitions")))
-                clip_checks[file] = check_clips(clips.get(file, []), gt)
+                clip_checks[file] = check_clips(clips.get(file, []), gt, plan_of(scenes[file]))
 
     print("Hard cuts (P / R) and gradual transitions found, per file\n")
     print("| file | cuts | gradual | " + " | ".join(f"{c} P / R | {c} gradual" for c in columns) + " |")
@@ -179,6 +220,46 @@ def main() -> None:
         print(f"| **all files** | **{total.clips}** | **{total.over_gradual}{share}** | **{total.with_cut}** |")
         print("\nclips over a gradual range, by the kind of range (a clip over two counts for each): "
               + (", ".join(f"{k} {n}" for k, n in sorted(total.kinds.items())) or "none"))
+        print(f"\nFootage kept by {args.clips}: of the usable frames (true shots of at least MIN_SECONDS, less "
+              "MARGIN_FRAMES at each true boundary), the share its clips cover\n")
+        print("| file | usable frames | kept | footage kept |\n|---|---|---|---|")
+        for file, check in clip_checks.items():
+            print(f"| {file} | {check.usable} | {check.kept} | {check.footage} |")
+        print(f"| **all files** | **{total.usable}** | **{total.kept}** | **{total.footage}** |")
+
+    print("\nFalse cuts (detected cuts that match no true cut and mark no true gradual range) and false ranges "
+          "(detected ranges over no true boundary), per file\n")
+    print("| file | events | " + " | ".join(f"{c} false cuts | {c} false ranges" for c in columns) + " |")
+    print("|---|---|" + "---|---|" * len(columns))
+    false_ranges = Counter()
+    for file, results in table.items():
+        for c in results:
+            false_ranges[c] += results[c].false_ranges
+        added = ", ".join(e["kind"] for e in truth[file].get("events", ())) or "-"
+        print(f"| {file} | {added} | " + " | ".join(
+            f"{results[c].score.false_positives} | {results[c].false_ranges}" if c in results else "- | -"
+            for c in columns) + " |")
+    print("| **all files** | | " + " | ".join(f"**{totals[c].false_positives}** | **{false_ranges[c]}**"
+                                             for c in columns) + " |")
+    events: Counter = Counter(e["kind"] for gt in truth.values() for e in gt.get("events", ()))
+    if events:
+        cut = {c: Counter() for c in columns}
+        for file, gt in truth.items():
+            for c, r in table[file].items():
+                cut[c].update(e["kind"] for e, hit in zip(gt["events"], r.events_cut, strict=True) if hit)
+        print("\nEvents that a detected cut marks (from 2 frames before the event to 2 after the frame after it), "
+              "by kind\n")
+        print("| event | events | " + " | ".join(columns) + " |\n|---|---|" + "---|" * len(columns))
+        for kind in sorted(events):
+            print(f"| {kind} | {events[kind]} | " + " | ".join(f"{cut[c][kind]}" for c in columns) + " |")
+
+    print(f"\nSummary ({args.videos.name}: {len(truth)} files)\n")
+    print("| set | column | F1 | false cuts | false ranges | impure clips | footage kept |")
+    print("|---|---|---|---|---|---|---|")
+    for c in columns:
+        clipped = c.startswith("stage 1") and clip_checks
+        print(f"| {args.videos.name} | {c} | {totals[c].f1:.3f} | {totals[c].false_positives} | {false_ranges[c]} | "
+              + (f"{total.impure} of {total.clips} | {total.footage} |" if clipped else "- | - |"))
 
 
 if __name__ == "__main__":

