@@ -4,13 +4,16 @@ picture in another colour (PySceneDetect's counter.mp4), are not."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import cv2
 import numpy as np
 import pytest
-from conftest import VIDEOS
+from conftest import VIDEOS, run_module
 
 from video_caption.cut.events import MIN_SIMILARITY, EventSettings, SameShot, best_match, picture
 from video_caption.cut.transitions import SIZE
+from video_caption.manifest import read_rows
 from video_caption.media.decode import decode_frames
 from video_caption.media.probe import probe
 
@@ -62,3 +65,27 @@ def test_flat_pictures_match_nothing():
     assert picture(black) is None and picture(grey) is None
     textured = picture(np.random.default_rng(0).integers(0, 255, (36, 64, 3), dtype=np.uint8))
     assert best_match([textured], []) == -1.0 and best_match([textured], [textured]) == pytest.approx(1.0)
+
+
+def test_stage_1_keeps_a_shot_with_every_kind_of_event_whole(videos, tmp_path):
+    """A real shot (8 s of chaplin.mp4) with a flash, a strobe, a whip pan, a fast zoom and lights
+    switched off and on: no cut, the candidates recorded as events, the shot's footage in clips; with
+    the check off (EVENT_SIMILARITY above 1) the same file is cut up as before."""
+    from hard_negatives import Event, Spec, build
+    from score_helpers import by_key
+
+    spec = Spec("moviepy/chaplin.mp4", 0.5, 200, 320, 180, Fraction(25), events=(
+        Event("flash", 20, 2, 0.8), Event("strobe", 50, 8, 0.5), Event("whip_pan", 85, 14, 0.8),
+        Event("fast_zoom", 120, 10, 2.0), Event("lights_off", 150, 25, 0.25, ramp=1)))
+    (tmp_path / "in").mkdir()
+    build(spec, videos, tmp_path / "in" / "events.mp4")
+    for name, more in (("on", []), ("off", ["--event-similarity", "2"])):
+        run_module("video_caption.cut", "--video-folder", tmp_path / "in", "--output-folder", tmp_path / name,
+                   "--workers", "1", *more)
+    on = by_key(tmp_path / "on" / "meta_scene_info.jsonl")["events.mp4"]
+    assert on["cuts"] == [] and not on.get("transitions") and len(on["events"]) >= 5
+    clips = read_rows(tmp_path / "on" / "meta_clips.jsonl")
+    assert clips and sum(c["num_frames"] for c in clips) >= 0.9 * 200
+    off = by_key(tmp_path / "off" / "meta_scene_info.jsonl")["events.mp4"]
+    assert len(off["cuts"]) >= 4 and "events" not in off
+    assert sum(c["num_frames"] for c in read_rows(tmp_path / "off" / "meta_clips.jsonl")) < 0.6 * 200
