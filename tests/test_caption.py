@@ -351,6 +351,44 @@ def test_degenerate_replies_are_kept_with_their_reason_and_never_reach_train_jso
     assert stage["checks"]["summary"] == {"retried": 7, "recovered": 1, **dict.fromkeys(REASONS, 1)}
 
 
+UNFAITHFUL = {  # dog number -> a fluent reply that is not about the clip (both tries)
+    2: "The scene is a classic example of storytelling, creating an immersive experience for the viewer.",
+    3: "A red sports car drives along a wet city street at night under bright neon signs.",
+    4: "A brown dog sits with a cat, a horse, three children and a farmer beside a barn and a tractor.",
+}
+
+
+def test_summaries_untrue_to_their_clip_are_kept_out_and_preambles_cleaned(tmp_path):
+    """A scripted LLM: a faithful summary (clip 0), one behind a chatty preamble (1), filler (2), another
+    picture (3), one that invents most of what it says (4), and one unfaithful only at the first try (5).
+    The untrue ones are asked again once, then kept out of train.json with reason unfaithful and a
+    detail naming what was missing or invented; the preamble is cleaned away."""
+    summary_inputs(tmp_path, KEYS[:6])
+
+    def reply(body, attempt):
+        number = int(body["messages"][-1]["content"].split("dog number ")[1].split(" ")[0])
+        if number in UNFAITHFUL or (number == 5 and "seed" not in body):
+            return 200, UNFAITHFUL.get(number, UNFAITHFUL[3]), 0.0
+        preamble = "Sure! Here is the caption: " if number == 1 else ""
+        return 200, f"{preamble}A brown dog sits on green grass in a sunny park, then runs toward a red ball.", 0.0
+
+    with ScriptedServer(reply) as server:
+        caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url", server.url)
+    rows = by_key(tmp_path / "summary_caption.jsonl")
+    assert [rows[k].get("degenerate", {}).get("reason") for k in KEYS[:6]] == [None, None, *["unfaithful"] * 3, None]
+    details = {i: rows[KEYS[i]]["degenerate"]["detail"] for i in UNFAITHFUL}
+    assert details[2].startswith("missing: dog") and "classic example" in details[2]
+    assert details[3].startswith("missing: dog")
+    assert details[4].startswith("invented: cat, horse, three, children, farmer")
+    entries = {e["file_path"]: e["text"] for e in train_json(tmp_path)}
+    assert list(entries) == [KEYS[0], KEYS[1], KEYS[5]]
+    assert entries[KEYS[1]] == entries[KEYS[0]] and entries[KEYS[1]].startswith("A brown dog sits")
+    fates = {f["video_path"]: f for f in read_rows(tmp_path / "caption_decisions.jsonl")}
+    assert [(fates[KEYS[i]]["value"], fates[KEYS[i]]["detail"]) for i in UNFAITHFUL] == \
+        [("unfaithful", details[i]) for i in UNFAITHFUL]
+    assert len(server.bodies) == 6 + 4, "every untrue first reply is asked again once"
+
+
 def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
     def reply(body, attempt):
         number = body["messages"][-1]["content"].split("dog number ")[-1].split(" ")[0].rstrip(".")
