@@ -47,15 +47,19 @@ def judged(rows: list[dict], captions: dict[str, list[str]], settings: Faithfuln
 
 
 def scores(results: list[tuple[dict, str]]) -> dict:
-    """Precision and recall of unfaithful among replies labelled faithful or unfaithful, and the share of
-    faithful replies passing every check."""
+    """Among the replies labelled faithful or unfaithful: the precision of the reason ``unfaithful``
+    (the share of the replies it flags that are labelled unfaithful), its recall (the share of those
+    labelled unfaithful that it flags), the share of them kept out of train.json by any check (an
+    earlier one, repetition or echo, may come first), and the share of faithful replies passing
+    every check (they reach train.json)."""
     pairs = [(row["label"], found) for row, found in results if row["label"] in ("faithful", "unfaithful")]
     flagged = [label for label, found in pairs if found == "unfaithful"]
-    truly = sum(label == "unfaithful" for label, _ in pairs)
+    untrue = [found for label, found in pairs if label == "unfaithful"]
     faithful = [found for label, found in pairs if label == "faithful"]
     hits = sum(label == "unfaithful" for label in flagged)
-    return {"replies": len(pairs), "unfaithful": truly, "flagged": len(flagged),
-            "precision": hits / len(flagged) if flagged else 1.0, "recall": hits / truly if truly else 1.0,
+    return {"replies": len(pairs), "unfaithful": len(untrue), "flagged": len(flagged),
+            "precision": hits / len(flagged) if flagged else 1.0, "recall": hits / len(untrue) if untrue else 1.0,
+            "kept_out": sum(found != "ok" for found in untrue) / len(untrue) if untrue else 1.0,
             "faithful_kept": sum(found == "ok" for found in faithful) / len(faithful) if faithful else 1.0}
 
 
@@ -68,12 +72,13 @@ def main() -> None:
     captions = {row["video_path"]: row["sampled_frame_caption"] for row in load(CAPTIONS)}
     results = judged(rows, captions, Faithfulness())
     print(f"{len(rows)} labelled replies: {dict(Counter(row['label'] for row in rows))}\n")
-    print("| model | replies (faithful or unfaithful) | unfaithful | flagged | precision | recall | faithful kept |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | replies (faithful or unfaithful) | unfaithful | flagged unfaithful | precision | recall | "
+          "unfaithful kept out (any check) | faithful reaching train.json |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in sorted({row["model"] for row in rows}) + ["all"]:
         s = scores([(r, f) for r, f in results if model in ("all", r["model"])])
         print(f"| {model} | {s['replies']} | {s['unfaithful']} | {s['flagged']} | {s['precision']:.2f} | "
-              f"{s['recall']:.2f} | {s['faithful_kept']:.1%} |")
+              f"{s['recall']:.2f} | {s['kept_out']:.1%} | {s['faithful_kept']:.1%} |")
     print("\nJudged otherwise than labelled (degenerate-labelled replies the other checks catch left out):")
     for row, found in results:
         label = row["label"]
@@ -81,11 +86,13 @@ def main() -> None:
                 (label == "faithful" and found != "ok"):
             print(f"- {label} -> {found}: {row['model']} {Path(row['video_path']).name}: {row['reply'][:150]!r}")
     if args.sweep:
-        print("\n| max invented | max filler | precision | recall | faithful kept |\n|---|---|---|---|---|")
-        for invented in (0.3, 0.4, 0.5, 0.6, 0.7):
-            for filler in (0, 1, 2):
+        print("\n| max invented | max filler | precision | recall | kept out | faithful kept |")
+        print("|---|---|---|---|---|---|")
+        for invented in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
+            for filler in (0, 1):
                 s = scores(judged(rows, captions, Faithfulness(invented, filler)))
-                print(f"| {invented} | {filler} | {s['precision']:.2f} | {s['recall']:.2f} | {s['faithful_kept']:.1%} |")
+                print(f"| {invented} | {filler} | {s['precision']:.2f} | {s['recall']:.2f} | {s['kept_out']:.1%} | "
+                      f"{s['faithful_kept']:.1%} |")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ frame) left out:
 - ``subjects``: the words most of the frame captions share (at least half of them, ranked by how many
   and how early), the clip's subjects.  The summary must name the first of them (its main subject)
   or, failing that, ``MIN_SUBJECTS`` of the first three;
-- ``invented``: the share of the summary's words that no frame caption has; at most ``max_invented``;
+- ``invented``: the share of the summary's words that no frame caption has, at most ``max_invented``,
+  and no quoted text (a title, words on screen) that none has: small models name their clip ("In the
+  video 'The Black and White Sunset'");
 - ``filler``: phrases that describe no picture ("a classic example of", "an immersive experience",
   "the art and science of storytelling"; prompts/filler.txt); one is enough to fail a summary that
   also misses its main subject, two fail any.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from video_caption.caption.settings import PROMPTS
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_QUOTED = re.compile(r'"([^"]{3,100})"|“([^”]{3,100})”|(?<!\w)[\'‘]([^\'‘’]{3,100})[\'’](?!\w)')
 MIN_SUBJECTS = 2  # of the first three subjects, when the main one is missing
 
 
@@ -115,6 +118,10 @@ def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = D
         return detail + (f"; filler: {'; '.join(fillers)}" if fillers else "")
     if len(fillers) > settings.max_filler:
         return f"filler: {'; '.join(fillers)}"
+    for quote in (next(filter(None, m.groups())) for m in _QUOTED.finditer(summary)):
+        inside = terms(quote)
+        if inside and sum(key not in words for key, _ in inside) * 2 > len(inside):
+            return f"invented: quoted {quote!r}, in no frame caption"
     invented = [word for key, word in said if key not in words]
     if len(invented) / len(said) > settings.max_invented:
         return (f"invented: {', '.join(dict.fromkeys(invented))} ({len(invented) / len(said):.0%} of its words in "
