@@ -13,8 +13,8 @@ frame) left out:
   and no quoted text (a title, words on screen) that none has: small models name their clip ("In the
   video 'The Black and White Sunset'");
 - ``filler``: phrases that describe no picture ("a classic example of", "an immersive experience",
-  "the art and science of storytelling"; prompts/filler.txt); one is enough to fail a summary that
-  also misses its main subject, two fail any.
+  "the art and science of storytelling"; prompts/faithful_filler.txt): more than ``max_filler`` fail
+  a summary.
 
 ``unfaithful`` gives the first problem found, with a detail naming what was missing or invented.
 The thresholds were set on real replies of the offline models labelled by reading them
@@ -32,12 +32,12 @@ from video_caption.caption.settings import PROMPTS
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _QUOTED = re.compile(r'"([^"]{3,100})"|“([^”]{3,100})”|(?<!\w)[\'‘]([^\'‘’]{3,100})[\'’](?!\w)')
-MIN_SUBJECTS = 2  # of the first three subjects, when the main one is missing
+SUBJECTS = 3  # the summary names one of the captions' first three subjects
 
 
 @dataclass(frozen=True)
 class Faithfulness:
-    max_invented: float = 0.5  # share of the summary's words no frame caption has
+    max_invented: float = 0.35  # share of the summary's words no frame caption has
     max_filler: int = 1  # filler phrases allowed in a summary that names its subjects
 
 
@@ -110,10 +110,9 @@ def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = D
         return None
     spoken = {key for key, _ in said}
     words = dict(reversed([pair for caption in captions for pair in terms(caption)]))  # key -> its first word
-    main = subjects(captions)[:3]
-    named = [key for key in main if key in spoken]
+    main = subjects(captions)[:SUBJECTS]
     fillers = filler(summary)
-    if main and main[0] not in spoken and len(named) < min(MIN_SUBJECTS, len(main)):
+    if main and not spoken & set(main):
         detail = f"missing: {', '.join(words[key] for key in main if key not in spoken)}"
         return detail + (f"; filler: {'; '.join(fillers)}" if fillers else "")
     if len(fillers) > settings.max_filler:
