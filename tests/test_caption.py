@@ -281,7 +281,8 @@ def test_http_errors_and_timeouts_are_retried_then_recorded_and_retried_next_run
 def test_summaries_are_redone_when_a_setting_or_their_captions_change(tmp_path):
     keys = KEYS[:4]
     summary_inputs(tmp_path, keys)
-    args = ["--steps", "summary,train", "--llm-backend", "openai", "--llm-max-tokens", "40"]
+    # The scripted reply is about a dog whatever the captions say: the faithfulness check is left out.
+    args = ["--steps", "summary,train", "--llm-backend", "openai", "--checks", "none", "--llm-max-tokens", "40"]
 
     def reply(body, attempt):
         return 200, f"A dog in {body['max_tokens']} tokens.", 0.0
@@ -349,6 +350,44 @@ def test_degenerate_replies_are_kept_with_their_reason_and_never_reach_train_jso
     stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]
     assert stage["degenerate"] == {"summary": dict.fromkeys(REASONS, 1)}
     assert stage["checks"]["summary"] == {"retried": 7, "recovered": 1, **dict.fromkeys(REASONS, 1)}
+
+
+UNFAITHFUL = {  # dog number -> a fluent reply that is not about the clip (both tries)
+    2: "The scene is a classic example of storytelling, creating an immersive experience for the viewer.",
+    3: "A red sports car drives along a wet city street at night under bright neon signs.",
+    4: "A brown dog sits with a cat, a horse, three children and a farmer beside a barn and a tractor.",
+}
+
+
+def test_summaries_untrue_to_their_clip_are_kept_out_and_preambles_cleaned(tmp_path):
+    """A scripted LLM: a faithful summary (clip 0), one behind a chatty preamble (1), filler (2), another
+    picture (3), one that invents most of what it says (4), and one unfaithful only at the first try (5).
+    The untrue ones are asked again once, then kept out of train.json with reason unfaithful and a
+    detail naming what was missing or invented; the preamble is cleaned away."""
+    summary_inputs(tmp_path, KEYS[:6])
+
+    def reply(body, attempt):
+        number = int(body["messages"][-1]["content"].split("dog number ")[1].split(" ")[0])
+        if number in UNFAITHFUL or (number == 5 and "seed" not in body):
+            return 200, UNFAITHFUL.get(number, UNFAITHFUL[3]), 0.0
+        preamble = "Sure! Here is the caption: " if number == 1 else ""
+        return 200, f"{preamble}A brown dog sits on green grass in a sunny park, then runs toward a red ball.", 0.0
+
+    with ScriptedServer(reply) as server:
+        caption(tmp_path, "--steps", "summary,train", "--llm-backend", "openai", "--llm-base-url", server.url)
+    rows = by_key(tmp_path / "summary_caption.jsonl")
+    assert [rows[k].get("degenerate", {}).get("reason") for k in KEYS[:6]] == [None, None, *["unfaithful"] * 3, None]
+    details = {i: rows[KEYS[i]]["degenerate"]["detail"] for i in UNFAITHFUL}
+    assert details[2].startswith("missing: dog") and "classic example" in details[2]
+    assert details[3].startswith("missing: dog")
+    assert details[4].startswith("invented: cat, horse, three, children, farmer")
+    entries = {e["file_path"]: e["text"] for e in train_json(tmp_path)}
+    assert list(entries) == [KEYS[0], KEYS[1], KEYS[5]]
+    assert entries[KEYS[1]] == entries[KEYS[0]] and entries[KEYS[1]].startswith("A brown dog sits")
+    fates = {f["video_path"]: f for f in read_rows(tmp_path / "caption_decisions.jsonl")}
+    assert [(fates[KEYS[i]]["value"], fates[KEYS[i]]["detail"]) for i in UNFAITHFUL] == \
+        [("unfaithful", details[i]) for i in UNFAITHFUL]
+    assert len(server.bodies) == 6 + 4, "every untrue first reply is asked again once"
 
 
 def test_two_accelerate_processes_give_the_rows_of_one(tmp_path):
@@ -420,7 +459,8 @@ def test_with_no_vlm_named_the_default_vlm_captions_from_the_hugging_face_cache(
 def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1, tmp_path):
     """Hand-written frame captions of real clips (bench/data), the default embedded LLM (SmolLM2) for
     the summaries and tags, a tiny random CLIP of the real architecture for the match: every summary
-    passes the checks, tags are the requested JSON for every clip, and the match gate decides train.json."""
+    passes the checks but those not about their clip (kept out as unfaithful), tags are the requested JSON
+    for every other clip, and the match gate decides train.json."""
     config, weights = tiny_clip(tmp_path, real_text=True)
     made = [json.loads(line) for line in (REPO / "bench" / "data" / "shared_frame_captions.jsonl").open()][:3]
     rows = [r for r in read_rows(stage1 / "meta_clips.jsonl") if r["video_path"] in {m["video_path"] for m in made}]
@@ -436,20 +476,24 @@ def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1
     categories = {k: r["category"] for k, r in by_key(tmp_path / "category.jsonl").items()}
     assert set(categories) == {r["video_path"] for r in rows}
     assert set(categories.values()) <= {"animation", "street", "nature"}
-    summaries = by_key(tmp_path / "summary_caption.jsonl")
-    assert set(summaries) == {r["video_path"] for r in rows}
-    assert not [r for r in summaries.values() if "degenerate" in r], "the default LLM gave a degenerate summary"
+    made_summaries = by_key(tmp_path / "summary_caption.jsonl")
+    assert set(made_summaries) == {r["video_path"] for r in rows}
+    kept_out = [r["degenerate"] for r in made_summaries.values() if "degenerate" in r]
+    assert {problem["reason"] for problem in kept_out} <= {"unfaithful"}, kept_out
+    summaries = {k: r for k, r in made_summaries.items() if "degenerate" not in r}
+    assert summaries, kept_out  # SmolLM2-135M: seed 0 writes one about its clip of the three
     tags = by_key(tmp_path / "tags.jsonl")
     assert set(tags) == set(summaries)
     for row in tags.values():
-        assert set(row) == {"video_path", "objects", "actions", "tags_model", "tags_settings"}
+        assert set(row) == {"video_path", "objects", "actions", "tags_model", "tags_settings", "no_object"}
         assert all(isinstance(t, str) and t for t in row["objects"] + row["actions"])
+        assert row["no_object"] == (not row["objects"])
     scores = {k: r["match_score"] for k, r in by_key(tmp_path / "match_score.jsonl").items()}
     assert set(scores) == set(summaries)
     assert {e["file_path"] for e in train_json(tmp_path)} == set(scores)
 
     # New bounds re-gate, they do not re-score: the clips of one category whose match is above the middle.
-    middle, kept = sorted(scores.values())[1], categories[rows[0]["video_path"]]
+    middle, kept = sorted(scores.values())[len(scores) // 2], categories[rows[0]["video_path"]]
     proc = caption(tmp_path, *args, "--match-min", str(middle), "--category-keep", kept)
     assert "match: " in proc.stderr and "0 to do" in proc.stderr.split("match: ")[1].split("\n")[0]
     assert "category: 3 clips, 3 already done" in proc.stderr
@@ -463,6 +507,8 @@ def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1
         if categories[key] != kept:
             assert (fate["step"], fate["gate"], fate["value"]) == ("category", f'category in ("{kept}")',
                                                                    categories[key])
+        elif key not in summaries:  # its summary was not about its clip
+            assert (fate["step"], fate["value"]) == ("summary", "unfaithful") and fate["detail"].startswith("missing")
         else:
             assert (fate["step"], fate["gate"], fate["value"]) == ("match", f"{middle:g} <= match_score", scores[key])
     stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]

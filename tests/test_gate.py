@@ -50,7 +50,8 @@ def test_stage_3_fates_follow_the_steps_in_their_order():
     made = Made(before=[Gated("category", {k: {"category": c} for k, c in labels.items()},
                               category_gates(["street", "nature"], ["nature"]))],
                 captioned={"a", "b", "d", "e", "f", "g", "h", "i", "j"}, summarized={"a", "d", "f", "g", "h", "i", "j"},
-                degenerate={"d": ("summary", "echo")}, captions={"a": "A.", "g": "G.", "h": "H.", "i": "I.", "j": "J."},
+                degenerate={"d": ("summary", {"reason": "echo", "detail": "the frame captions given back"})},
+                captions={"a": "A.", "g": "G.", "h": "H.", "i": "I.", "j": "J."},
                 after=[Gated("match", {"a": {"match_score": 25.0}, "g": {"match_score": 10.0},
                                        "h": {"match_score": 21.0}, "i": {"match_score": 30.0}},
                              [Gate("match_score", min=20)]),
@@ -62,7 +63,7 @@ def test_stage_3_fates_follow_the_steps_in_their_order():
         "b": ("rejected", "category", 'category not in ("nature")', "nature"),
         "c": ("unscored", "caption", None, None),
         "d": ("rejected", "summary", 'degenerate not in ("empty", "refusal", "echo", "repetition", "language", '
-                                     '"truncated")', "echo"),
+                                     '"truncated", "unfaithful")', "echo"),
         "e": ("unscored", "summary", None, None),
         "f": ("rejected", "clean", "1 <= caption_chars", 0),
         "g": ("rejected", "match", "20 <= match_score", 10.0),
@@ -71,3 +72,5 @@ def test_stage_3_fates_follow_the_steps_in_their_order():
         "j": ("unscored", "match", None, None),
         "k": ("unscored", "category", None, None),
     }
+    details = {f["video_path"]: f["detail"] for f in fates(rows, made)}
+    assert details.pop("d") == "the frame captions given back" and set(details.values()) == {None}

@@ -261,3 +261,31 @@ def test_a_rebuild_reuses_every_thumbnail(mixed_run):
     assert f"{len(strips)} reused, 0 to make" in proc.stderr
     assert {p.name: p.stat().st_mtime_ns for p in (out / "report" / "thumbs").glob("*.jpg")} == strips
     assert len(strips) == len(read_rows(out / "meta_clips.jsonl"))
+
+
+def test_a_summary_kept_out_shows_why_beside_its_frame_captions(tmp_path):
+    """A clip through stage 2 whose summary the faithfulness check kept out: its card says the step, the
+    reason and what was missing, with the rejected summary and the frame captions it was made from."""
+    out = tmp_path
+    write_manifest(out / "meta_clips.jsonl", [{"video_path": "p.mp4", "type": "video"}])
+    write_manifest(out / "gate_decisions.jsonl", [
+        {"video_path": "p.mp4", "outcome": "passed", "step": None, "gate": None, "value": None}])
+    frames = ["A woman flips a pancake in a frying pan.", "The woman catches the pancake in the pan."]
+    write_manifest(out / "frame_caption.jsonl", [{"video_path": "p.mp4", "sampled_frame_caption": frames}])
+    summary = "The scene is a classic example of storytelling."
+    write_manifest(out / "summary_caption.jsonl", [{"video_path": "p.mp4", "summary_caption": summary, "degenerate": {
+        "reason": "unfaithful", "detail": "missing: woman, pancake, pan; filler: classic example"}}])
+    write_manifest(out / "caption_decisions.jsonl", [
+        {"video_path": "p.mp4", "outcome": "rejected", "step": "summary", "gate": 'degenerate not in ("unfaithful")',
+         "value": "unfaithful", "detail": "missing: woman, pancake, pan; filler: classic example"}])
+    (out / "summary.json").write_text(json.dumps({"stages": {"score": {"gates": {}}, "caption": {"gates": {}}}}))
+    run_module("video_caption.report", "--output-folder", out, "--no-thumbnails")
+    with open_page(out / "report" / "index.html") as (page, errors):
+        page.wait_for_selector("body[data-ready='1']")
+        card = page.locator(".card[data-key='p.mp4']")
+        text = card.inner_text()
+        assert "dropped by summary" in text and "unfaithful" in text and "missing: woman, pancake, pan" in text
+        assert summary in text
+        card.locator("details").click()
+        assert all(caption in card.inner_text() for caption in frames)
+        assert errors == []

@@ -43,15 +43,15 @@ def fields(summary: dict) -> dict[str, dict]:
 def step_tables(out: Path, summary: dict, declared_only: bool = False,
                 keep: Callable[[dict], bool] = lambda row: True) -> dict[str, dict[str, dict]]:
     """{step: {clip: row}} of each step whose file is in ``out``, in step order (a clip's latest row).
-    ``declared_only``: each row cut to its step's declared keys (a step declaring none keeps all:
-    tags, whose lists its settings name), so a large folder's embeddings are not held; ``keep``: the
-    rows to read (datautil leaves degenerate replies out)."""
-    fields_of = {step["name"]: set(step["fields"]) for step in declared(summary)}
+    ``declared_only``: each row cut to its step's declared keys (whole for a step with more keys than
+    it declares: tags, whose lists its settings name), so a large folder's embeddings are not held;
+    ``keep``: the rows to read (datautil leaves degenerate replies out)."""
+    fields_of = {step["name"]: None if step["more_fields"] else set(step["fields"]) for step in declared(summary)}
     tables = {}
     for step, name in step_files(summary).items():
         if not (out / name).is_file():
             continue
-        wanted = fields_of[step] | {KEY} if declared_only and fields_of[step] else None
+        wanted = fields_of[step] | {KEY} if declared_only and fields_of[step] is not None else None
         table: dict[str, dict] = {}
         for row in read_rows(out / name):
             if KEY in row and keep(row):

@@ -64,6 +64,7 @@ class StepSpec:
     default: bool = True  # run when SCORERS is not given (the built-in steps)
     last: bool = False  # over the whole dataset, on the survivors of every other gate (duplicates)
     uses: tuple[str, ...] = ()  # steps whose rows it builds on when they run before it
+    more_fields: bool = False  # it also writes keys its settings name (tags: TAG_KEYS): tools keep its rows whole
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -74,7 +75,7 @@ class StepSpec:
         there only)."""
         return {"outputs": list(self.files), "fields": {f.key: f.meaning for f in self.fields},
                 "labels": [f.key for f in self.fields if f.label], "texts": [f.key for f in self.fields if f.text],
-                "off_card": [f.key for f in self.fields if not f.card],
+                "off_card": [f.key for f in self.fields if not f.card], "more_fields": self.more_fields,
                 "opensora": {f.key: f.opensora for f in self.fields if f.opensora}}
 
 
@@ -136,6 +137,7 @@ def declared(summary: dict | None = None) -> list[dict]:
         gates = ((summary or {}).get("stages", {}).get(section) or {}).get("gates") or {}
         found += [{"name": name, "stage": stage, **{k: gate.get(k) or {} for k in ("fields", "opensora")},
                    "outputs": gate["outputs"],
-                   **{k: gate.get(k) or [] for k in ("labels", "texts", "off_card")}}
+                   **{k: gate.get(k) or [] for k in ("labels", "texts", "off_card")},
+                   "more_fields": bool(gate.get("more_fields"))}
                   for name, gate in gates.items() if name not in known and gate.get("outputs")]
     return found

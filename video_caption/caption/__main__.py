@@ -47,6 +47,7 @@ from video_caption.caption import category, match, tags
 from video_caption.caption.backends import BackendError
 from video_caption.caption.category import CategoryStep, LabelsError
 from video_caption.caption.describe import CaptionStep
+from video_caption.caption.faithful import Faithfulness
 from video_caption.caption.fates import Gated, Made, fates
 from video_caption.caption.frames import CaptionFrames
 from video_caption.caption.match import MatchStep
@@ -81,7 +82,7 @@ from video_caption.settings import COMMON, Schema
 SCHEMA = Schema(COMMON + settings())
 # --help names each step's file as its declaration does.
 DOC = __doc__.format(**{step.STEP.name: step.STEP.files[0] for step in (category, match, tags)})
-RESERVED = {KEY, "tags_model", "tags_settings"}  # tags.jsonl fields a tag key cannot be
+RESERVED = {KEY, "tags_model", "tags_settings", "no_object"}  # tags.jsonl fields a tag key cannot be
 
 
 def language(value: str) -> str | None:
@@ -170,7 +171,8 @@ class Steps:
                                    args.language, args.checks)
         template = read_prompt(args.summary_prompt if self.per_frame else args.rewrite_prompt)
         self.summary = SummaryStep(self.llm, template, read_prompt(args.image_summary_prompt), self.per_frame,
-                                   args.language, args.checks)
+                                   args.language, args.checks,
+                                   Faithfulness(args.faithful_max_invented, args.faithful_max_filler))
         self.tags = TagsStep(self.llm, read_prompt(args.tags_prompt), args.tag_keys)
         self.match = self.category = None
         self._check("caption", vlm.check)
@@ -232,14 +234,13 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
                          len(made) - len(usable), steps.caption.output)
             run.step(steps.summary, usable)
         outcome.captioned = {row[KEY] for row in made}
-        outcome.degenerate = {row[KEY]: ("caption", row["degenerate"]["reason"]) for row in made
-                              if "degenerate" in row}
+        outcome.degenerate = {row[KEY]: ("caption", row["degenerate"]) for row in made if "degenerate" in row}
         if args.llm_backend == "none":
             texts, text_source = {row[KEY]: row["video_caption"] for row in usable}, steps.caption.output
         else:
             texts, bad = summaries(out / SUMMARY_CAPTION, usable, steps.summary)
             text_source = SUMMARY_CAPTION
-            outcome.degenerate.update({key: ("summary", reason) for key, reason in bad.items()})
+            outcome.degenerate.update({key: ("summary", problem) for key, problem in bad.items()})
             outcome.summarized = set(texts) | set(bad)
         degenerate = set(outcome.degenerate)
         captions, missing, dropped = final_captions(rows, texts, steps.openings)
@@ -253,7 +254,8 @@ def _caption_all(args, names: list[str], skipped: list[dict], source: Path, out:
             tagged = run.step(steps.tags, [{KEY: row[KEY], "caption": captions[row[KEY]]} for row in rows
                                            if row[KEY] in passed])
             gates["tags"] = {**tags.STEP.describe(), "reached": len(passed), "passed": len(passed & set(tagged)),
-                             "failed": len(passed - set(tagged))}
+                             "failed": len(passed - set(tagged)),
+                             "no_object": sum(bool(row.get("no_object")) for row in tagged.values())}
             outcome.after.append(Gated("tags", tagged))
             passed &= set(tagged)
         materialized: set[str] = set()
@@ -339,12 +341,12 @@ def caption_rows(path: Path, rows: list[dict]) -> list[dict]:
 
 def summaries(path: Path, captions: list[dict], step: SummaryStep) -> tuple[dict[str, str], dict[str, str]]:
     """The summaries of the clips' current captions (one made from captions that were made again
-    since is not used): the usable ones, and the reason of each clip's degenerate summary."""
+    since is not used): the usable ones, and each clip's degenerate summary's problem (reason, detail)."""
     digests = {row[KEY]: step.input_digest(row) for row in captions}
     current = [row for row in read_rows(path)
                if row[KEY] in digests and row.get(step.settings_key, {}).get("input") == digests[row[KEY]]]
     return ({row[KEY]: row["summary_caption"] for row in current if "degenerate" not in row},
-            {row[KEY]: row["degenerate"]["reason"] for row in current if "degenerate" in row})
+            {row[KEY]: row["degenerate"] for row in current if "degenerate" in row})
 
 
 def degenerate_counts(out: Path, steps: Steps) -> dict[str, dict[str, int]]:

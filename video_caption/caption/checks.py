@@ -16,7 +16,10 @@ reply and never reaching train.json:
   of the shared videos pass every check;
 - ``language``: with a language set, langdetect names another with probability 0.9 or more, on
   replies of 8 words or more (langdetect takes "A dog runs after a ball." for Danish);
-- ``truncated``: the model stopped at the token limit (``finish_reason`` "length") mid-sentence.
+- ``truncated``: the model stopped at the token limit (``finish_reason`` "length") mid-sentence;
+- ``unfaithful``: a summary not about the clip its frame captions (or the caption it rewrites)
+  describe: its main subjects missing, much of it in no caption, or filler that describes no
+  picture (video_caption/caption/faithful.py).
 
 They are tried in that order, and the first found is the reason.
 
@@ -31,6 +34,7 @@ import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from video_caption.caption.faithful import DEFAULT, Faithfulness, unfaithful
 from video_caption.caption.settings import REASONS
 
 REFUSALS = ("i'm sorry", "i am sorry", "i cannot", "i can't", "i can not", "as an ai", "i'm unable", "i am unable",
@@ -155,11 +159,13 @@ def same_language(found: str, wanted: str) -> bool:
 
 
 def check_reply(text: str, *, prompt: str = "", sources: Sequence[str] = (), finish_reason: str | None = None,
-                language: str | None = None, only: Collection[str] = REASONS) -> Problem | None:
+                language: str | None = None, only: Collection[str] = REASONS, describes: Sequence[str] = (),
+                faithfulness: Faithfulness = DEFAULT) -> Problem | None:
     """The first problem of a model reply, or None for a usable one.  ``prompt``: the instruction part
     of the request (not the inputs it quotes); ``sources``: texts the reply is made from (frame
     captions), which it may draw on but not give back; ``language``: an ISO 639-1 code, or None;
-    ``only``: the reasons looked for."""
+    ``only``: the reasons looked for; ``describes``: the texts whose picture it must be about (a
+    summary's frame captions, a rewrite's caption; none: not checked)."""
     stripped = text.strip() if text else ""
     if not words(_MARKUP.sub(" ", stripped)):
         if "empty" in only:
@@ -180,4 +186,7 @@ def check_reply(text: str, *, prompt: str = "", sources: Sequence[str] = (), fin
             return Problem("language", f"{found_language} ({probability:.2f}), not {language}")
     if finish_reason == "length" and not stripped.endswith(_ENDS) and "truncated" in only:
         return Problem("truncated", f"stopped at the token limit: ...{stripped[-40:]!r}")
+    found = unfaithful(stripped, describes, faithfulness) if describes and "unfaithful" in only else None
+    if found:
+        return Problem("unfaithful", found)
     return None

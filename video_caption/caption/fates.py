@@ -3,7 +3,8 @@
 Stage 3's gates are the same ``Gate`` objects as stage 2's (video_caption/gate.py), each step's made
 by its declaration (``STEP.gates``), and its decisions the same rows: ``caption_decisions.jsonl``
 holds one per clip of stage 3's input, in its order, with ``outcome`` (``passed``: into train.json;
-``rejected``: by ``step``'s ``gate``, with the clip's ``value`` there; ``unscored``: the step has no
+``rejected``: by ``step``'s ``gate``, with the clip's ``value`` there, and for a reply kept out its
+``detail``, what was wrong with it: "missing: pancake, pan"; ``unscored``: the step has no
 row for it yet, its errors.jsonl row says why or the step has not run on it), checked in the order
 the steps run:
 
@@ -50,7 +51,7 @@ class Made:
     before: list[Gated] = field(default_factory=list)  # the steps before the caption, in order
     captioned: set[str] = field(default_factory=set)  # clips with a caption row
     summarized: set[str] | None = None  # clips with a summary of their current caption (None: no LLM)
-    degenerate: dict[str, tuple[str, str]] = field(default_factory=dict)  # clip -> (step, reason)
+    degenerate: dict[str, tuple[str, dict]] = field(default_factory=dict)  # clip -> (step, {reason, detail})
     captions: dict[str, str] = field(default_factory=dict)  # the final captions, cleaned
     after: list[Gated] = field(default_factory=list)  # the steps on the final caption, in order
     unmade: set[str] = field(default_factory=set)  # deferred clips materialize could not make
@@ -64,8 +65,8 @@ def fate(key: str, made: Made) -> dict:
     if key not in made.captioned:
         return decision(key, "unscored", "caption")
     if key in made.degenerate:
-        step, reason = made.degenerate[key]
-        return decision(key, "rejected", step, DEGENERATE, reason)
+        step, problem = made.degenerate[key]
+        return {**decision(key, "rejected", step, DEGENERATE, problem["reason"]), "detail": problem.get("detail")}
     if made.summarized is not None and key not in made.summarized:
         return decision(key, "unscored", "summary")
     if key not in made.captions:
@@ -79,5 +80,6 @@ def fate(key: str, made: Made) -> dict:
 
 
 def fates(rows: list[dict], made: Made) -> list[dict]:
-    """Every input clip's decision row, in input order."""
-    return [fate(row[KEY], made) for row in rows]
+    """Every input clip's decision row, in input order (each with a ``detail``, so the file loads as
+    one table)."""
+    return [{**decided, "detail": decided.get("detail")} for decided in (fate(row[KEY], made) for row in rows)]

@@ -19,7 +19,8 @@ STEPS = ("category", "caption", "summary", "match", "tags", "materialize", "trai
 BACKENDS = ("openai", "vllm", "transformers", "llamacpp")
 TEXT_ONLY = ("llamacpp",)  # backends that cannot be the VLM: no image input here
 ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")  # servers stage 3 can start (--*-serve)
-REASONS = ("empty", "refusal", "echo", "repetition", "language", "truncated")  # degenerate replies
+# Replies kept out of train.json (caption/checks.py): degenerate ones, then summaries not about their clip.
+REASONS = ("empty", "refusal", "echo", "repetition", "language", "truncated", "unfaithful")
 SAMPLINGS = ("uniform", "mid", "first", "last", "keyframes")
 
 
@@ -76,8 +77,12 @@ OWN = [
     _prompt("TAGS_PROMPT", "tags.txt", "the LLM's prompt listing TAG_KEYS of a caption"),
     _prompt("STRIP_OPENINGS", "strip_openings.txt", "boilerplate openings removed from captions"),
     _three("LANGUAGE", TEXT, "en", "the language replies must be in (none: any)", "checks"),
-    _three("CHECKS", names(REASONS, allow_none=True), list(REASONS), "the degenerate replies looked for", "checks",
-           default_text="all"),
+    _three("CHECKS", names(REASONS, allow_none=True), list(REASONS), "the degenerate replies looked for (unfaithful: "
+           "a summary not about its clip's frame captions)", "checks", default_text="all"),
+    _three("FAITHFUL_MAX_INVENTED", number(), 0.35, "unfaithful: a summary with more than this share of its words in "
+           "no frame caption (stop words and words about the picture itself left out)", "checks"),
+    _three("FAITHFUL_MAX_FILLER", integer(), 1, "unfaithful: a summary with more filler phrases than this "
+           "(prompts/faithful_filler.txt: 'a classic example of', 'an immersive experience' ...)", "checks"),
     _three("TEMPERATURE", number(), 0.2, "sampling temperature", "sampling"),
     _three("TOP_P", number(), 0.9, "nucleus sampling's top p", "sampling"),
     _three("SEED", integer(), None, "sampling seed (a degenerate reply is asked again with seed + 1)", "sampling",

@@ -8,10 +8,12 @@ with ``degenerate`` saying why, and does not reach train.json."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 from video_caption.caption.backends import Request
 from video_caption.caption.checks import Rejected, check_reply
+from video_caption.caption.faithful import DEFAULT, Faithfulness
 from video_caption.caption.roles import Role
 from video_caption.loader import Item
 from video_caption.manifest import IMAGE, SUMMARY_CAPTION, media_type
@@ -42,10 +44,10 @@ class SummaryStep(Step):
     output = SUMMARY_CAPTION
 
     def __init__(self, role: Role, template: str, image_template: str, per_frame: bool, language: str | None,
-                 checks: list[str]):
+                 checks: list[str], faithfulness: Faithfulness = DEFAULT):
         self.role, self.template, self.per_frame, self.language = role, template, per_frame, language
         self.image_template = image_template
-        self.checks = checks
+        self.checks, self.faithfulness = checks, faithfulness
         self.backend = None
         self.counts: Counter = Counter()
 
@@ -54,7 +56,7 @@ class SummaryStep(Step):
         return {"model": self.role.model, "prompt": digest(self.template), "max_tokens": s.max_tokens,
                 "temperature": s.temperature, "top_p": s.top_p, "seed": s.seed,
                 "repeat_penalty": s.repeat_penalty, "language": self.language,
-                "checks": self.checks}
+                "checks": self.checks, "faithfulness": dataclasses.asdict(self.faithfulness)}
 
     def image_settings(self) -> dict:
         return {**self.settings(), "prompt": digest(self.image_template)}
@@ -84,10 +86,14 @@ class SummaryStep(Step):
         prompts = [instructions(self.image_template if media_type(item.row) == IMAGE else self.template)
                    for item in items]
 
+        # What each reply must be about: the clip's frame captions, or the one caption it rewrites.
+        describes = [item.row["sampled_frame_caption"] if self.per_frame else [item.row["video_caption"]]
+                     for item in items]
+
         def judge(index: int, reply):
             return check_reply(reply, prompt=prompts[index], sources=sources[index],
                                finish_reason=getattr(reply, "finish_reason", None), language=self.language,
-                               only=self.checks)
+                               only=self.checks, describes=describes[index], faithfulness=self.faithfulness)
 
         rows: list[dict | Exception] = []
         for result in self.role.ask(self.backend, requests, judge, self.counts):

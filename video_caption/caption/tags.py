@@ -4,7 +4,9 @@ Open-Sora's ``caption_llama3 --key objects`` does, writing tags.jsonl.
 The reply must be one JSON object with exactly the requested keys, each a list of short strings.  The
 schema goes with the request, so backends that can constrain decoding to it do (llama.cpp grammars,
 vLLM/SGLang structured output); any other reply is parsed and checked here.  A malformed reply is asked
-again once with another seed, then the clip is an errors.jsonl row."""
+again once with another seed, then the clip is an errors.jsonl row.  Each row also says ``no_object``:
+true when the caption yields no grounded object (its ``objects`` list, else its first TAG_KEYS list, is
+empty), as a caption about no picture does; counted in summary.json and the report, not gated."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from video_caption.caption.roles import Role
 from video_caption.loader import Item
 from video_caption.runner import Step, digest
 from video_caption.settings import Setting, names
-from video_caption.steps import StepSpec
+from video_caption.steps import Field, StepSpec
 
 OUTPUT = "tags.jsonl"
 
@@ -100,6 +102,7 @@ class TagsStep(Step):
 
     def __init__(self, role: Role, template: str, keys: list[str]):
         self.role, self.template, self.keys = role, template, keys
+        self.objects = "objects" if "objects" in keys else keys[0]  # the list a clip with no object has empty
         self.backend = None
         self.counts: Counter = Counter()
 
@@ -136,14 +139,18 @@ class TagsStep(Step):
             elif isinstance(result, Exception):
                 rows.append(result)
             else:
-                rows.append({"tags_model": self.backend.model, **parse_tags(result, self.keys, caption)})
+                tags = parse_tags(result, self.keys, caption)
+                rows.append({"tags_model": self.backend.model, **tags, "no_object": not tags[self.objects]})
         return rows
 
 
-# Its lists are named by TAG_KEYS (recorded in each row's tags_settings): no field of its own to declare.
+# Its lists are named by TAG_KEYS (recorded in each row's tags_settings).
 STEP = StepSpec(
-    "tags", 3, fields=(),
+    "tags", 3,
+    fields=(Field("no_object", "true when the caption yields no grounded object (its objects list, else its first "
+                  "TAG_KEYS list, is empty): often a caption about no picture; counted, not gated", label=True),),
     settings=(Setting("TAG_KEYS", names(), ["objects", "actions"], "the lists the LLM extracts from each final "
                       "caption", (3,), "tags"),),
     outputs=(OUTPUT,),
+    more_fields=True,
 )

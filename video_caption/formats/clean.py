@@ -4,8 +4,9 @@ around a caption is cut, the caption itself is kept word for word.
 
 In order: unicode normalised (NFKC: full-width letters, ligatures, odd spaces), HTML entities decoded
 and tags removed, URLs removed, special tokens of chat formats removed, Markdown emphasis, headings,
-bullets, numbering and label lines ("## Summary") removed, whitespace collapsed, a "Caption:" label
-and wrapping quotes removed, a boilerplate opening ("The video shows", from the openings file) cut,
+bullets, numbering and label lines ("## Summary") removed, whitespace collapsed, a chatty preamble
+ending in a colon ("Sure! Here is the caption:", "Here's a description of the video:") cut, a
+"Caption:" label and wrapping quotes removed, a boilerplate opening ("The video shows", from the openings file) cut,
 the first letter capitalised.
 Nothing left means None: the clip gets no caption.
 """
@@ -29,6 +30,11 @@ _EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1")
 _SPACE = re.compile(r"\s+")
 _LABEL = re.compile(r"^(?:\*\*|__)?(?:final |video )?(?:caption|description|summary)\s*:\s*(?:\*\*|__)?\s*",
                     re.IGNORECASE)
+# A chatty opening, up to the colon before the caption proper: it starts as an assistant's reply
+# does and names what follows ("Certainly! Here's a short summary of the clip:").
+_PREAMBLE = re.compile(r"^(?:sure|certainly|of course|okay|ok|absolutely|alright|great|here(?:'s|’s| is| are)|"
+                       r"below is|the following is)\b[^:]{0,100}?\b(?:caption|description|summary|rewrite|"
+                       r"rewritten|version|video|clip|scene|frames?)\b[^:]{0,30}:\s*", re.IGNORECASE)
 _QUOTES = "\"'“”‘’«»"
 
 
@@ -66,7 +72,7 @@ def clean_caption(text: str | None, openings: list[str]) -> str | None:
         return None
     text = _SPACE.sub(" ", _EMPTY_BRACKETS.sub(" ", strip_markup(text))).strip()
     text = _SPACE_BEFORE.sub(r"\1", text)
-    text = unquote(_LABEL.sub("", unquote(text)).strip())
+    text = unquote(_LABEL.sub("", _PREAMBLE.sub("", unquote(text))).strip())
     text = unquote(cut_opening(text, openings).strip())
     if not any(ch.isalnum() for ch in text):
         return None

@@ -206,6 +206,7 @@ def clip_table(out: Path) -> list[dict]:
             record["status"] = "train"
         elif fate_3 and fate_3["outcome"] == "rejected":  # through stage 2, dropped by a gate of stage 3
             record["dropped_by"], record["gate"], record["gate_value"] = fate_3["step"], fate_3["gate"], fate_3["value"]
+            record["detail"] = fate_3.get("detail")  # what was wrong with a reply kept out: "missing: pancake"
         # What the gallery's "dropped by" filter tells apart: each gate, and each step's unscored clips.
         record["reason"] = None if not record["dropped_by"] else f"{record['dropped_by']}: " + (
             "could not score" if record["status"] == "unscored" else record["gate"])

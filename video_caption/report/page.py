@@ -16,8 +16,8 @@ ERRORS_SHOWN = 1000  # errors.jsonl rows (and sources without clips) listed on t
 STAGES = {"score": "stage 2 (score)", "caption": "stage 3 (caption)"}  # the stages that skip steps
 # The record fields the page reads, in the order each record is written, before the clip's and its
 # steps' keys (``carried``: video_caption/report/collect.py).
-FIELDS = ("key", "type", "status", "dropped_by", "reason", "gate", "gate_value", "thumb", "caption", "frames_chunk",
-          "frames_index", "skipped")
+FIELDS = ("key", "type", "status", "dropped_by", "reason", "gate", "gate_value", "detail", "thumb", "caption",
+          "frames_chunk", "frames_index", "skipped")
 
 
 def _json(value) -> str:

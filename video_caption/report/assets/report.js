@@ -115,7 +115,9 @@ function card(row) {
   const head = el("div", {}, el("span", { class: `badge ${status.replace(" ", "-")}`, text: status }));
   if (row[F.reason]) {
     const value = status === "unscored" ? "" : ` (value ${number(row[F.gate_value])})`;
-    head.appendChild(document.createTextNode(` dropped by ${row[F.reason]}${value}`));
+    // A reply kept out says what was wrong with it, beside the frame captions it was made from.
+    const detail = row[F.detail] ? `: ${row[F.detail]}` : "";
+    head.appendChild(document.createTextNode(` dropped by ${row[F.reason]}${value}${detail}`));
   }
   node.appendChild(head);
   const scores = el("div", { class: "scores" });
