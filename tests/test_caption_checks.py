@@ -158,3 +158,51 @@ def test_a_bad_reply_is_asked_again_once_with_another_seed(tmp_path):
     assert replies[:2] == ["A dog runs.", "A cat sleeps."] and backend.seeds == [7, 8]
     assert isinstance(replies[2], Rejected) and replies[2].problem.reason == "refusal"
     assert counts == {"retried": 2, "recovered": 1, "refusal": 1}
+
+
+def test_faithfulness_on_replies_labelled_by_reading_them():
+    """Real summaries of SmolLM2 and Gemma over the shared clips' frame captions, the issue's three
+    examples and hand-written faithful summaries, each labelled by reading it against the frame
+    captions (tests/fixtures/summary_faithfulness.jsonl; bench/faithfulness.py prints the figures).
+    The floor asserted is today's measure: docs/benchmarks.md says what is still missed."""
+    import sys
+
+    sys.path.insert(0, str(BENCH_DATA.parent))
+    from faithfulness import CAPTIONS, LABELS, judged, load, scores
+
+    from video_caption.caption.faithful import Faithfulness
+
+    rows = load(LABELS)
+    labels = Counter(row["label"] for row in rows)
+    assert labels["faithful"] >= 50 and labels["unfaithful"] >= 50, labels
+    results = judged(rows, {r["video_path"]: r["sampled_frame_caption"] for r in load(CAPTIONS)}, Faithfulness())
+    found = scores(results)
+    assert found["precision"] >= 0.84 and found["kept_out"] >= 0.88 and found["faithful_kept"] >= 0.85, found
+    examples = [found for row, found in results if row["model"] == "issue-35 example"]
+    assert examples == ["unfaithful"] * 3
+
+
+@pytest.mark.parametrize(("summary", "detail"), [
+    ("A brown dog sits on the grass, then runs after a red ball in the park.", None),
+    ("Brown dogs sitting on grass; the dog chases a red ball.", None),  # inflections
+    ("The scene is a classic example of storytelling, creating an immersive experience.", "missing: dog"),
+    ("A red sports car drives along a wet street at night.", "missing: dog"),
+    ("A brown dog sits with a cat, a horse and a farmer beside a barn and a tractor.", "invented: cat, horse"),
+    ('In the video "The Water of Life", a brown dog sits on the grass.', "invented: quoted 'The Water of Life'"),
+    ("A brown dog sits on the grass, a classic example of an immersive experience.", "filler: classic example"),
+])
+def test_a_summary_is_true_to_its_frame_captions(summary, detail):
+    from video_caption.caption.faithful import unfaithful
+
+    frames = ["A brown dog sits on green grass in a sunny park.", "The dog stands up and runs toward a red ball."]
+    found = unfaithful(summary, frames)
+    assert found == detail if detail is None else found.startswith(detail), found
+
+
+def test_chatty_preambles_are_cleaned_and_captions_kept():
+    assert clean_caption("Sure! Here is the caption: A cat sleeps.", OPENINGS) == "A cat sleeps."
+    assert clean_caption('Certainly! Here\'s a short summary of the clip: "A cat sleeps."', OPENINGS) == "A cat sleeps."
+    assert clean_caption("Here's a description of the video: a man walks.", OPENINGS) == "A man walks."
+    kept = "Here is a woman in a kitchen: she cooks."  # no word about a caption before the colon
+    assert clean_caption(kept, OPENINGS) == kept
+    assert clean_caption("A dog runs: it is fast.", OPENINGS) == "A dog runs: it is fast."
