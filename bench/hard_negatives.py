@@ -24,7 +24,6 @@ against the composed one (PSNR), stored per file as ``verified``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -37,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(REPO / "support"))
 from hard_negatives import BACKGROUNDS, Event, Spec, build, compose, truth_row  # noqa: E402
-from splicing import SEGMENTS, decoded_frames, psnr  # noqa: E402
+from splicing import SEGMENTS, decoded_frames, psnr, set_arguments, variants  # noqa: E402
 
 # (width, height, fps, codec, container), one file each in this order (cycled past the end)
 VARIANTS = [
@@ -120,9 +119,7 @@ class Planner:
 def plan(files: int, seed: int) -> dict[str, Spec]:
     planner = Planner(seed)
     specs = {}
-    for i in range(files):
-        width, height, fps, codec, container = VARIANTS[i % len(VARIANTS)]
-        rate = str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.2f}"
+    for i, width, height, fps, codec, container, rate in variants(files, VARIANTS):
         spec = planner.file(i, width, height, fps, codec)
         specs[f"hardneg{i:02d}_{spec.background}_{width}x{height}_{rate}fps_{codec}.{container}"] = spec
     return specs
@@ -142,17 +139,7 @@ def check(spec: Spec, videos: Path, path: Path) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="folder for the files and ground_truth.json")
-    p.add_argument("--files", type=int, default=24, help="how many files (default 24)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--videos", type=Path, default=VIDEOS, help=f"the shared test videos (default {VIDEOS})")
-    p.add_argument("--no-verify", action="store_true", help="skip decoding each file to check it")
-    args = p.parse_args()
-    missing = [s for s in SEGMENTS if not (args.videos / s).is_file()]
-    if missing:
-        p.error(f"source videos not found in {args.videos}: {', '.join(missing)}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = set_arguments(__doc__, 24, VIDEOS)
     truth, kinds, failed, began = {}, Counter(), False, time.perf_counter()
     for name, spec in plan(args.files, args.seed).items():
         start = time.perf_counter()

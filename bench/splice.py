@@ -27,7 +27,6 @@ file as ``verified``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -38,7 +37,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(REPO / "support"))
-from splicing import SEGMENTS, WIPES, Shot, Spec, Transition, build, truth_row, verify  # noqa: E402
+from splicing import (  # noqa: E402
+    SEGMENTS,
+    WIPES,
+    Shot,
+    Spec,
+    Transition,
+    build,
+    set_arguments,
+    truth_row,
+    variants,
+    verify,
+)
 
 # (width, height, fps, codec, container), one file each in this order (cycled past the end)
 VARIANTS = [
@@ -122,25 +132,13 @@ class Planner:
 def plan(files: int, seed: int) -> dict[str, Spec]:
     planner = Planner(seed)
     specs = {}
-    for i in range(files):
-        width, height, fps, codec, container = VARIANTS[i % len(VARIANTS)]
-        rate = str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.2f}"
+    for i, width, height, fps, codec, container, rate in variants(files, VARIANTS):
         specs[f"splice{i:02d}_{width}x{height}_{rate}fps_{codec}.{container}"] = planner.file(width, height, fps, codec)
     return specs
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, required=True, help="folder for the files and ground_truth.json")
-    p.add_argument("--files", type=int, default=6, help="how many files (default 6)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--videos", type=Path, default=VIDEOS, help=f"the shared test videos (default {VIDEOS})")
-    p.add_argument("--no-verify", action="store_true", help="skip decoding each file to check it")
-    args = p.parse_args()
-    missing = [s for s in SEGMENTS if not (args.videos / s).is_file()]
-    if missing:
-        p.error(f"source videos not found in {args.videos}: {', '.join(missing)}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = set_arguments(__doc__, 6, VIDEOS)
     truth, failed = {}, False
     for name, spec in plan(args.files, args.seed).items():
         start = time.perf_counter()

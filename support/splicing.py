@@ -28,6 +28,7 @@ of the incoming shot B; frame ``first - 1`` is pure A and frame ``last + 1`` is 
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -477,3 +478,29 @@ def truth_row(spec: Spec) -> dict:
         "shots": [{"source": s.source, "source_start_s": s.start, "frames": s.frames, "first": start,
                    "last": start + s.frames - 1} for s, start in zip(spec.shots, tl.starts, strict=True)],
     }
+
+
+def set_arguments(doc: str, files: int, videos: Path) -> argparse.Namespace:
+    """The command line of a test-set builder (bench/splice.py, bench/hard_negatives.py), checked: the
+    output folder made, the source videos there."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="folder for the files and ground_truth.json")
+    p.add_argument("--files", type=int, default=files, help=f"how many files (default {files})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--videos", type=Path, default=videos, help=f"the shared test videos (default {videos})")
+    p.add_argument("--no-verify", action="store_true", help="skip decoding each file to check it")
+    args = p.parse_args()
+    missing = [s for s in SEGMENTS if not (args.videos / s).is_file()]
+    if missing:
+        p.error(f"source videos not found in {args.videos}: {', '.join(missing)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def variants(count: int, table: list[tuple]) -> Iterator[tuple[int, int, int, Fraction, str, str, str]]:
+    """(index, width, height, fps, codec, container, the rate as a file name says it) of ``count`` files,
+    the ``table``'s variants (width, height, fps, codec, container) in turn."""
+    for i in range(count):
+        width, height, fps, codec, container = table[i % len(table)]
+        rate = str(fps.numerator) if fps.denominator == 1 else f"{float(fps):.2f}"
+        yield i, width, height, fps, codec, container, rate
