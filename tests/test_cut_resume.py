@@ -72,16 +72,18 @@ def test_a_rerun_with_other_cut_settings_recuts_as_a_fresh_run_would(videos, tmp
         return sorted(read_rows(tmp_path / out / name), key=lambda r: r["video_path"])
 
     cut("rerun")
-    before = rows("rerun", "meta_clips.jsonl")
+    before = [row["cut_settings"] for row in rows("rerun", "meta_scene_info.jsonl")]
     for i, flags in enumerate((["--min-seconds", "4"], ["--min-seconds", "4", "--detector", "adaptive"])):
         again = cut("rerun", *flags)
         assert "2 sources were cut with other settings" in again.stderr
         cut(f"fresh{i}", *flags)
         clips = rows("rerun", "meta_clips.jsonl")
-        assert clips == rows(f"fresh{i}", "meta_clips.jsonl") and clips != before
-        assert rows("rerun", "meta_scene_info.jsonl") == rows(f"fresh{i}", "meta_scene_info.jsonl")
+        assert clips and clips == rows(f"fresh{i}", "meta_clips.jsonl")
+        scenes = rows("rerun", "meta_scene_info.jsonl")
+        assert scenes == rows(f"fresh{i}", "meta_scene_info.jsonl")
+        assert [row["cut_settings"] for row in scenes] != before, "the rows record the new settings"
         assert all((tmp_path / "rerun" / row["video_path"]).is_file() for row in clips)
-        before = clips
+        before = [row["cut_settings"] for row in scenes]
     superseded = read_rows(tmp_path / "rerun" / "superseded" / "meta_clips.jsonl")
     assert superseded and all((tmp_path / "rerun" / "superseded" / row["video_path"]).is_file() for row in superseded)
     manifests = {name: (tmp_path / "rerun" / name).read_bytes()
