@@ -286,6 +286,8 @@ def test_a_summary_kept_out_shows_why_beside_its_frame_captions(tmp_path):
         text = card.inner_text()
         assert "dropped by summary" in text and "unfaithful" in text and "missing: woman, pancake, pan" in text
         assert summary in text
-        card.locator("details").click()
+        card.locator("details").click()  # the frame captions load when opened
+        for caption in frames:
+            card.get_by_text(caption).wait_for()
         assert all(caption in card.inner_text() for caption in frames)
         assert errors == []
