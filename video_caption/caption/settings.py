@@ -15,7 +15,8 @@ Rerunning resumes: clips already captioned with the same settings are skipped; f
 are tried again."""
 PROMPTS = Path(__file__).resolve().parent / "prompts"  # package data: found in a non-editable install too
 MODES = ("frames_then_summary", "video_then_rewrite")
-STEPS = ("category", "caption", "summary", "match", "tags", "materialize", "train")
+# After the declared steps (video_caption/steps.py): the deferred clips encoded, then train.json written.
+LAST_STEPS = ("materialize", "train")
 BACKENDS = ("openai", "vllm", "transformers", "llamacpp")
 TEXT_ONLY = ("llamacpp",)  # backends that cannot be the VLM: no image input here
 ENGINES = ("vllm", "sglang", "lmdeploy", "llamacpp")  # servers stage 3 can start (--*-serve)
@@ -57,11 +58,9 @@ def _role(role: str, backends: tuple[str, ...], default, default_text: str, toke
     ]
 
 
+MODE = _three("CAPTION_MODE", choice(MODES), MODES[0], "frames_then_summary: the VLM captions each sampled frame, "
+              "the LLM merges them; video_then_rewrite: the VLM sees all frames at once, the LLM rewrites", "steps")
 OWN = [
-    _three("CAPTION_MODE", choice(MODES), MODES[0], "frames_then_summary: the VLM captions each sampled frame, "
-           "the LLM merges them; video_then_rewrite: the VLM sees all frames at once, the LLM rewrites", "steps"),
-    _three("STEPS", names(STEPS), list(STEPS), "the steps to run, in this order, each on the clips that passed the "
-           "ones before", "steps", default_text="all"),
     *_role("vlm", tuple(b for b in BACKENDS if b not in TEXT_ONLY), None, "openai with a server, else "
            "transformers", 256),
     *_role("llm", (*BACKENDS, "none"), "llamacpp", "", 200),
@@ -98,8 +97,12 @@ OWN = [
 
 @functools.cache
 def settings() -> list[Setting]:
-    """Stage 3's settings: its own, then its steps' (their declarations, read here and not at import:
-    the steps' modules import this one's names)."""
+    """Stage 3's settings: its own (STEPS naming the declared steps), then its steps' (their declarations,
+    read here and not at import: the steps' modules import this one's names)."""
     from video_caption.steps import registry
 
-    return OWN + [s for step in registry(3).values() for s in step.settings]
+    declared = registry(3)
+    steps = (*declared, *LAST_STEPS)
+    chosen = _three("STEPS", names(steps), list(steps), "the steps to run, in this order, each on the clips that "
+                    "passed the ones before", "steps", default_text="all")
+    return [MODE, chosen, *OWN, *(s for step in declared.values() for s in step.settings)]
