@@ -3,11 +3,11 @@
 An input is a manifest (JSONL) or an output folder.  A manifest's rows travel as their own JSON text
 (``read_ndjson_objects``), so a filtered, merged or sharded row is the input line byte for byte: nested
 values, integers and absent keys stay as they were, and nothing is parsed that no query reads.  A
-folder's rows are its clip manifest (train.jsonl, else meta_clips.jsonl) left-joined on video_path
-with every step file present (those the steps declare: video_caption/folder.py), each column taken
-from the first file that has it, the ``*_settings``
-columns left out; they are made as JSON from the files' raw values.  Columns and their types come
-from DuckDB's sample of each file (its first 20,480 rows).
+folder's rows are its clip manifest (train.jsonl, else meta_clips.jsonl; with ``every``,
+meta_clips.jsonl: every clip, those stage 2 rejected too) left-joined on video_path with every step
+file present (those the steps declare: video_caption/folder.py), each column taken from the first
+file that has it, the ``*_settings`` columns left out; they are made as JSON from the files' raw
+values.  Columns and their types come from DuckDB's sample of each file (its first 20,480 rows).
 """
 
 from __future__ import annotations
@@ -73,11 +73,14 @@ def describe(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     return {name: type_ for name, type_, *_ in rows}
 
 
-def folder_files(folder: Path) -> list[Path]:
-    """An output folder's clip manifest, then its step files present."""
-    base = next((folder / name for name in (TRAIN_JSONL, META_CLIPS) if (folder / name).is_file()), None)
+def folder_files(folder: Path, every: bool = False) -> list[Path]:
+    """An output folder's clip manifest (``every``: meta_clips.jsonl, all its clips), then its step
+    files present."""
+    names = (META_CLIPS,) if every else (TRAIN_JSONL, META_CLIPS)
+    base = next((folder / name for name in names if (folder / name).is_file()), None)
     if base is None:
-        raise InputError(f"{folder}: no {TRAIN_JSONL} or {META_CLIPS} (not an output folder of stage 1 or 2)")
+        made_by = "stage 1 or datautil import" if every else "stage 1 or 2"
+        raise InputError(f"{folder}: no {' or '.join(names)} (not an output folder of {made_by})")
     steps = [folder / name for name in step_files(read_summary(folder)).values()]
     return [base] + [path for path in steps if path.is_file()]
 
@@ -143,10 +146,14 @@ class Table:
         return f"SELECT {columns} FROM {source}", params
 
 
-def open_table(con: duckdb.DuckDBPyConnection, path: Path) -> Table:
+def open_table(con: duckdb.DuckDBPyConnection, path: Path, every: bool = False) -> Table:
+    """A manifest, or an output folder's clips joined with its step files (``every``: all its clips,
+    not only stage 2's survivors)."""
+    if every and not path.is_dir():
+        raise InputError(f"{path}: --all takes an output folder (its meta_clips.jsonl joined with its step files)")
     if path.is_dir():
         files, taken = [], set()
-        for i, file in enumerate(folder_files(path)):
+        for i, file in enumerate(folder_files(path, every)):
             columns = describe(con, file)
             if columns and KEY not in columns:
                 raise InputError(f"{file} has no {KEY} column, so it cannot be joined")
