@@ -89,24 +89,6 @@ def test_keys_patterns_and_roots():
     assert manifest_root(["/o/clips/a.mp4", "/data/b.mp4"], Path("/o")) == Path("/")
 
 
-def test_import_of_a_csv_written_by_pandas(tmp_path):
-    """Relative paths are relative to the CSV's folder; inside the output folder, they stay relative
-    to it; a quoted caption keeps its newline; a repeated path is kept once; an image is typed."""
-    out = tmp_path / "out"
-    out.mkdir()
-    frame = pd.DataFrame({"path": ["clips/a.mp4", "clips/b.mp4", "clips/a.mp4", "img/c.jpg"],
-                          "text": ["two\nlines", None, "x", "a cat"], "num_frames": [48, 60, 48, 1],
-                          "fps": [24.0, None, 24.0, None], "aes": [5.5, None, 5.5, 6.0]})
-    frame.to_csv(out / "meta.csv", index=False)
-    rows = read_rows(import_file(out / "meta.csv", out, stage=3))
-    assert rows == [{"video_path": "clips/a.mp4", "caption": "two\nlines", "num_frames": 48, "fps": 24.0,
-                     "aesthetic_score": 5.5, "duration": 2.0},
-                    {"video_path": "clips/b.mp4", "num_frames": 60},
-                    {"video_path": "img/c.jpg", "caption": "a cat", "num_frames": 1, "aesthetic_score": 6.0,
-                     "type": "image"}]
-    assert (out / "train.jsonl").is_file() and not (out / "meta_clips.jsonl").exists()
-
-
 def test_opensora_csv_reads_in_pandas_and_imports_back(folder, tmp_path):
     csv_path = tmp_path / "meta.csv"
     assert export(folder, "opensora", csv_path, input=folder / "train.jsonl") == 3
@@ -133,14 +115,10 @@ def test_opensora_csv_reads_in_pandas_and_imports_back(folder, tmp_path):
         for key in ("num_frames", "fps", "width", "height", *SCORES):
             assert row[key] == original[key], key
         assert row["duration"] == pytest.approx(original["num_frames"] / original["fps"])
-    # the same file again is a no-op; another refused; stage 3's manifest on request
+    # the same file again is a no-op; another refused
     assert import_file(csv_path, tmp_path / "new") == imported
     with pytest.raises(FileExistsError, match="meta_clips.jsonl"):
         import_file(csv_path, folder)
-    listing = tmp_path / "new" / "list.txt"
-    listing.write_text("# two clips\nclips/a.mp4\n\nclips/b.mp4\n")
-    train_jsonl = import_file(listing, tmp_path / "new", stage=3)
-    assert read_rows(train_jsonl) == [{"video_path": "clips/a.mp4"}, {"video_path": "clips/b.mp4"}]
 
 
 def test_parquet_holds_every_row_and_its_nested_columns(folder, tmp_path):

@@ -3,9 +3,10 @@
     python -m video_caption.datautil COMMAND --help
 
 INPUT is a manifest (JSONL) or an output folder.  A folder's rows are its clip manifest (train.jsonl if
-present, else meta_clips.jsonl) left-joined on video_path with every step file present, each column
-taken from the first file that has it, the *_settings columns left out.  The step files are those the
-steps declare (and a user's steps', as summary.json records them):
+present, else meta_clips.jsonl; filter and stats --all: meta_clips.jsonl, every clip, those stage 2
+rejected too) left-joined on video_path with every step file present, each column taken from the
+first file that has it, the *_settings columns left out.  The step files are those the steps declare
+(and a user's steps', as summary.json records them):
 {files}
 A manifest's rows are written out exactly as they were read; columns are found in the first 20,480
 rows of each file.  Outputs are JSONL, replaced atomically.  DuckDB does the work, spilling to
@@ -49,12 +50,16 @@ DOC = __doc__.format(files=textwrap.fill(", ".join(step_files({}).values()), 100
                                          subsequent_indent="  "))
 INPUT_HELP = "a manifest (.jsonl) or an output folder"
 OUTPUT_HELP = "the JSONL file to write"
+ALL_HELP = ("an output folder's every clip (meta_clips.jsonl) with its scores, those stage 2 rejected too, "
+            "not only train.jsonl's survivors")
 FORMATS = ("opensora", "easyanimate", "parquet", "webdataset")
+IMPORT_FORMATS = ("opensora", "panda70m")
 EXAMPLES = {
     "filter": f"""examples:
   {PROG} filter OUT --where 'aesthetic_score>=5' --where 'motion_score<8' --output OUT/strict.jsonl
   {PROG} filter OUT/train.jsonl --where 'category in (street,nature)' --output outdoors.jsonl
   {PROG} filter meta_clips.jsonl --where 'num_frames>=48' --where 'category != "text slide"' --output long.jsonl
+  {PROG} filter OUT --all --where 'motion_score>=1' --output looser.jsonl   # stage 2's rejects too
 Expressions: {FORMS}; several --where must all hold.  A value with a comma, quote or
 parenthesis is quoted ('...' or "...").  Numbers compare as numbers, text as text, true/false columns
 take true or false.  A row without the column (or with null there) matches nothing.""",
@@ -90,6 +95,7 @@ Exit status 2 when some clip could not be made.""",
     "stats": f"""examples:
   {PROG} stats OUT
   {PROG} stats OUT/train.jsonl --json > stats.json
+  {PROG} stats OUT --all    # every clip stage 2 saw, not only its survivors
 Rows, hours of footage (sum of duration), per number column its count, min, 5/25/50/75/95 %
 quantiles and max, counts of each value of the true/false columns and of the label columns
 ({', '.join(stats_module.LABELS)}), and for a folder its gate_decisions.jsonl summed
@@ -104,7 +110,20 @@ variable_frame_rate; a file that cannot be probed is a row with video_path and e
   {PROG} export --output-folder OUT --format opensora --output opensora.csv
   {PROG} export --output-folder OUT --format parquet --output train.parquet --input OUT/strict.jsonl""",
     "import": f"""examples:
-  {PROG} import opensora.csv --output-folder OUT --stage 3""",
+  {PROG} import opensora.csv --output-folder OUT --stage 3
+  {PROG} import clips.txt --output-folder OUT --relative-to-file
+  {PROG} import --format panda70m panda70m_training_2m.csv --videos downloads/ --output-folder OUT
+Writes OUT/meta_clips.jsonl (stage 2's input: every clip, with the file's columns under our names)
+and, with --stage 3, OUT/train.jsonl (stage 3's input) and OUT/train.json (the captions the file
+gives, as they are: export takes them).  A relative path is relative to the working folder, as
+Open-Sora's tools open it (--relative-to-file: to the file's folder).  When the clips lie outside
+OUT, video_path is written relative to / and the log says to run the stages and export with --root /.
+panda70m: one row per video (videoID, url, timestamp: its clips' [start, end] times, caption and
+matching_score lists), its video found in --videos as <videoID>.<ext> or yt-dlp's '<title> [<videoID>].<ext>';
+each clip a deferred clip (a source range, as stage 1 CLIPS=deferred writes: stages 2 and 3 read
+its frames from the video, stage 3's materialize encodes those that pass) with panda_caption,
+panda_matching_score and panda_url kept.  A missing video or a row that cannot be parsed is an
+errors.jsonl row; the rest is imported.  Importing the same file again is a no-op.""",
 }
 
 
@@ -137,6 +156,7 @@ def parser() -> Parser:
     c.add_argument("input", metavar="INPUT", help=INPUT_HELP)
     c.add_argument("--where", action="append", required=True, metavar="EXPR", type=where,
                    help="a condition rows must meet (repeat for more: all must hold)")
+    c.add_argument("--all", action="store_true", help=ALL_HELP)
     c.add_argument("--output", required=True, type=Path, help=OUTPUT_HELP)
     c = command("merge", "the union of manifests, one row per video_path (the later file's row wins)")
     c.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP + ", in order (the last wins)")
@@ -162,6 +182,7 @@ def parser() -> Parser:
     c.add_argument("--output", required=True, type=Path, help=OUTPUT_HELP)
     c = command("stats", "rows, hours, number columns' quantiles, label counts, gates")
     c.add_argument("input", metavar="INPUT", help=INPUT_HELP)
+    c.add_argument("--all", action="store_true", help=ALL_HELP)
     c.add_argument("--json", action="store_true", help="print JSON for machines instead of text")
     c = command("info", "probe video files: fps, frames, size, duration, codec")
     c.add_argument("paths", nargs="+", type=Path, metavar="PATH",
@@ -185,11 +206,21 @@ def parser() -> Parser:
     c.add_argument("--encoders", type=at_least(1), default=2,
                    help="clips of one source encoding at once while it is decoded on (default: %(default)s)")
     c.add_argument("--batch-size", type=at_least(1), default=16, help="clips per batch (default: %(default)s)")
-    c = command("import", "make an output folder from another tool's CSV")
-    c.add_argument("file", type=Path, metavar="FILE.csv")
+    c = command("import", "make an output folder from another tool's CSV or Panda-70M's metadata")
+    c.add_argument("file", type=Path, metavar="FILE", help="an Open-Sora CSV, a list of paths (one a line), or "
+                                                          "Panda-70M metadata (--format panda70m)")
     c.add_argument("--output-folder", required=True, type=Path, metavar="OUT")
+    c.add_argument("--format", choices=IMPORT_FORMATS, default=IMPORT_FORMATS[0],
+                   help="opensora: a CSV with a path column, or a list; panda70m: Panda-70M's metadata CSV "
+                        "(default: %(default)s)")
+    c.add_argument("--videos", type=Path, metavar="DIR",
+                   help="panda70m: the folder of the downloaded videos (<videoID>.mp4 ..., searched recursively)")
     c.add_argument("--stage", type=int, choices=(2, 3), default=2,
-                   help="the stage whose output it stands for (default: %(default)s)")
+                   help="the stage whose input it is: 2 writes meta_clips.jsonl, 3 also train.jsonl and the "
+                        "captions in train.json (default: %(default)s)")
+    c.add_argument("--relative-to-file", action="store_true",
+                   help="relative paths in FILE are relative to its folder (default: to the working folder, "
+                        "as Open-Sora reads them)")
     return p
 
 
@@ -227,12 +258,17 @@ def run(args) -> int:
             if args.command == "export":
                 count = formats.export(args.output_folder, args.format, args.output, args.input, args.root)
                 return said(f"export: {count} clips in {args.output}")
-            return said(f"import: {formats.import_file(args.file, args.output_folder, args.stage)}")
+            from video_caption.logs import setup_logging
+
+            setup_logging(False)  # its log says what was written, and which --root the stages need
+            made = formats.import_file(args.file, args.output_folder, args.stage, args.format, args.videos,
+                                       args.relative_to_file)
+            return said(f"import: {made}")
         except (ValueError, FileNotFoundError, FileExistsError) as exc:
             raise InputError(str(exc)) from None
     with connect() as con:
         if args.command == "stats":
-            result = stats_module.compute(con, open_table(con, Path(args.input)))
+            result = stats_module.compute(con, open_table(con, Path(args.input), args.all))
             print(json.dumps(result, indent=1) if args.json else stats_module.text(result))
             return 0
         if args.command == "shard":
@@ -244,7 +280,7 @@ def run(args) -> int:
             join = "ANTI" if args.command == "difference" else "SEMI"
             count = keyed(con, open_table(con, Path(args.a)), open_table(con, Path(args.b)), args.output, join)
         else:
-            table = open_table(con, Path(args.input))
+            table = open_table(con, Path(args.input), getattr(args, "all", False))
             if args.command == "filter":
                 count = filter_rows(con, table, args.where, args.output)
             elif args.command == "sample":

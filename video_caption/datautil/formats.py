@@ -1,4 +1,4 @@
-"""Other trainers' formats: export an output folder's clips to them, import Open-Sora's CSVs.
+"""Other trainers' formats: export an output folder's clips to them, import Open-Sora's CSVs and Panda-70M.
 
 Export (``export``) takes the clips of one manifest: OUTPUT_FOLDER/train.json when it exists (what
 stage 3 kept), else train.jsonl (stage 2), else meta_clips.jsonl (stage 1), or the manifest given
@@ -19,12 +19,15 @@ warning.  Formats:
                none) and ``<key>.json`` (its joined row); keys are the clip's position and its path
                made safe, so unique and free of dots and slashes
 
-Import (``import_file``) turns an Open-Sora CSV (``path`` absolute or relative to the CSV's folder)
-or a plain list (one path a line) into stage 2's input (OUTPUT_FOLDER/meta_clips.jsonl) or stage
-3's (OUTPUT_FOLDER/train.jsonl), the CSV's columns mapped back to our names.  Stages read
-``video_path`` relative to a root (``--root``, default OUTPUT_FOLDER) and refuse absolute ones, so
-paths inside OUTPUT_FOLDER become relative to it, and when any lies outside, every path is written
-relative to ``/``: then run stages 2 and 3, and export, with ``--root /``.
+Import (``import_file``) turns an Open-Sora CSV or a plain list (one path a line) into an output
+folder, the CSV's columns mapped back to our names; a relative path is relative to the working
+folder, as Open-Sora's tools open it (or to the file's folder, on request).  Panda-70M's metadata
+becomes deferred clips over the user's downloaded videos (datautil/panda70m.py).  It writes
+meta_clips.jsonl (stage 2's input: every clip) and, for stage 3, train.jsonl (its input) and the
+captions given in train.json, which export then takes as they are.  Stages read ``video_path``
+relative to a root (``--root``, default OUTPUT_FOLDER) and refuse absolute ones, so paths inside
+OUTPUT_FOLDER become relative to it, and when any lies outside, every path is written relative to
+``/``: then run stages 2 and 3, and export, with ``--root /`` (the log says so).
 """
 
 from __future__ import annotations
@@ -39,16 +42,19 @@ import re
 import tarfile
 from pathlib import Path, PurePosixPath
 
+from video_caption.datautil import panda70m
 from video_caption.folder import fields, read_summary, step_tables
 from video_caption.formats.clean import read_openings
 from video_caption.formats.train_json import final_captions, read_train_json, train_entries, write_train_json
 from video_caption.inputs import path_under
 from video_caption.manifest import (
+    ERRORS,
     IMAGE,
     KEY,
     META_CLIPS,
     TRAIN_JSON,
     TRAIN_JSONL,
+    ErrorLog,
     is_deferred,
     read_rows,
     replacing,
@@ -390,9 +396,9 @@ def export(output_folder: Path, fmt: str, output: Path, input: Path | None = Non
 
 # ---- import ----
 
-def _import_records(path: Path) -> list[dict]:
+def _import_records(path: Path, base: Path) -> list[dict]:
     """Our rows of an Open-Sora CSV (.csv) or a plain list (one path a line; blank lines and lines
-    starting with # skipped), ``video_path`` absolute (relative entries are relative to the file's folder)."""
+    starting with # skipped), ``video_path`` absolute: a relative one is relative to ``base``."""
     if path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as handle:  # captions may hold newlines
             reader = csv.DictReader(handle)
@@ -405,22 +411,16 @@ def _import_records(path: Path) -> list[dict]:
     for number, row in enumerate(rows, start=1):
         if KEY not in row:
             raise ValueError(f"{path}: record {number} has no path")
-        row[KEY] = os.path.abspath(path.parent / row[KEY])
+        row[KEY] = os.path.abspath(base / row[KEY])
         if is_image(row[KEY]):  # Open-Sora's tables mix images in by extension
             row.update(type=IMAGE, num_frames=1)
     return rows
 
 
-def import_file(path: Path, output_folder: Path, stage: int = 2) -> Path:
-    """Write the clips of an Open-Sora CSV or a plain list of paths as stage ``stage``'s input manifest
-    (2: OUTPUT_FOLDER/meta_clips.jsonl, 3: OUTPUT_FOLDER/train.jsonl), atomically; returns its path.
-    An existing manifest is left alone: importing the same file again is a no-op, importing another
-    is refused (FileExistsError) rather than replacing a stage's input."""
-    names = {2: META_CLIPS, 3: TRAIN_JSONL}
-    if stage not in names:
-        raise ValueError(f"stage {stage}: import writes the input of stage 2 or 3")
-    path, output_folder = Path(path), Path(output_folder)
-    records, unique = _import_records(path), {}
+def _opensora_rows(path: Path, output_folder: Path, relative_to_file: bool) -> tuple[list[dict], str]:
+    """(the clips of an Open-Sora CSV or a list, ``video_path`` relative to the root the stages must
+    be given; what the log says about that root)."""
+    records, unique = _import_records(path, path.parent if relative_to_file else Path.cwd()), {}
     for row in records:
         unique.setdefault(row[KEY], row)
     if len(unique) < len(records):
@@ -433,17 +433,72 @@ def import_file(path: Path, output_folder: Path, stage: int = 2) -> Path:
                     len(missing), len(rows), ", ".join(missing[:3]))
     for row in rows:
         row[KEY] = Path(row[KEY]).relative_to(root).as_posix()
-    target = output_folder / names[stage]
-    if target.exists():
-        if read_rows(target) == rows:
-            log.info("%s already holds these %d clips", target, len(rows))
-            return target
-        raise FileExistsError(f"{target} exists and holds other clips: remove it, or import into another "
-                              "output folder")
+    if root == Path(os.path.abspath(output_folder)):
+        return rows, ""
+    return rows, (f"; their paths lie outside {output_folder}, so video_path is relative to /: run stages 2 "
+                  "and 3, and export, with --root /")
+
+
+def import_file(path: Path, output_folder: Path, stage: int = 2, fmt: str = "opensora", videos: Path | None = None,
+                relative_to_file: bool = False) -> Path:
+    """Make an output folder of the clips of ``path``; returns the input manifest of stage ``stage``.
+
+    ``fmt`` opensora: an Open-Sora CSV or a plain list of paths, a relative path relative to the
+    working folder (as Open-Sora's tools open them), or with ``relative_to_file`` to the file's
+    folder; panda70m: Panda-70M metadata over the downloaded ``videos`` (datautil/panda70m.py), a
+    video that is not there being an errors.jsonl row.  Writes meta_clips.jsonl (every clip with the
+    file's columns: what stage 2 reads, and what export and ``datautil --all`` join on); for stage 3
+    also train.jsonl (the same rows, standing for stage 2's survivors) and, for the rows that have a
+    caption, train.json (their captions exactly as given, standing for stage 3's: export takes them).
+    Each file is written atomically.  Importing the same file again is a no-op, or writes only what
+    is missing (stage 3's files after an import for stage 2); an existing file that holds other clips
+    is refused (FileExistsError) rather than replacing a stage's input."""
+    if stage not in (2, 3):
+        raise ValueError(f"stage {stage}: import writes the input of stage 2 or 3")
+    if (fmt == "panda70m") != (videos is not None):
+        raise ValueError("--videos DIR (the downloaded videos) goes with --format panda70m, and only with it")
+    path, output_folder = Path(path), Path(output_folder)
+    if fmt == "panda70m":
+        (rows, errors), hint = panda70m.import_rows(path, Path(videos)), ""
+    elif fmt == "opensora":
+        (rows, hint), errors = _opensora_rows(path, output_folder, relative_to_file), []
+    else:
+        raise ValueError(f"unknown import format {fmt!r}: opensora or panda70m")
+    if not rows:  # most likely the wrong file or --videos folder: nothing is written
+        raise ValueError(f"{path}: no clip to import" + (f" ({len(errors)} failed; the first: {errors[0][1]})"
+                                                         if errors else ""))
+    files = {META_CLIPS: rows, **({TRAIN_JSONL: rows} if stage == 3 else {})}
+    captions = {row[KEY]: row["caption"] for row in rows if row.get("caption")}
+    entries = train_entries(rows, captions, set(captions)) if stage == 3 and captions else None
+    wanted = [name for name, content in [*files.items(), (TRAIN_JSON, entries)]
+              if content is not None and not _holds(output_folder / name, content)]
+    target = output_folder / (TRAIN_JSONL if stage == 3 else META_CLIPS)
+    if not wanted:
+        log.info("%s already holds these %d clips%s", output_folder, len(rows), hint)
+        return target
     output_folder.mkdir(parents=True, exist_ok=True)
-    rewrite(target, rows)
-    log.info("%d clips written to %s%s", len(rows), target,
-             "" if root == Path(os.path.abspath(output_folder)) else
-             f"; their paths lie outside {output_folder}, so video_path is relative to /: run the stages "
-             "(and export) with --root /")
+    for name in wanted:
+        if name == TRAIN_JSON:
+            write_train_json(output_folder / name, entries)
+        else:
+            rewrite(output_folder / name, files[name])
+    if errors and META_CLIPS in wanted:  # not again when only stage 3's files are added
+        with ErrorLog(output_folder / ERRORS) as failures:
+            for video_id, message in errors:
+                failures.add("import", video_id, message)
+    log.info("%d clips written to %s%s%s%s", len(rows), ", ".join(str(output_folder / n) for n in wanted),
+             f" ({len(captions)} with a caption in {TRAIN_JSON})" if TRAIN_JSON in wanted else "",
+             f"; {len(errors)} video(s) not imported ({ERRORS} says why)" if errors else "", hint)
     return target
+
+
+def _holds(path: Path, content: list[dict]) -> bool:
+    """Whether ``path`` holds ``content`` already (False when it is not there); FileExistsError when
+    it holds something else."""
+    if not path.exists():
+        return False
+    held = json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else read_rows(path)
+    if held != content:
+        raise FileExistsError(f"{path} exists and holds other clips: remove it, or import into another "
+                              "output folder")
+    return True
