@@ -91,6 +91,9 @@ CLIP_TYPES = {KEY: "str", "caption": "str", "source_path": "str", "type": "str",
               "source_file": "str"}
 EXTRA = "extra"
 TYPE_NAMES = {str: "str", int: "int", float: "float"}
+# The Python types Arrow stores as a column of each kind unchanged (a bool is no number here, a float
+# no int: Arrow would turn True into 1.0 and truncate 3.5 to 3).
+PLAIN = {"str": {str}, "int": {int}, "float": {int, float}, "bool": {bool}}
 
 
 # ---- the column mapping (pure) ----
@@ -478,13 +481,14 @@ def typed_table(records: list[dict], kinds: dict[str, str]):
              "map": pa.map_(pa.string(), pa.float64())}
     columns = {}
     for name, kind in kinds.items():
-        values = []
-        for record in records:
-            try:
-                values.append(checked(record.get(name), kind))
-            except TypeError as exc:
-                clip = record.get(KEY) or record.get("path")
-                raise ValueError(f"{clip}: {name} {exc}, so it cannot be written to its typed column") from None
+        values = [record.get(name) for record in records]
+        if not {type(v) for v in values} - {type(None)} <= PLAIN.get(kind, set()):  # else all of its kind already
+            for i, record in enumerate(records):
+                try:
+                    values[i] = checked(values[i], kind)
+                except TypeError as exc:
+                    clip = record.get(KEY) or record.get("path")
+                    raise ValueError(f"{clip}: {name} {exc}, so it cannot be written to its typed column") from None
         columns[name] = pa.array(values, arrow[kind])
     return pa.table(columns)
 
