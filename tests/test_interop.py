@@ -105,7 +105,7 @@ def test_opensora_csv_and_parquet_have_opensoras_columns_types_and_labels(folder
     assert not frame.isna().all().any(), "a column with no value is left out"
     assert frame["match"].isna().tolist() == [False, True], "one clip's missing value stays an empty cell"
     written = {name: kind(frame[name]) for name in OPENSORA if name in frame.columns}
-    assert written == {name: dtype for name, dtype in OPENSORA.items() if name != "aes"}
+    assert written == {name: wanted for name, wanted in OPENSORA.items() if name != "aes"}
     assert frame["cmotion"].tolist() == ["static", "zoom_in"] and set(frame["cmotion"]) <= CMOTION  # pan_tilt
     assert frame["path"].tolist() == [str(a / key) for key in CLIPS] and frame["ocr"].tolist() == [2, 0]
 
@@ -120,7 +120,7 @@ def test_mindone_csv_has_its_columns_flags_and_captions_where_it_looks(folders, 
     frame = pd.read_csv(output)
     assert "lpips" not in frame.columns and "ocr" not in frame.columns  # not computed; mindone's ocr is boxes
     written = {name: kind(frame[name]) for name in MINDONE if name in frame.columns}
-    assert written == {name: dtype for name, dtype in MINDONE.items() if name not in ("aes", "lpips")}
+    assert written == {name: wanted for name, wanted in MINDONE.items() if name not in ("aes", "lpips")}
     assert frame["nsfw"].tolist() == [1, 0], f"1 where nsfw_score > the run's NSFW_MAX ({NSFW_MAX})"
     assert frame["num_boxes"].tolist() == [2, 0] and frame["total_text_percentage"].tolist() == [0.04, 0.0]
     assert set(frame["cmotion"]) <= CMOTION
