@@ -28,15 +28,20 @@ def step_files(summary: dict, stage: int | None = None) -> dict[str, str]:
 
 
 def fields(summary: dict) -> dict[str, dict]:
-    """{key: {"step", "meaning", "kind" (number, label or text), "card", "opensora"}} of every key a
-    step declares, in step order."""
+    """{key: {"step", "meaning", "kind" (number, label, text, or map: names -> numbers, neither drawn nor
+    counted), "type" (float, int, bool, str or map), "card", "opensora", "opensora_labels" (ours ->
+    Open-Sora's), "mindone", "mindone_flag"}} of every key a step declares, in step order."""
     found = {}
     for step in declared(summary):
         for key, meaning in step["fields"].items():
             kind = "label" if key in step["labels"] else "text" if key in step["texts"] else "number"
-            found.setdefault(key, {"step": step["name"], "meaning": meaning, "kind": kind,
-                                   "card": key not in step["off_card"],
-                                   "opensora": step["opensora"].get(key, "")})
+            type_ = step["types"].get(key) or ("float" if kind == "number" else "str")
+            opensora = step["opensora"].get(key, "")
+            found.setdefault(key, {"step": step["name"], "meaning": meaning, "kind": "map" if type_ == "map" else kind,
+                                   "type": type_, "card": key not in step["off_card"], "opensora": opensora,
+                                   "opensora_labels": step["opensora_labels"].get(key, {}),
+                                   "mindone": step["mindone"].get(key, opensora),
+                                   "mindone_flag": key in step["mindone_flags"]})
     return found
 
 

@@ -46,6 +46,17 @@ class Field:
     text: bool = False  # words (a caption, a clip's path): neither drawn nor counted
     card: bool = True  # on the report's clip cards (False: the card says it otherwise, or it is noise)
     opensora: str = ""  # its column in Open-Sora's CSV, when Open-Sora has one (else ours is kept)
+    # Its labels outside Open-Sora's vocabulary, each with the one of Open-Sora's written instead
+    # (mindone's curation reads the same labels).
+    opensora_labels: tuple[tuple[str, str], ...] = ()
+    # Its column in mindone's curation CSV (mindspore-lab/mindone tools/t2v_curation) when not its Open-Sora one
+    # (mindone took Open-Sora's names), and whether that column is a 0/1 flag: 1 where the clip fails
+    # the run's gate on this key.
+    mindone: str = ""
+    mindone_flag: bool = False
+    # The value's type when it is not a number's float or a label's or text's string: int, bool, or
+    # map (names -> numbers); exports type their columns by it (one Parquet schema for any data).
+    type: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,11 @@ class StepSpec:
         return {"outputs": list(self.files), "fields": {f.key: f.meaning for f in self.fields},
                 "labels": [f.key for f in self.fields if f.label], "texts": [f.key for f in self.fields if f.text],
                 "off_card": [f.key for f in self.fields if not f.card], "more_fields": self.more_fields,
-                "opensora": {f.key: f.opensora for f in self.fields if f.opensora}}
+                "opensora": {f.key: f.opensora for f in self.fields if f.opensora},
+                "opensora_labels": {f.key: dict(f.opensora_labels) for f in self.fields if f.opensora_labels},
+                "mindone": {f.key: f.mindone for f in self.fields if f.mindone},
+                "mindone_flags": [f.key for f in self.fields if f.mindone_flag],
+                "types": {f.key: f.type for f in self.fields if f.type}}
 
 
 def _module(entry: str):
@@ -135,9 +150,10 @@ def declared(summary: dict | None = None) -> list[dict]:
     known = {step["name"] for step in found}
     for stage, section in ((2, "score"), (3, "caption")):
         gates = ((summary or {}).get("stages", {}).get(section) or {}).get("gates") or {}
-        found += [{"name": name, "stage": stage, **{k: gate.get(k) or {} for k in ("fields", "opensora")},
+        found += [{"name": name, "stage": stage,
+                   **{k: gate.get(k) or {} for k in ("fields", "opensora", "opensora_labels", "mindone", "types")},
                    "outputs": gate["outputs"],
-                   **{k: gate.get(k) or [] for k in ("labels", "texts", "off_card")},
+                   **{k: gate.get(k) or [] for k in ("labels", "texts", "off_card", "mindone_flags")},
                    "more_fields": bool(gate.get("more_fields"))}
                   for name, gate in gates.items() if name not in known and gate.get("outputs")]
     return found

@@ -148,7 +148,8 @@ class TagsStep(Step):
 STEP = StepSpec(
     "tags", 3,
     fields=(Field("no_object", "true when the caption yields no grounded object (its objects list, else its first "
-                  "TAG_KEYS list, is empty): often a caption about no picture; counted, not gated", label=True),),
+                  "TAG_KEYS list, is empty): often a caption about no picture; counted, not gated", label=True,
+                  type="bool"),),
     settings=(Setting("TAG_KEYS", names(), ["objects", "actions"], "the lists the LLM extracts from each final "
                       "caption", (3,), "tags"),),
     outputs=(OUTPUT,),

@@ -52,7 +52,7 @@ INPUT_HELP = "a manifest (.jsonl) or an output folder"
 OUTPUT_HELP = "the JSONL file to write"
 ALL_HELP = ("an output folder's every clip (meta_clips.jsonl) with its scores, those stage 2 rejected too, "
             "not only train.jsonl's survivors")
-FORMATS = ("opensora", "easyanimate", "parquet", "webdataset")
+FORMATS = ("opensora", "mindone", "easyanimate", "parquet", "webdataset")
 IMPORT_FORMATS = ("opensora", "panda70m")
 EXAMPLES = {
     "filter": f"""examples:
@@ -107,8 +107,16 @@ by step and gate.""",
 Rows: video_path, fps, num_frames, duration, width, height, rotation, codec, start_time,
 variable_frame_rate; a file that cannot be probed is a row with video_path and error (exit status 2).""",
     "export": f"""examples:
-  {PROG} export --output-folder OUT --format opensora --output opensora.csv
-  {PROG} export --output-folder OUT --format parquet --output train.parquet --input OUT/strict.jsonl""",
+  {PROG} export --output-folder OUT --format opensora --output opensora.csv   # or opensora.parquet
+  {PROG} export --output-folder OUT --format mindone --output /data/mindone/meta.csv
+  {PROG} export --output-folder OUT --format parquet --output train.parquet --input OUT/strict.jsonl
+  {PROG} export --output-folder OUT --format webdataset --output shards/
+Score columns no clip has a value in are left out of opensora's and mindone's CSVs; camera labels outside
+Open-Sora's seven are written static.  mindone: beside the CSV, a folder of the same name less .csv
+(no dot in its path) holds a link to each clip and its caption (<link less .mp4>.json), where mindone
+looks.  parquet: the same columns and types for any data (every declared field, then extra, a JSON
+object of the rest).  Nothing to write (no clip, none under --root, none captioned for easyanimate)
+is an error saying what to pass; exit status 1.""",
     "import": f"""examples:
   {PROG} import opensora.csv --output-folder OUT --stage 3
   {PROG} import clips.txt --output-folder OUT --relative-to-file
@@ -196,7 +204,9 @@ def parser() -> Parser:
     c = command("export", "write an output folder in another tool's format")
     c.add_argument("--output-folder", required=True, type=Path, metavar="OUT")
     c.add_argument("--format", required=True, choices=FORMATS)
-    c.add_argument("--output", required=True, type=Path, metavar="PATH")
+    c.add_argument("--output", required=True, type=Path, metavar="PATH",
+                   help="opensora: a .csv or .parquet file; mindone: a .csv file; easyanimate: a .json file; "
+                        "parquet: a .parquet file; webdataset: a folder or a pattern such as out/train-%%06d.tar")
     c.add_argument("--input", type=Path, metavar="FILE", help="the manifest to export (default: the folder's)")
     c.add_argument("--root", type=Path, help="folder the clips' video_path values are relative to (default: OUT)")
     c = command("materialize", "encode deferred clips (stage 1 CLIPS=deferred) into their files")

@@ -7,12 +7,20 @@ its stage-1 row, every step's rows (the files the steps declare, video_caption/f
 replies left out), and its
 final ``caption``: train.json's text, else its summary (or video caption) cleaned as stage 3 cleans
 it.  A clip whose file is missing, or whose path leaves the root, is skipped and counted in one
-warning.  Formats:
+warning; an export that would write no clip is refused, saying why and what to pass.  Formats:
 
-  opensora     a CSV with Open-Sora's columns (tools/datasets), ``path`` absolute; empty cells for
-               what is not known (pandas reads them as NaN)
+  opensora     a CSV (or, OUTPUT ending .parquet, a Parquet file) with Open-Sora's columns
+               (tools/datasets), ``path`` absolute; an empty cell for what one clip lacks (pandas
+               reads it as NaN), no column for a score every clip lacks (Open-Sora's --aesmin would
+               keep none); labels outside Open-Sora's vocabulary written as their fields declare
+  mindone      mindone's curation CSV (tools/t2v_curation): its column names, ``nsfw`` its 0/1 flag;
+               ``path`` a link to the clip in a dot-free folder beside the CSV (OUTPUT less .csv),
+               its caption next to it where mindone's loader looks (the path cut at its first dot,
+               + .json: our clip paths hold a dot in their source's folder name)
   easyanimate  EasyAnimate's train.json (clips with a caption; ``file_path`` relative to the root)
-  parquet      one row per clip, every joined column, nested lists and dicts kept
+  parquet      one row per clip; the same columns and types for any data of a folder's steps: the
+               clip's own, every declared field typed by its declaration (``nsfw_classes`` a map),
+               and ``extra``, a JSON object of every other key (per-frame scores, settings)
   webdataset   tar shards: OUTPUT a folder (shard-000000.tar, ...) or a pattern with one %-field
                (out/train-%06d.tar); a new shard every 1000 clips or 1 GiB; per clip
                ``<key>.mp4`` (the clip file, streamed), ``<key>.txt`` (its caption, empty when it has
@@ -39,13 +47,17 @@ import logging
 import math
 import os
 import re
+import shutil
 import tarfile
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from video_caption.datautil import panda70m
 from video_caption.folder import fields, read_summary, step_tables
 from video_caption.formats.clean import read_openings
 from video_caption.formats.train_json import final_captions, read_train_json, train_entries, write_train_json
+from video_caption.gate import Gate
 from video_caption.inputs import path_under
 from video_caption.manifest import (
     ERRORS,
@@ -77,21 +89,94 @@ CSV_HEAD = {"path": str, "text": str, "num_frames": int, "height": int, "width":
 OPENSORA_SCORES = ("aes", "flow", "ocr", "match", "cmotion")
 SHARD_CLIPS, SHARD_BYTES = 1000, 1 << 30
 SHARD_NAME = "shard-%06d.tar"
+# Our Parquet's columns before the steps' fields: the clip's own (stage 1's row; a deferred clip's
+# encoder settings go to ``extra``) and its caption, with their types (see ``checked``).
+CLIP_TYPES = {KEY: "str", "caption": "str", "source_path": "str", "type": "str", "start_frame": "int",
+              "end_frame": "int", "start_time": "float", "end_time": "float", "duration": "float", "fps": "float",
+              "num_frames": "int", "width": "int", "height": "int", "shot_change": "float", "deferred": "bool",
+              "source_file": "str"}
+EXTRA = "extra"
+TYPE_NAMES = {str: "str", int: "int", float: "float"}
+# The Python types Arrow stores as a column of each kind unchanged (a bool is no number here, a float
+# no int: Arrow would turn True into 1.0 and truncate 3.5 to 3).
+PLAIN = {"str": {str}, "int": {int}, "float": {int, float}, "bool": {bool}}
 
 
 # ---- the column mapping (pure) ----
 
 def opensora_columns(summary: dict | None = None) -> tuple[dict[str, tuple[str, type]], dict[str, type]]:
-    """(ours -> (Open-Sora's name, type), used both ways; the CSV's columns in order, with their types).
-    The steps' keys (video_caption/folder.py) are mapped by their declarations: Open-Sora's name where
-    it has one (aes, ocr, flow, cmotion, match), after its clip columns; every other number keeps
-    ours (text_score ... and a user's step's), at the end."""
+    """(ours -> (Open-Sora's name, type), used both ways; the CSV's columns in order, with their types)."""
+    columns = tool_columns(summary, "opensora")
+    return columns.names, columns.order
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A tool's CSV columns and how a joined row fills them (``tool_columns``)."""
+
+    names: dict[str, tuple[str, type]]  # ours -> (the tool's name, type)
+    order: dict[str, type]  # the CSV's columns in order, with their types
+    labels: dict[str, dict[str, str]]  # ours -> {our label outside Open-Sora's vocabulary: the one written}
+    flags: dict[str, Gate | None]  # ours -> the gate a clip fails where mindone's flag is 1 (None: not known)
+
+
+def tool_columns(summary: dict | None, tool: str) -> Columns:
+    """``tool``'s (opensora or mindone) CSV columns.  The steps' keys (video_caption/folder.py) are
+    mapped by their declarations: the tool's name where it has one (Open-Sora's aes, ocr, flow,
+    cmotion, match in Open-Sora's order; mindone's num_boxes, total_text_percentage, nsfw ... in step
+    order), after the clip columns; every other number keeps ours (text_score ... and a user's
+    step's), at the end.  A label is text, a mindone flag (from the run's gates, summary.json) or a
+    field declared int an int, any other value a float."""
     declared = fields(summary or {})
-    theirs = {key: (f["opensora"], str if f["kind"] == "label" else float)
-              for key, f in sorted(declared.items(), key=lambda item: _rank(item[1]["opensora"])) if f["opensora"]}
-    ours = {key: (key, float) for key, f in declared.items() if not f["opensora"] and f["kind"] == "number"}
-    order = {**CSV_HEAD, **dict(theirs.values()), "id": str, "relpath": str, **dict(ours.values())}
-    return {**CLIP_COLUMNS, **theirs, **ours}, order
+    rank = _rank if tool == "opensora" else lambda name: 0
+    flags = {key for key, f in declared.items() if tool == "mindone" and f["mindone_flag"]}
+    theirs = {key: (f[tool], str if f["kind"] == "label" else int if key in flags or f["type"] == "int" else float)
+              for key, f in sorted(declared.items(), key=lambda item: rank(item[1][tool])) if f[tool]}
+    ours = {key: (key, float) for key, f in declared.items() if not f[tool] and f["kind"] == "number"}
+    tail = {"id": str, "relpath": str} if tool == "opensora" else {}
+    gates = run_gates(summary or {})
+    return Columns({**CLIP_COLUMNS, **theirs, **ours},
+                   {**CSV_HEAD, **dict(theirs.values()), **tail, **dict(ours.values())},
+                   {key: f["opensora_labels"] for key, f in declared.items() if f["opensora_labels"]},
+                   {key: gates.get(key) for key in flags})
+
+
+def run_gates(summary: dict) -> dict[str, Gate]:
+    """The bound the run's gates put on each key, as summary.json records them (stages 2 and 3)."""
+    found = {}
+    for stage in ("score", "caption"):
+        for gate in (((summary.get("stages") or {}).get(stage) or {}).get("gates") or {}).values():
+            for bound in gate.get("bounds") or []:
+                values = bound.get("values")
+                found[bound["key"]] = Gate(bound["key"], bound.get("min"), bound.get("max"), bool(bound.get("strict")),
+                                           None if values is None else tuple(values),
+                                           excluded=bool(bound.get("excluded")))
+    return found
+
+
+def fields_table(summary: dict) -> str:
+    """docs/formats.md's table (Markdown): each of our keys (the clip's, its caption, the steps'
+    declared fields, then the rest) and what each export format writes it as."""
+    declared = fields(summary)
+    opensora, mindone = tool_columns(summary, "opensora"), tool_columns(summary, "mindone")
+    kinds = parquet_kinds(summary)
+    own = {KEY: ("file_path", ".mp4 (the clip), .json"), "caption": ("text", ".txt, .json"), "type": ("type", ".json")}
+
+    def tool(columns: Columns, key: str) -> str:
+        if key not in columns.names:
+            return "—"
+        name = f"`{columns.names[key][0]}`"
+        if key in columns.labels:
+            name += " (" + ", ".join(f"{ours} → {theirs}" for ours, theirs in columns.labels[key].items()) + ")"
+        return name + (" (0/1: 1 where the clip fails the run's gate on it)" if key in columns.flags else "")
+
+    lines = ["| our key | opensora | mindone | parquet | easyanimate | webdataset |", "|---|---|---|---|---|---|"]
+    for key in [*CLIP_TYPES, *(key for key in declared if key not in CLIP_TYPES)]:
+        easyanimate, webdataset = own.get(key, ("—", ".json"))
+        lines.append(f"| `{key}` | {tool(opensora, key)} | {tool(mindone, key)} | {kinds[key]} | "
+                     + (f"`{easyanimate}`" if easyanimate != "—" else easyanimate) + f" | {webdataset} |")
+    lines.append("| any other key (per-frame scores, settings …) | — | — | in `extra` (JSON) | — | .json |")
+    return "\n".join(lines) + "\n"
 
 
 def _rank(name: str) -> int:
@@ -126,15 +211,25 @@ def parse_cell(text: str | None, kind: type):
     return int(number) if kind is int else number
 
 
-def to_opensora(row: dict, clip_path: Path, summary: dict | None = None) -> dict:
-    """A joined row as Open-Sora's CSV columns (every column, None where unknown)."""
-    columns, order = opensora_columns(summary)
-    out = {theirs: row.get(ours) for ours, (theirs, _) in columns.items()}
+def to_opensora(row: dict, clip_path: Path, columns: Columns | None = None) -> dict:
+    """A joined row as ``columns``' record (default: Open-Sora's, with the built-in steps): every
+    column, None where unknown; a label outside Open-Sora's vocabulary as its field declares; a
+    mindone flag 1 where the clip fails the run's gate on its key."""
+    columns = columns or tool_columns({}, "opensora")
+    out = {}
+    for ours, (theirs, _) in columns.names.items():
+        value = row.get(ours)
+        if value is not None and ours in columns.labels:
+            value = columns.labels[ours].get(value, value)
+        if value is not None and ours in columns.flags:
+            gate = columns.flags[ours]
+            value = None if gate is None else int(not gate.passes({ours: value}))
+        out[theirs] = value
     height, width = row.get("height"), row.get("width")
     out.update(path=str(clip_path), id=PurePosixPath(row[KEY]).stem, relpath=row[KEY],
                aspect_ratio=height / width if height and width else None,
                resolution=height * width if height and width else None)
-    return {column: out[column] for column in order}
+    return {column: out[column] for column in columns.order}
 
 
 def from_opensora(record: dict) -> dict:
@@ -193,8 +288,8 @@ def manifest_root(paths: list[str], output_folder: Path) -> Path:
 
 # ---- export ----
 
-def _input_rows(output_folder: Path, input: Path | None) -> tuple[list[dict], dict[str, str]]:
-    """The clips to export and the captions their manifest gives (a train.json's texts)."""
+def _manifest(output_folder: Path, input: Path | None) -> Path:
+    """The manifest to export: ``input``, else the folder's train.json, train.jsonl or meta_clips.jsonl."""
     if input is None:
         found = [output_folder / name for name in (TRAIN_JSON, TRAIN_JSONL, META_CLIPS)
                  if (output_folder / name).is_file()]
@@ -203,6 +298,11 @@ def _input_rows(output_folder: Path, input: Path | None) -> tuple[list[dict], di
         input = found[0]
     if not input.is_file():
         raise FileNotFoundError(f"{input}: no such manifest")
+    return input
+
+
+def _input_rows(input: Path) -> tuple[list[dict], dict[str, str]]:
+    """The clips of a manifest and the captions it gives (a train.json's texts)."""
     if input.suffix == ".json":
         captions = read_train_json(input)
         return [{KEY: path} for path in captions], captions
@@ -232,8 +332,8 @@ def _stage3_captions(output_folder: Path, rows: list[dict], tables: list[dict[st
     return captions
 
 
-def _locate(rows: list[dict], root: Path) -> list[tuple[dict, Path]]:
-    """(row, clip file) for the rows whose file is there; the others are skipped in one warning."""
+def _locate(rows: list[dict], root: Path) -> tuple[list[tuple[dict, Path]], list[str]]:
+    """(row, clip file) for the rows whose file is there, and the clips of the others."""
     found, skipped = [], []
     for row in rows:
         try:
@@ -245,29 +345,113 @@ def _locate(rows: list[dict], root: Path) -> list[tuple[dict, Path]]:
             found.append((row, path))
         else:
             skipped.append(row[KEY])
-    if skipped:
-        missing = set(skipped)
-        deferred = sum(is_deferred(row) for row in rows if row[KEY] in missing)
-        log.warning("%d clip(s) skipped: no file under %s (first: %s)%s", len(skipped), root, ", ".join(skipped[:3]),
-                    f"; {deferred} of them are deferred clips: 'datautil materialize' makes their files"
-                    if deferred else "")
-    return found
+    return found, skipped
 
 
-def _write_opensora(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
-    order = opensora_columns(summary)[1]
+def _deferred(rows: list[dict], skipped: list[str]) -> int:
+    missing = set(skipped)
+    return sum(is_deferred(row) for row in rows if row[KEY] in missing)
+
+
+def nothing_found(manifest: Path, rows: list[dict], root: Path, deferred: int, folder: Path) -> str:
+    """Why an export finds no clip to write, and what to pass (``rows``: the manifest's clips,
+    ``deferred`` of them deferred clips)."""
+    if not rows:
+        hint = (f"stage 3 captioned none: pass --input {folder / TRAIN_JSONL} (stage 2's clips) or "
+                f"{folder / META_CLIPS} (every clip)" if manifest.name == TRAIN_JSON else
+                f"pass --input with a manifest that has clips ({folder / META_CLIPS}: every clip)")
+        return f"{manifest} holds no clip: {hint}"
+    first = rows[0][KEY]
+    if deferred == len(rows):
+        return (f"none of the {len(rows)} clips of {manifest} has its file: they are deferred clips (stage 1 "
+                f"CLIPS=deferred): make them with 'datautil materialize --output-folder {folder}'")
+    return (f"none of the {len(rows)} clips of {manifest} is a file under {root} (first: {first}): pass --root, the "
+            f"folder their video_path values are relative to (--root / for an import whose clips lie outside it)")
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def filled(records: list[dict], order: dict[str, type]) -> dict[str, type]:
+    """The columns of ``order`` but the scores no record has a value in (Open-Sora's --aesmin 4 on an
+    empty ``aes`` keeps no clip, --text_score2text reads it as a score); the clip's own columns
+    (CSV_HEAD, id, relpath) stay, as Open-Sora's --info writes them (NaN where unknown: an image's fps)."""
+    return {column: kind for column, kind in order.items()
+            if column in CSV_HEAD or column in ("id", "relpath") or any(not _missing(r[column]) for r in records)}
+
+
+def _write_csv_or_parquet(records: list[dict], order: dict[str, type], output: Path) -> None:
+    """``records``' columns of ``order`` (filled ones only) to ``output``: Parquet when it ends with
+    .parquet, else CSV."""
+    order = filled(records, order)
+    if output.suffix.lower() == ".parquet":
+        _write_arrow(typed_table(records, {column: TYPE_NAMES[kind] for column, kind in order.items()}), output)
+        return
     with replacing(output) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(order)
-        for row, path in clips:
-            record = to_opensora(row, path, summary)
+        for record in records:
             writer.writerow(csv_cell(record[column], kind) for column, kind in order.items())
+
+
+def _write_opensora(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
+    columns = tool_columns(summary, "opensora")
+    _write_csv_or_parquet([to_opensora(row, path, columns) for row, path in clips], columns.order, output)
+    return len(clips)
+
+
+def _links_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a mindone export's (links to clips and caption files only), so replaceable."""
+    return folder.is_dir() and all(p.is_symlink() or p.suffix == ".json" for p in folder.iterdir())
+
+
+def _write_mindone(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
+    """mindone's CSV, and beside it (OUTPUT less .csv) a folder of links to the clips, each named by
+    its ``sample_key`` (free of dots), with its caption in ``<key>.json`` ({"caption": ...}): where
+    mindone's datautil (tools/t2v_curation/pipeline/datasets/datautil.py, load_caption, run by every
+    call as --load-caption defaults to json) looks, ``path.split(".")[0] + ".json"``.  The folder is
+    built apart and swapped in, then the CSV written."""
+    if output.suffix.lower() != ".csv":
+        raise ValueError(f"{output}: mindone's tools read a CSV: give --output NAME.csv")
+    folder = Path(os.path.abspath(output.with_suffix("")))
+    if "." in str(folder):
+        raise ValueError(f"{folder}: mindone looks for a clip's caption at its path cut at the first dot, so the "
+                         "folder of the clips' links can hold no dot: give an --output whose path has none but .csv")
+    if folder.exists() and not _links_folder(folder):
+        raise ValueError(f"{folder} exists and is not a mindone export's folder of links: give another --output")
+    columns = tool_columns(summary, "mindone")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    records = []
+    try:
+        for index, (row, path) in enumerate(clips):
+            name = sample_key(index, row[KEY])
+            link = f"{name}{path.suffix.lower() or '.mp4'}"
+            os.symlink(os.path.abspath(path), staging / link)
+            if row.get("caption"):
+                (staging / f"{name}.json").write_text(json.dumps({"caption": row["caption"]}, ensure_ascii=False),
+                                                      encoding="utf-8")
+            records.append(to_opensora(row, folder / link, columns))
+        if folder.exists():  # the old folder out of the way, then the new one in
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+            os.replace(staging, folder)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _write_csv_or_parquet(records, columns.order, output)
     return len(clips)
 
 
 def _write_easyanimate(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
     rows = [row for row, _ in clips]
     captions = {row[KEY]: row["caption"] for row in rows if row["caption"]}
+    if not captions:
+        raise ValueError(f"none of the {len(rows)} clips has a caption, and EasyAnimate's train.json holds captioned "
+                         "clips only: caption them (stage 3), or export another format")
     if len(captions) < len(rows):
         log.warning("%d clip(s) have no caption: left out of %s", len(rows) - len(captions), output)
     entries = train_entries(rows, captions, set(captions))
@@ -276,44 +460,75 @@ def _write_easyanimate(clips: list[tuple[dict, Path]], output: Path, summary: di
     return len(entries)
 
 
-def _writable(kind) -> bool:
-    """Whether Parquet can store an Arrow type (it cannot store a struct without fields: an empty dict)."""
+def checked(value, kind: str):
+    """``value`` as a column of ``kind`` (str, int, float, bool, or map: names -> numbers) holds it,
+    None for a missing one; TypeError when it is not of that kind (nothing is truncated: 3.5 is no int)."""
+    if _missing(value):
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "float" and number:
+        return float(value)
+    if kind == "int" and number and float(value).is_integer():
+        return int(value)
+    if kind == "bool" and isinstance(value, bool) or kind == "str" and isinstance(value, str):
+        return value
+    if kind == "map" and isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()):
+        return {k: float(v) for k, v in value.items()}
+    raise TypeError(f"{value!r} is not {'a map of names to numbers' if kind == 'map' else 'of type ' + kind}")
+
+
+def typed_table(records: list[dict], kinds: dict[str, str]):
+    """An Arrow table of ``records`` with exactly the columns of ``kinds``, each of its kind (see
+    ``checked``); a value of another kind is refused, naming its clip and column."""
     import pyarrow as pa
 
-    if pa.types.is_struct(kind):
-        return kind.num_fields > 0 and all(_writable(kind.field(i).type) for i in range(kind.num_fields))
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return _writable(kind.value_type)
-    return True
-
-
-def arrow_table(rows: list[dict]):
-    """The rows as an Arrow table, a column per key; a column Arrow cannot type as one (values of
-    mixed kinds) or Parquet cannot store is kept as JSON text."""
-    import pyarrow as pa
-
-    names = list(dict.fromkeys(key for row in rows for key in row)) or [KEY]
+    arrow = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+             "map": pa.map_(pa.string(), pa.float64())}
     columns = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        try:
-            column = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            column = None
-        if column is None or not _writable(column.type):
-            log.info("parquet: column %s stored as JSON text (its values are of mixed kinds)", name)
-            column = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values],
-                              pa.string())
-        columns[name] = column
+    for name, kind in kinds.items():
+        values = [record.get(name) for record in records]
+        if not {type(v) for v in values} - {type(None)} <= PLAIN.get(kind, set()):  # else all of its kind already
+            for i, record in enumerate(records):
+                try:
+                    values[i] = checked(values[i], kind)
+                except TypeError as exc:
+                    clip = record.get(KEY) or record.get("path")
+                    raise ValueError(f"{clip}: {name} {exc}, so it cannot be written to its typed column") from None
+        columns[name] = pa.array(values, arrow[kind])
     return pa.table(columns)
 
 
-def _write_parquet(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
+def parquet_kinds(summary: dict) -> dict[str, str]:
+    """Our Parquet's columns and their kinds, the same for any data of a folder's steps: the clip's
+    own (CLIP_TYPES), every field the steps declare (video_caption/folder.py), then ``extra``."""
+    declared = {key: f["type"] for key, f in fields(summary).items() if key not in CLIP_TYPES}
+    return {**CLIP_TYPES, **declared, EXTRA: "str"}
+
+
+def parquet_record(row: dict, kinds: dict[str, str]) -> dict:
+    """A joined row as our Parquet's record: its value of each typed column, and every other key of
+    the row (an ``extra`` of its own too) in ``extra``, a JSON object (None when there is none)."""
+    rest = {key: value for key, value in row.items() if key not in kinds or key == EXTRA}
+    return {**{key: row.get(key) for key in kinds if key != EXTRA},
+            EXTRA: json.dumps(rest, ensure_ascii=False) if rest else None}
+
+
+def arrow_table(rows: list[dict], summary: dict | None = None):
+    """The rows as an Arrow table of our Parquet's columns (``parquet_kinds``)."""
+    kinds = parquet_kinds(summary or {})
+    return typed_table([parquet_record(row, kinds) for row in rows], kinds)
+
+
+def _write_arrow(table, output: Path) -> None:
     import pyarrow.parquet as pq
 
-    table = arrow_table([row for row, _ in clips])
     with replacing(output) as tmp:
         pq.write_table(table, tmp)
+
+
+def _write_parquet(clips: list[tuple[dict, Path]], output: Path, summary: dict) -> int:
+    _write_arrow(arrow_table([row for row, _ in clips], summary), output)
     return len(clips)
 
 
@@ -372,23 +587,32 @@ def _write_webdataset(clips: list[tuple[dict, Path]], output: Path, summary: dic
     return write_shards(clips, shard_pattern(output))
 
 
-WRITERS = {"opensora": _write_opensora, "easyanimate": _write_easyanimate, "parquet": _write_parquet,
-           "webdataset": _write_webdataset}
+WRITERS = {"opensora": _write_opensora, "mindone": _write_mindone, "easyanimate": _write_easyanimate,
+           "parquet": _write_parquet, "webdataset": _write_webdataset}
 
 
 def export(output_folder: Path, fmt: str, output: Path, input: Path | None = None, root: Path | None = None) -> int:
     """Write the clips of ``input`` (default: train.json, else train.jsonl, else meta_clips.jsonl of
     ``output_folder``), joined with what the folder knows of them, to ``output`` in format ``fmt``.
     ``root``: the folder their ``video_path`` values are relative to (default ``output_folder``).
-    Returns the clips written."""
+    Returns the clips written; ValueError, before anything is written, when there is none to write."""
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: one of {', '.join(WRITERS)}")
-    output_folder = Path(output_folder)
-    rows, given = _input_rows(output_folder, Path(input) if input else None)
+    output_folder, root = Path(output_folder), Path(root or output_folder)
+    manifest = _manifest(output_folder, Path(input) if input else None)
+    rows, given = _input_rows(manifest)
     summary = read_summary(output_folder)
     tables = _folder_tables(output_folder, summary)
     captions = {**_stage3_captions(output_folder, rows, tables), **given}
-    clips = _locate(join_rows(rows, tables, captions), Path(root or output_folder))
+    joined = join_rows(rows, tables, captions)
+    clips, skipped = _locate(joined, root)
+    deferred = _deferred(joined, skipped)
+    if not clips:
+        raise ValueError(nothing_found(manifest, joined, root, deferred, output_folder))
+    if skipped:
+        log.warning("%d clip(s) skipped: no file under %s (first: %s)%s", len(skipped), root, ", ".join(skipped[:3]),
+                    f"; {deferred} of them are deferred clips: 'datautil materialize' makes their files"
+                    if deferred else "")
     written = WRITERS[fmt](clips, Path(output), summary)
     log.info("%s: %d clips written to %s", fmt, written, output)
     return written

@@ -179,8 +179,10 @@ def labelled(pairs: list[list[float]], seconds: float, frame_indices: list[int] 
 
 STEP = StepSpec(
     "camera_motion", 2,
+    # Open-Sora's --merge-cmotion (and mindone's) knows LABELS only: a mixed clip is written static,
+    # the one of them that claims no direction (README, Exports).
     fields=(Field("camera_motion", f"the camera's motion: {', '.join(LABELS + MIXED)}", label=True,
-                  opensora="cmotion"),),
+                  opensora="cmotion", opensora_labels=tuple((label, "static") for label in MIXED)),),
     settings=(Setting("CAMERA_MOTION", names(LABELS + MIXED), None, "keep only clips with these camera-motion "
                       "labels", (2,), GATES, gate="camera_motion"),),
     gates=lambda a: [Gate("camera_motion", values=tuple(a.camera_motion))] if a.camera_motion else [],

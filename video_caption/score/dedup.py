@@ -284,7 +284,7 @@ class DedupScorer(Scorer):
 STEP = StepSpec(
     "dedup", 2,
     # Off the report's cards: a duplicate's card names its kept clip and their similarity.
-    fields=(Field("duplicate", "whether the clip copies another one kept", label=True, card=False),
+    fields=(Field("duplicate", "whether the clip copies another one kept", label=True, card=False, type="bool"),
             Field("similarity", "the lowest perceptual-hash cosine with the clip it copies, over the moments",
                   card=False),
             Field("dup_of", "the kept clip it copies (its video_path)", text=True, card=False)),

@@ -230,7 +230,10 @@ def _make(a, device: str, order: list[str]) -> NsfwScorer:
 
 STEP = StepSpec(
     "nsfw", 2,
-    fields=(Field("nsfw_score", "NudeNet's highest confidence of the counted classes over the frames (0-1)"),),
+    fields=(Field("nsfw_score", "NudeNet's highest confidence of the counted classes over the frames (0-1)",
+                  mindone="nsfw", mindone_flag=True),
+            Field("nsfw_classes", "NudeNet's highest confidence over the frames of each class it found (0-1)",
+                  card=False, type="map")),
     settings=(
         Setting("NSFW_MAX", number(minimum=None), NSFW_MAX, "keep nsfw_score <= this (NudeNet reports nothing under "
                 "0.25; ordinary footage reaches 0.42)", (2,), GATES, gate="nsfw"),

@@ -378,9 +378,12 @@ def _setting(env: str, kind, default, help: str, group: str = "text", **more) ->
 
 STEP = StepSpec(
     "text", 2,
-    fields=(Field("text_score", "text boxes' area / frame area, the most over the frames (0-1)"),
-            Field("num_boxes", "text boxes in a frame, the most over the frames", opensora="ocr"),
-            Field("max_single_percentage", "largest text box / frame area, the most over the frames (0-1)")),
+    fields=(Field("text_score", "text boxes' area / frame area, the most over the frames (0-1)",
+                  mindone="total_text_percentage"),
+            Field("num_boxes", "text boxes in a frame, the most over the frames", opensora="ocr", mindone="num_boxes",
+                  type="int"),
+            Field("max_single_percentage", "largest text box / frame area, the most over the frames (0-1)",
+                  mindone="max_single_percentage")),
     settings=(
         _setting("TEXT_MAX", number(minimum=None), 0.02, "keep text_score (text boxes' share of the frame) <= this",
                  GATES, gate="text"),
