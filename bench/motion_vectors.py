@@ -21,7 +21,7 @@ first_pass  stage 2's motion step with and without MOTION_VECTORS on both sets: 
             clips decided without Farneback, gate decisions (must be equal)
 stage1      the 5-minute stage-1 bench source (bench/stage1_speed.py) decoded as stage 1 decodes it,
             with and without exporting the vectors: the extra CPU, against stage 1's own CPU time
-Results go to OUT/motion_vectors.json.
+Results go to OUT/motion_vectors.json, each section with the command, date and machine that measured it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from stage1_speed import VIDEOS, build_input, run_measured  # noqa: E402
 
 from video_caption.manifest import read_rows  # noqa: E402
-from video_caption.media.decode import decode_frames, motion_vectors  # noqa: E402
+from video_caption.media.decode import motion_vectors  # noqa: E402
 from video_caption.media.probe import probe  # noqa: E402
 from video_caption.score.camera_motion import clip_label, pair_label  # noqa: E402
 from video_caption.score.flow import CAMERA_SIDE, MARGIN, RANSAC_PX, sample_step  # noqa: E402
@@ -229,7 +229,8 @@ def first_pass(work: Path, name: str, manifest: Path, root: Path, repeats: int) 
 
 def decode_cpu(path: Path, export: bool) -> float:
     """CPU seconds (this process: the decoder's threads included) of decoding every frame as stage 1
-    does (decode_frames: two decoder threads on two cores), with or without exporting the vectors."""
+    does (decode_frames: one source on two cores gets two decoder threads), with or without
+    exporting the vectors (and reading each frame's)."""
     import av
 
     start = time.process_time()
@@ -240,8 +241,9 @@ def decode_cpu(path: Path, export: bool) -> float:
         if export:
             stream.codec_context.options = {"flags2": "+export_mvs"}
         for frame in container.decode(stream):
-            if export:
-                frame.side_data.get("MOTION_VECTORS")
+            vectors = frame.side_data.get("MOTION_VECTORS") if export else None
+            if vectors is not None:
+                vectors.to_ndarray()  # as a stage-1 step that kept them would read them
     return time.process_time() - start
 
 
@@ -259,7 +261,7 @@ def stage1_cost(work: Path, repeats: int) -> dict:
         (folder / source.name).symlink_to(source)
     wall, memory, _ = run_measured([sys.executable, "-m", "video_caption.cut", "--video-folder", str(folder),
                                     "--output-folder", str(out)], cwd=REPO)
-    frames = sum(1 for _ in decode_frames(source))
+    frames = probe(source).num_frames
     extra = min(export) - min(plain)
     return {"frames": frames, "decode_cpu_s": round(min(plain), 2), "decode_export_cpu_s": round(min(export), 2),
             "all_decode_cpu_s": [round(x, 2) for x in plain], "all_export_cpu_s": [round(x, 2) for x in export],
@@ -280,13 +282,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     result_file = args.out / "motion_vectors.json"
     results = json.loads(result_file.read_text()) if result_file.exists() else {}
-    results.update({"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
-                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "command": " ".join(["python", "bench/motion_vectors.py", *sys.argv[1:]])})
+    run = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "command": " ".join(["python", "bench/motion_vectors.py", *sys.argv[1:]])}
     shared, stage1 = shared_clips(args.work)
     sets = {"shared": (shared, stage1), "windows": windows(args.work, stage1)}
 
     def save(section: str) -> None:
+        results[section]["run"] = run  # sections measured by different commands keep their own
         result_file.write_text(json.dumps(results, indent=1) + "\n")
         brief = {k: {n: v for n, v in s.items() if n != "clips_detail"} if isinstance(s, dict) else s
                  for k, s in results[section].items()}

@@ -295,7 +295,9 @@ def motion_vectors(path: str | os.PathLike, start: int = 0, count: int | None = 
     found: list[FrameVectors] = []
     with av.open(media_path(path), timeout=60) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # Frame threads export the vectors unreliably: two reads of one file differed, and some P
+        # frames came without any.
+        stream.thread_type = "SLICE"
         context = stream.codec_context
         context.options = {"flags2": "+export_mvs"}
         context.skip_frame = "BIDIR"
