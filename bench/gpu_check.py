@@ -17,8 +17,8 @@ tolerance (``TOLERANCES``, written into the result):
                 cuts, fp16 and 16 windows a batch on CUDA
   vlm           the transformers backend on a tiny random Qwen2-VL of the real architecture
                 (tests/vlm_helpers.py), bf16 on CUDA: the last position's logits of each request,
-                and the replies (greedy, 8 tokens; counted, not checked: a random model's near-ties
-                may fall either way)
+                and its top token, and the replies (greedy, 8 tokens; counted, not checked: a random
+                model's near-ties may fall either way)
   stage2        stage 2 (every default step, text on its torch engine, the aesthetic gate open for
                 the random CLIP) as ``python -m video_caption.score --cpu`` against
                 ``accelerate launch --num_processes 1 -m video_caption.score`` on the device: every
@@ -60,7 +60,8 @@ TOLERANCES = {
     "text": {"text_score": 0.005, "num_boxes": 1},
     "nsfw": {"nsfw_score": 1e-4},
     "transnetv2": {"cut_frames": 1, "same_count": True},
-    "vlm": {"logits_cosine_min": 0.99, "same_top_token": True},
+    # bf16 against fp32 on a random model: near-ties of the top token may flip on a few requests.
+    "vlm": {"logits_cosine_min": 0.99, "same_top_token_share_min": 0.9},
     "stage2": {"aesthetic_score": 0.05, "text_score": 0.005, "motion_score": 1e-6, "nsfw_score": 1e-4,
                "camera_motion": "equal", "gate_decisions": "equal"},
 }
@@ -211,11 +212,12 @@ def check_vlm(ctx, device: str) -> dict:
     ((ref, ref_logits), *ref_t), ((dev, dev_logits), *dev_t) = once("cpu"), once(device)
     cosine = min(float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ref_logits, dev_logits,
                                                                                        strict=True))
-    top = all(int(a.argmax()) == int(b.argmax()) for a, b in zip(ref_logits, dev_logits, strict=True))
+    top = float(np.mean([int(a.argmax()) == int(b.argmax()) for a, b in zip(ref_logits, dev_logits, strict=True)]))
+    tol = TOLERANCES["vlm"]
     return timing(ref_t, dev_t, len(requests)) | {
         "model": "tiny random Qwen2-VL (tests/vlm_helpers.py)", "logits_cosine_min": round(cosine, 6),
-        "same_top_token": top, "same_replies": sum(a == b for a, b in zip(ref, dev, strict=True)),
-        "replies": len(ref), "ok": cosine >= TOLERANCES["vlm"]["logits_cosine_min"] and top}
+        "same_top_token_share": top, "same_replies": sum(a == b for a, b in zip(ref, dev, strict=True)),
+        "replies": len(ref), "ok": cosine >= tol["logits_cosine_min"] and top >= tol["same_top_token_share_min"]}
 
 
 def check_stage2(ctx, device: str) -> dict:
