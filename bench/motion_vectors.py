@@ -176,7 +176,7 @@ def from_vectors(rows: list[dict], root: Path) -> dict[str, dict]:
         estimate_s = time.process_time() - start
         found[row["video_path"]] = {
             "estimate": motion and round(motion[0], 4), "unknown": motion and round(motion[1], 4),
-            "camera_motion": vector_camera(intervals, row["width"], row["height"], step / row["fps"]),
+            "vector_camera_motion": vector_camera(intervals, row["width"], row["height"], step / row["fps"]),
             "read_cpu_s": round(read, 4), "estimate_cpu_s": round(estimate_s, 4)}
     return found
 
@@ -191,7 +191,8 @@ def agreement(work: Path, name: str, manifest: Path, root: Path, unknown_max: fl
     unknown = np.array([vectors[k]["unknown"] for k in keys])
     trusted = unknown <= unknown_max
     ratio = score / np.maximum(estimate, 1e-3)
-    labels = [(exact["rows"][k]["camera_motion"], vectors[k]["camera_motion"]) for k in keys]
+    labels = [(exact["rows"][k]["camera_motion"], vectors[k]["vector_camera_motion"]) for k in keys]
+    moving = [(a, b) for a, b in labels if a != "static"]
     return {"clips": len(rows), "with_vectors": len(keys), "exact_wall_s": round(wall, 2), "exact_cpu_s": round(cpu, 2),
             "vectors_cpu_s": round(sum(v.get("read_cpu_s", 0) + v.get("estimate_cpu_s", 0) for v in vectors.values()),
                                    2),
@@ -202,6 +203,7 @@ def agreement(work: Path, name: str, manifest: Path, root: Path, unknown_max: fl
                                   "max": round(float(ratio[trusted].max()), 3),
                                   "median": round(float(np.median(ratio[trusted])), 3)},
             "camera_labels_agree": sum(a == b for a, b in labels), "camera_labels": len(labels),
+            "camera_moving_agree": sum(a == b for a, b in moving), "camera_moving": len(moving),
             "camera_disagreements": sorted({f"{a} -> {b}" for a, b in labels if a != b}),
             "clips_detail": {k: {"motion_score": round(float(exact["rows"][k]["motion_score"]), 4),
                                  "camera_motion": exact["rows"][k]["camera_motion"], **vectors[k]} for k in keys}}
@@ -213,7 +215,7 @@ def first_pass(work: Path, name: str, manifest: Path, root: Path, repeats: int) 
     cpus: dict[str, list[float]] = {"exact": [], "vectors": []}
     for _ in range(repeats):
         for mode, extra in (("exact", []), ("vectors", ["--motion-vectors"])):
-            found, wall, cpu = stage2(work, f"{mode}_{name}", manifest, root, "--scorers", "motion", *extra)
+            found, wall, cpu = stage2(work, f"first_pass_{mode}_{name}", manifest, root, "--scorers", "motion", *extra)
             cpus[mode].append(round(cpu, 2))
             if mode not in best or cpu < best[mode]["cpu_s"]:
                 best[mode] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "found": found}
