@@ -19,17 +19,31 @@ When the camera-motion step runs after it, each row also holds the camera's moti
 (``motion_camera``: [pan, tilt, zoom, inliers] per second, and ``motion_pair_seconds``), fitted on the
 frames already decoded here (on a small copy of them: see video_caption.score.flow), for that
 step to label; the motion score does not depend on it.
+
+``MOTION_VECTORS`` (exact mode) adds a first pass from the motion vectors libx264 wrote into the
+clip: per interval between samples, the P frames' vectors summed on 16 px cells give an estimate of
+the score (``vector_motion``), and from it an upper bound of the exact score, measured on real clips
+(``vector_bound``).  A clip whose bound is at most MOTION_MIN is rejected without Farneback (its row:
+``motion_mode`` ``vectors``, ``motion_score`` the bound); every other clip gets the exact flow, so
+the gate's decisions are exact motion's.  The vectors only rule out motion, never confirm it: they
+miss what the flow reads in fades and noise, and overstate grain and flat areas many times over.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 from video_caption.gate import Gate
+from video_caption.inputs import path_under
 from video_caption.loader import Item
+from video_caption.manifest import is_deferred
+from video_caption.media.decode import FrameVectors, motion_vectors
+from video_caption.media.process import MediaError
 from video_caption.score.base import Scorer
 from video_caption.score.flow import (
     FAST_SIDE,
@@ -70,22 +84,98 @@ def keep_freed_memory(keep: bool) -> None:
         malloc_trim(0)
 
 
+# --- the codec's motion vectors: an estimate of the score, for free ------------------------------
+VECTOR_CELL = 16  # px: a macroblock; the blocks of a P frame are summed onto cells of this size
+
+
+def vector_intervals(frames: list[FrameVectors], indices: list[int], width: int, height: int
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per interval between consecutive sampled frames (``indices``: the motion score's 0, k, 2k, ...):
+    the content's displacement over the interval on each ``VECTOR_CELL`` cell (dx, dy: the vectors of
+    the P frames inside it summed, scaled to the interval when their gaps cover more or less of it),
+    and which cells every one of those P frames gave a vector (intra blocks, new content, give none).
+    Summed rather than taken per frame, so that the vectors' jitter (quarter pixels, grain) partly
+    cancels, as it does in a flow over the interval.  Intervals without a P frame are left out."""
+    gw, gh = -(-width // VECTOR_CELL), -(-height // VECTOR_CELL)
+    out = []
+    for start, end in zip(indices, indices[1:], strict=False):
+        inside = [f for f in frames if start < f.index <= end]
+        if not inside:
+            continue
+        dx, dy, known = np.zeros(gw * gh), np.zeros(gw * gh), np.ones(gw * gh, bool)
+        for f in inside:
+            b = f.blocks
+            cell = (np.clip(b[:, 1] // VECTOR_CELL, 0, gh - 1) * gw + np.clip(b[:, 0] // VECTOR_CELL, 0, gw - 1)
+                    ).astype(np.int64)
+            weight = np.bincount(cell, b[:, 4], gw * gh)
+            has = weight > 0
+            known &= has
+            dx[has] += np.bincount(cell, b[:, 2] * b[:, 4], gw * gh)[has] / weight[has]
+            dy[has] += np.bincount(cell, b[:, 3] * b[:, 4], gw * gh)[has] / weight[has]
+        scale = (end - start) / sum(f.gap for f in inside)
+        out.append((dx.reshape(gh, gw) * scale, dy.reshape(gh, gw) * scale, known.reshape(gh, gw)))
+    return out
+
+
+def vector_motion(intervals: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, float] | None:
+    """(estimate of motion_score, share of cells without a vector): the mean displacement magnitude
+    over the cells that have one, averaged over the intervals, on the score's scale (pixels of the
+    clip per interval); and the share of cells the estimate could not see.  None without intervals."""
+    if not intervals:
+        return None
+    means = [float(np.hypot(dx, dy)[known].mean()) if known.any() else 0.0 for dx, dy, known in intervals]
+    unknown = [1.0 - float(known.mean()) for _, _, known in intervals]
+    return float(np.mean(means)), float(np.mean(unknown))
+
+
+# The exact score against the estimate, over the clips whose cells mostly have a vector (at most
+# VECTOR_UNKNOWN_MAX without): motion_score <= 1.30 * estimate + 0.76 on all 40 of them, among the
+# 19 shared clips and 96 distinct windows (bench/motion_vectors.py, docs/benchmarks.md).  The offset
+# is flow the vectors do not see (fades, a static title's noise: 0.76 at an estimate of 0); above
+# 20 % of cells without a vector (changing digits, new content, cuts: coded intra) the score ran to
+# 4.8 times the estimate.  The bound takes both terms half as large again.
+VECTOR_RATIO, VECTOR_OFFSET = 2.0, 1.2
+VECTOR_UNKNOWN_MAX = 0.2
+
+
+def vector_bound(frames: list[FrameVectors] | None, indices: list[int], width: int, height: int) -> float | None:
+    """An upper bound of the clip's exact motion_score from its P frames' vectors, or None when they
+    cannot bound it (no vectors, no interval with a P frame, too many cells without a vector)."""
+    if frames is None:
+        return None
+    motion = vector_motion(vector_intervals(frames, indices, width, height))
+    if motion is None or motion[1] > VECTOR_UNKNOWN_MAX:
+        return None
+    return VECTOR_RATIO * motion[0] + VECTOR_OFFSET
+
+
 class MotionScorer(Scorer):
     name = "motion"
     key = "motion_score"
     skips_images = "an image has one frame: no motion to measure"
 
-    def __init__(self, fast: bool = False, threads: int = 0, fast_side: int = FAST_SIDE, camera: bool = True):
+    def __init__(self, fast: bool = False, threads: int = 0, fast_side: int = FAST_SIDE, camera: bool = True,
+                 vectors_under: float | None = None, root: str | os.PathLike | None = None):
         self.frames = MotionFrames(max_side=fast_side if fast else 0)
         self.mode = "fast" if fast else "exact"
         self.threads = threads
         self.camera = camera  # fit the camera's motion too, for the camera-motion step to label
+        # The first pass (exact mode, where the bound was measured): a clip whose vector bound is at
+        # most this (MOTION_MIN) is rejected without Farneback; ``root``: where its file is.
+        self.vectors_under = None if fast else vectors_under
+        self.root = Path(root) if root else None
         self._pool = None
         self._cv_threads = 0
 
     def settings(self) -> dict:
         # "camera": rows made without the fit, or with another, are redone when the fit is wanted.
-        return {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT if self.camera else None}
+        made = {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT if self.camera else None}
+        if self.vectors_under is not None:
+            # Rows decided by the vectors hold a bound under this MOTION_MIN, not a score: another
+            # MOTION_MIN redoes them.
+            made["vectors"] = {"under": self.vectors_under, "ratio": VECTOR_RATIO, "offset": VECTOR_OFFSET,
+                               "unknown_max": VECTOR_UNKNOWN_MAX, "cell": VECTOR_CELL}
+        return made
 
     def setup(self, device: str) -> None:
         import cv2
@@ -103,14 +193,16 @@ class MotionScorer(Scorer):
             # The runner then scores the batch's clips one by one: this one gets the error.
             raise ValueError("clip has fewer than 2 frames: no motion to measure")
         seconds = [pair_seconds(item) for item in items]
+        bounds = self._vector_bounds(items)
         cameras = [self._pool.submit(camera_pairs, frames, s) for (frames, _), s in zip(clips, seconds, strict=True)
                    ] if self.camera else []
         # One task per pair, the clips with the largest frames first: the threads finish the batch
-        # together, on small pairs.
+        # together, on small pairs.  None for a clip the vectors decided.
         flows: list[list[Future]] = [[] for _ in clips]
         for c in sorted(range(len(clips)), key=lambda c: -clips[c][0][0].size):
-            frames = clips[c][0]
-            flows[c] = [self._pool.submit(flow_magnitude, a, b) for a, b in zip(frames, frames[1:], strict=False)]
+            if bounds[c] is None:
+                frames = clips[c][0]
+                flows[c] = [self._pool.submit(flow_magnitude, a, b) for a, b in zip(frames, frames[1:], strict=False)]
         try:
             magnitudes = [[f.result() for f in clip] for clip in flows]
             fits = [f.result() for f in cameras]
@@ -120,11 +212,38 @@ class MotionScorer(Scorer):
             raise
         rows = []
         for i, (item, (_, factor), clip) in enumerate(zip(items, clips, magnitudes, strict=True)):
-            row = {"motion_score": float(np.mean(clip)) * factor, "motion_mode": self.mode}
+            if bounds[i] is None:
+                row = {"motion_score": float(np.mean(clip)) * factor, "motion_mode": self.mode}
+            else:
+                row = {"motion_score": bounds[i], "motion_mode": "vectors"}
             if self.camera:
                 row.update(motion_camera=fits[i], motion_pair_seconds=round(seconds[i], 6))
             rows.append({**row, "motion_frame_idx": item.frame_indices})
         return rows
+
+    def _vector_bounds(self, items: list[Item]) -> list[float | None]:
+        """Per clip, its vector bound where it decides the clip (at most ``vectors_under``), else None.
+        Read in the pool (a decode of the I and P frames of each clip's own file: a deferred clip's
+        source is someone else's encode, whose vectors were not measured)."""
+        if self.vectors_under is None:
+            return [None] * len(items)
+
+        def bound(item: Item) -> float | None:
+            if is_deferred(item.row) or self.root is None:
+                return None
+            height, width = item.data[0][0].shape
+            found = vector_bound(motion_vectors(path_under(self.root, item.row["video_path"])),
+                                 item.frame_indices or [], width, height)
+            return found if found is not None and found <= self.vectors_under else None
+
+        futures = [self._pool.submit(bound, item) for item in items]
+        found = []
+        for future in futures:
+            try:
+                found.append(future.result())
+            except (MediaError, ValueError):  # the vectors could not be read: the flow decides
+                found.append(None)
+        return found
 
     def close(self) -> None:
         import cv2
@@ -140,7 +259,8 @@ STEP = StepSpec(
     "motion", 2,
     fields=(Field("motion_score", "Farneback flow magnitude, mean over frame pairs half a second apart (px/frame)",
                   opensora="flow"),
-            Field("motion_mode", "exact or fast", label=True, card=False)),
+            Field("motion_mode", "exact, fast, or vectors (MOTION_VECTORS: an upper bound under MOTION_MIN from the "
+                  "codec's motion vectors, no flow)", label=True, card=False)),
     settings=(
         Setting("MOTION_MIN", number(minimum=None), 3.0, "keep motion_score > this", (2,), GATES, gate="motion"),
         Setting("MOTION_MAX", number(minimum=None), 8.0, "keep motion_score < this", (2,), GATES, gate="motion"),
@@ -148,8 +268,12 @@ STEP = StepSpec(
                 "approximate, faster", (2,), "motion"),
         Setting("MOTION_FAST_SIDE", integer(minimum=1), FAST_SIDE, "long side of the frames with MOTION_FAST, pixels",
                 (2,), "motion"),
+        Setting("MOTION_VECTORS", SWITCH, False, "reject without Farneback the clips whose H.264 motion vectors put "
+                "motion_score surely under MOTION_MIN (same gate decisions; exact mode; another MOTION_MIN then "
+                "redoes the motion rows)", (2,), "motion"),
     ),
     gates=lambda a: [Gate("motion_score", a.motion_min, a.motion_max, strict=True)],
-    make=lambda a, device, order: MotionScorer(fast=a.motion_fast, fast_side=a.motion_fast_side,
-                                               camera=camera_from_motion(order)),
+    make=lambda a, device, order: MotionScorer(
+        fast=a.motion_fast, fast_side=a.motion_fast_side, camera=camera_from_motion(order),
+        vectors_under=a.motion_min if a.motion_vectors else None, root=a.root or a.output_folder),
 )
