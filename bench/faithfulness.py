@@ -93,8 +93,8 @@ def stage3(clips: list[dict]) -> None:
         (out / "frame_caption.jsonl").write_text("".join(json.dumps(c) + "\n" for c in clips))
         subprocess.run([sys.executable, "-m", "video_caption.caption", "--output-folder", str(out),
                         "--steps", "summary,train", "--seed", "0"], check=True, cwd=REPO)
-        kept = {r["video_path"]: r["text"] for r in json.loads((out / "train.json").read_text())}
-        reasons = Counter(r["degenerate"]["reason"] for r in load(out / "summary.jsonl") if r.get("degenerate"))
+        kept = {r["file_path"]: r["text"] for r in json.loads((out / "train.json").read_text())}
+        reasons = Counter(r["degenerate"]["reason"] for r in load(out / "summary_caption.jsonl") if r.get("degenerate"))
     subjects = {c["video_path"]: c["subjects"] for c in clips}
     missing = [path for path, text in kept.items() if not all(mentions(text, s) for s in subjects[path])]
     print(f"\nstage 3 offline: {len(kept)} of {len(clips)} clips reach train.json ({len(kept) / len(clips):.0%}); "

@@ -46,7 +46,7 @@ Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> their unit-length emb
 
 @dataclass(frozen=True)
 class Faithfulness:
-    max_invented: float = 0.3  # share of the summary's words no frame caption has
+    max_invented: float = 0.35  # share of the summary's words no frame caption has
     max_filler: int = 1  # filler phrases allowed in a summary that names its subjects
     similar: float = 0.55  # a word this close in meaning to a caption's word is the caption's
     min_support: float = 0.56  # each sentence at least this close in meaning to a frame caption's
@@ -178,7 +178,8 @@ def embedding() -> Encode:
         if len(known) + len(new) > KEEP:
             known.clear()
         if new:
-            known.update(zip(new, model.encode(new, normalize_embeddings=True, batch_size=64), strict=True))
+            vectors = model.encode(new, normalize_embeddings=True, batch_size=64, show_progress_bar=False)
+            known.update(zip(new, vectors, strict=True))
         return np.stack([known[text] for text in texts])
 
     return encode

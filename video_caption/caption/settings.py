@@ -78,7 +78,7 @@ OWN = [
     _three("LANGUAGE", TEXT, "en", "the language replies must be in (none: any)", "checks"),
     _three("CHECKS", names(REASONS, allow_none=True), list(REASONS), "the degenerate replies looked for (unfaithful: "
            "a summary not about its clip's frame captions)", "checks", default_text="all"),
-    _three("FAITHFUL_MAX_INVENTED", number(), 0.3, "unfaithful: a summary with more than this share of its words in "
+    _three("FAITHFUL_MAX_INVENTED", number(), 0.35, "unfaithful: a summary with more than this share of its words in "
            "no frame caption, nor close in meaning to one of theirs (stop words and words about the picture itself "
            "left out)", "checks"),
     _three("FAITHFUL_SIMILAR", number(), 0.55, "unfaithful: a word at least this close in meaning to a frame "
