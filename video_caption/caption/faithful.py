@@ -15,8 +15,9 @@ package ships).  In order:
 - quoted text (a title, words on screen) that no frame caption has: small models name their clip
   ("In the video 'The Black and White Sunset'");
 - ``invented``: the share of the summary's words that no frame caption has, at most ``max_invented``;
-- ``support``: each sentence of the summary must be close in meaning to a frame caption or one of its
-  sentences (cosine at least ``min_support``): an invented event reads fluently and shares words.
+- ``support``: each sentence of the summary with a word of its own must be close in meaning to a frame
+  caption or one of its sentences (cosine at least ``min_support``): an invented event reads fluently
+  and shares words.
 
 ``unfaithful`` gives the first problem found, with a detail naming what was missing or invented.
 The thresholds were set on real replies of the offline models and hand-written summaries labelled
@@ -155,7 +156,8 @@ def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = D
     if len(invented) / len(said) > settings.max_invented:
         return (f"invented: {', '.join(dict.fromkeys(invented))} ({len(invented) / len(said):.0%} of its words in "
                 "no frame caption)")
-    ours = sentences(summary)
+    ours = [part for part in sentences(summary)  # a sentence of the captions' words alone is theirs
+            if any(key not in words and not close[word] for key, word in terms(part))]
     support = _closest(ours, [*captions, *(part for caption in captions for part in sentences(caption))], encode)
     if ours and support.min() < settings.min_support:
         weakest = int(support.argmin())

@@ -83,9 +83,9 @@ OWN = [
            "left out)", "checks"),
     _three("FAITHFUL_SIMILAR", number(), 0.55, "unfaithful: a word at least this close in meaning to a frame "
            "caption's word (cosine of their all-MiniLM-L6-v2 embeddings) counts as said by the captions", "checks"),
-    _three("FAITHFUL_MIN_SUPPORT", number(), 0.56, "unfaithful: a summary with a sentence less close in meaning than "
-           "this to every frame caption and caption sentence (cosine of their all-MiniLM-L6-v2 embeddings)",
-           "checks"),
+    _three("FAITHFUL_MIN_SUPPORT", number(), 0.56, "unfaithful: a summary with a sentence (one with a word no "
+           "caption has) less close in meaning than this to every frame caption and caption sentence (cosine of "
+           "their all-MiniLM-L6-v2 embeddings)", "checks"),
     _three("FAITHFUL_MAX_FILLER", integer(), 1, "unfaithful: a summary with more filler phrases than this "
            "(prompts/faithful_filler.txt: 'a classic example of', 'an immersive experience' ...)", "checks"),
     _three("TEMPERATURE", number(), 0.2, "sampling temperature", "sampling"),
