@@ -379,8 +379,8 @@ def test_summaries_untrue_to_their_clip_are_kept_out_and_preambles_cleaned(tmp_p
     assert [rows[k].get("degenerate", {}).get("reason") for k in KEYS[:6]] == [None, None, *["unfaithful"] * 3, None]
     details = {i: rows[KEYS[i]]["degenerate"]["detail"] for i in UNFAITHFUL}
     assert details[2].startswith("missing: dog") and "classic example" in details[2]
-    assert details[3].startswith("missing: dog")
-    assert details[4].startswith("invented: cat, horse, three, children, farmer")
+    assert details[3].startswith("invented: car, drives")  # "red" is close to the captions' "brown"
+    assert details[4].startswith("invented: horse, three, children, farmer")  # a cat is close to a dog
     entries = {e["file_path"]: e["text"] for e in train_json(tmp_path)}
     assert list(entries) == [KEYS[0], KEYS[1], KEYS[5]]
     assert entries[KEYS[1]] == entries[KEYS[0]] and entries[KEYS[1]].startswith("A brown dog sits")
@@ -508,7 +508,8 @@ def test_summary_match_tags_and_train_on_real_clips_with_the_embedded_llm(stage1
             assert (fate["step"], fate["gate"], fate["value"]) == ("category", f'category in ("{kept}")',
                                                                    categories[key])
         elif key not in summaries:  # its summary was not about its clip
-            assert (fate["step"], fate["value"]) == ("summary", "unfaithful") and fate["detail"].startswith("missing")
+            assert (fate["step"], fate["value"]) == ("summary", "unfaithful")
+            assert fate["detail"].startswith(("missing", "invented")), fate
         else:
             assert (fate["step"], fate["gate"], fate["value"]) == ("match", f"{middle:g} <= match_score", scores[key])
     stage = json.loads((tmp_path / "summary.json").read_text())["stages"]["caption"]

@@ -177,8 +177,9 @@ def test_faithfulness_on_replies_labelled_by_reading_them():
     assert labels["faithful"] >= 50 and labels["unfaithful"] >= 50, labels
     results = judged(rows, {r["video_path"]: r["sampled_frame_caption"] for r in load(CAPTIONS)}, Faithfulness())
     found = scores(results)
-    assert found["precision"] >= 0.84 and found["kept_out"] >= 0.88 and found["faithful_kept"] >= 0.85, found
-    examples = [found for row, found in results if row["model"] == "issue-35 example"]
+    assert found["precision"] >= 0.9 and found["kept_out"] >= 0.9 and found["faithful_kept"] >= 0.95, found
+    assert found["alone_precision"] >= 0.9 and found["alone_recall"] >= 0.85, found
+    examples = [found for row, found, _ in results if row["model"] == "issue-35 example"]
     assert examples == ["unfaithful"] * 3
 
 
@@ -186,8 +187,8 @@ def test_faithfulness_on_replies_labelled_by_reading_them():
     ("A brown dog sits on the grass, then runs after a red ball in the park.", None),
     ("Brown dogs sitting on grass; the dog chases a red ball.", None),  # inflections
     ("The scene is a classic example of storytelling, creating an immersive experience.", "missing: dog"),
-    ("A red sports car drives along a wet street at night.", "missing: dog"),
-    ("A brown dog sits with a cat, a horse and a farmer beside a barn and a tractor.", "invented: cat, horse"),
+    ("A red sports car drives along a wet street at night.", "invented: car, drives"),  # red is like brown
+    ("A brown dog sits with a cat, a horse and a farmer beside a barn and a tractor.", "invented: horse, farmer"),
     ('In the video "The Water of Life", a brown dog sits on the grass.', "invented: quoted 'The Water of Life'"),
     ("A brown dog sits on the grass, a classic example of an immersive experience.", "filler: classic example"),
 ])

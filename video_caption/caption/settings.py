@@ -79,7 +79,13 @@ OWN = [
     _three("CHECKS", names(REASONS, allow_none=True), list(REASONS), "the degenerate replies looked for (unfaithful: "
            "a summary not about its clip's frame captions)", "checks", default_text="all"),
     _three("FAITHFUL_MAX_INVENTED", number(), 0.35, "unfaithful: a summary with more than this share of its words in "
-           "no frame caption (stop words and words about the picture itself left out)", "checks"),
+           "no frame caption, nor close in meaning to one of theirs (stop words and words about the picture itself "
+           "left out)", "checks"),
+    _three("FAITHFUL_SIMILAR", number(), 0.55, "unfaithful: a word at least this close in meaning to a frame "
+           "caption's word (cosine of their all-MiniLM-L6-v2 embeddings) counts as said by the captions", "checks"),
+    _three("FAITHFUL_MIN_SUPPORT", number(), 0.56, "unfaithful: a summary with a sentence (one with a word no "
+           "caption has) less close in meaning than this to every frame caption and caption sentence (cosine of "
+           "their all-MiniLM-L6-v2 embeddings)", "checks"),
     _three("FAITHFUL_MAX_FILLER", integer(), 1, "unfaithful: a summary with more filler phrases than this "
            "(prompts/faithful_filler.txt: 'a classic example of', 'an immersive experience' ...)", "checks"),
     _three("TEMPERATURE", number(), 0.2, "sampling temperature", "sampling"),
