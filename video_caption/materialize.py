@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,6 +37,13 @@ from video_caption.media.process import MediaError
 from video_caption.runner import RunOptions, StageRun, Step, digest
 
 TMP_SUFFIX = ".tmp.mp4"
+
+
+def deferred_fields(source: Path, encoder: EncoderSettings, has_audio: bool) -> dict:
+    """What a deferred clip row holds beside its range: where its frames are, and how ``materialize``
+    must encode them to make the clip stage 1 would have made."""
+    return {"deferred": True, "source_file": str(source),
+            "encoder": {**asdict(encoder), "audio": encoder.audio and has_audio}}
 
 
 @dataclass

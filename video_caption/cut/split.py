@@ -29,7 +29,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 
@@ -52,6 +52,7 @@ from video_caption.cut.transitions import (
 )
 from video_caption.inputs import Source, path_under
 from video_caption.manifest import VIDEO
+from video_caption.materialize import deferred_fields
 from video_caption.media.decode import DecodedFrame, decode_frames
 from video_caption.media.encode import Backlog, Encoder, EncoderSettings
 from video_caption.media.image import is_image
@@ -401,13 +402,6 @@ class Ahead:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def deferred_fields(source: Path, encoder: EncoderSettings, has_audio: bool) -> dict:
-    """What a deferred clip row holds beside its range: where its frames are, and how ``materialize``
-    must encode them to make the clip stage 1 would have made."""
-    return {"deferred": True, "source_file": str(source),
-            "encoder": {**asdict(encoder), "audio": encoder.audio and has_audio}}
 
 
 def remove_partial_clips(output_folder: Path, source: Source) -> None:

@@ -8,7 +8,7 @@ clip).  The lists are Python literals, as its download worker reads them
 ``ast.literal_eval``, which runs nothing), and the times are parsed as its clipping subsampler does
 (subsamplers/clipping_subsampler.py, ``_get_seconds``).
 
-Each clip becomes a deferred clip, the row stage 1 writes with ``CLIPS=deferred`` (cut/split.py):
+Each clip becomes a deferred clip, the row stage 1 writes with ``CLIPS=deferred`` (materialize.deferred_fields):
 its source file and frames ``[round(start * fps), round(end * fps))`` (Panda's times are frame times
 rounded to the millisecond, so rounding gives its frames back), no file until stage 3's materialize
 step (or ``datautil materialize``) encodes it with stage 1's default encoder settings.  Panda's
@@ -29,9 +29,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from video_caption.cut.split import deferred_fields
 from video_caption.inputs import VIDEO_EXTENSIONS, safe_key
 from video_caption.manifest import KEY, VIDEO
+from video_caption.materialize import deferred_fields
 from video_caption.media.encode import EncoderSettings
 from video_caption.media.probe import VideoInfo, probe
 from video_caption.media.process import MediaError
