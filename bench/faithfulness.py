@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from offline_llms import mentions  # noqa: E402  (bench/, beside this script)
+
 from video_caption.caption.checks import check_reply  # noqa: E402
 from video_caption.caption.faithful import Faithfulness, unfaithful  # noqa: E402
 from video_caption.caption.settings import PROMPTS  # noqa: E402
@@ -77,11 +78,6 @@ def scores(results: list[tuple[dict, str, bool]]) -> dict:
             "faithful_kept": sum(found == "ok" for found in faithful) / len(faithful) if faithful else 1.0,
             "alone_precision": _share(alone.count("unfaithful"), len(alone)),
             "alone_recall": _share(alone.count("unfaithful"), len(untrue))}
-
-
-def mentions(text: str, subject: str) -> bool:
-    """Any of the subject's |-separated synonyms as a whole word (or phrase), a plural 's' allowed."""
-    return any(re.search(rf"\b{re.escape(s)}s?\b", text, re.I) for s in subject.split("|"))
 
 
 def stage3(clips: list[dict]) -> None:
