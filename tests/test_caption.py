@@ -355,7 +355,7 @@ def test_degenerate_replies_are_kept_with_their_reason_and_never_reach_train_jso
 UNFAITHFUL = {  # dog number -> a fluent reply that is not about the clip (both tries)
     2: "The scene is a classic example of storytelling, creating an immersive experience for the viewer.",
     3: "A red sports car drives along a wet city street at night under bright neon signs.",
-    4: "A brown dog sits with a cat, a horse, three children and a farmer beside a barn and a tractor.",
+    4: "A brown dog sits with a cat, a horse, a goat and a farmer beside a barn and a tractor.",
 }
 
 
@@ -380,7 +380,7 @@ def test_summaries_untrue_to_their_clip_are_kept_out_and_preambles_cleaned(tmp_p
     details = {i: rows[KEYS[i]]["degenerate"]["detail"] for i in UNFAITHFUL}
     assert details[2].startswith("missing: dog") and "classic example" in details[2]
     assert details[3].startswith("invented: car, drives")  # "red" is close to the captions' "brown"
-    assert details[4].startswith("invented: horse, three, children, farmer")  # a cat is close to a dog
+    assert details[4].startswith("invented: horse, goat, farmer")  # a cat is close to a dog
     entries = {e["file_path"]: e["text"] for e in train_json(tmp_path)}
     assert list(entries) == [KEYS[0], KEYS[1], KEYS[5]]
     assert entries[KEYS[1]] == entries[KEYS[0]] and entries[KEYS[1]].startswith("A brown dog sits")

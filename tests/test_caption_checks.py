@@ -178,7 +178,7 @@ def test_faithfulness_on_replies_labelled_by_reading_them():
     results = judged(rows, {r["video_path"]: r["sampled_frame_caption"] for r in load(CAPTIONS)}, Faithfulness())
     found = scores(results)
     assert found["precision"] >= 0.9 and found["kept_out"] >= 0.9 and found["faithful_kept"] >= 0.95, found
-    assert found["alone_precision"] >= 0.9 and found["alone_recall"] >= 0.85, found
+    assert found["alone_precision"] >= 0.9 and found["alone_recall"] >= 0.9, found
     examples = [found for row, found, _ in results if row["model"] == "issue-35 example"]
     assert examples == ["unfaithful"] * 3
 
@@ -199,6 +199,32 @@ def test_a_summary_is_true_to_its_frame_captions(summary, detail):
     found = unfaithful(summary, frames)
     assert found == detail if detail is None else found.startswith(detail), found
 
+
+
+@pytest.mark.parametrize(("summary", "detail"), [
+    ("2 men in gray coats stand by a red car on a quiet street and talk; one opens its door.", None),  # 2 is two
+    ("Two people in grey coats stand beside a red car on a quiet street.", None),  # men are people
+    ("For ten seconds, two men in grey coats talk beside a red car on a quiet street.", None),  # a duration
+    ("Three men in grey coats stand beside a red car on a quiet street.", "invented: 'three' (the frame captions "
+                                                                          "say: two)"),
+    ("Two men and a third man stand beside a red car on a quiet street.", "invented: 'third'"),
+    ("Two men in grey coats stand beside a blue car on a quiet street.", "invented: 'blue' (the frame captions say: "
+                                                                         "grey, red)"),
+    ("Two women in grey coats stand beside a red car on a quiet street.", "invented: 'women' (the frame captions "
+                                                                          "say: men)"),
+])
+def test_a_summary_says_the_counts_colours_and_people_of_its_frame_captions(summary, detail):
+    """Words the embedding finds alike ("three" and "two", "blue" and "red", "women" and "men") are matched
+    literally."""
+    from video_caption.caption.faithful import facts, unfaithful
+
+    frames = ["Two men in grey coats stand beside a red car on a quiet street.",
+              "The men talk, and one of them opens the car's door."]
+    found = unfaithful(summary, frames)
+    assert found == detail if detail is None else found.startswith(detail), found
+    assert facts("Twenty-five red cars, 1,024 lamps, a second girl; one dog for 3 minutes") == [
+        ("count", "25", "twenty-five"), ("colour", "red", "red"), ("count", "1024", "1,024"),
+        ("count", "2", "second"), ("person", "woman", "girl")]
 
 def test_chatty_preambles_are_cleaned_and_captions_kept():
     assert clean_caption("Sure! Here is the caption: A cat sleeps.", OPENINGS) == "A cat sleeps."

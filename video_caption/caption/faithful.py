@@ -14,6 +14,9 @@ package ships).  In order:
   "the art and science of storytelling"; prompts/faithful_filler.txt): more than ``max_filler`` fail;
 - quoted text (a title, words on screen) that no frame caption has: small models name their clip
   ("In the video 'The Black and White Sunset'");
+- ``facts``: a count, colour or kind of person that no frame caption says, word for word ("two men"
+  where the captions say "a man"): the embedding rates "two" like "three", "red" like "brown" and "man"
+  like "woman", so these are matched literally (``2`` is "two", "grey" is "gray");
 - ``invented``: the share of the summary's words that no frame caption has, at most ``max_invented``;
 - ``support``: each sentence of the summary with a word of its own must be close in meaning to a frame
   caption or one of its sentences (cosine at least ``min_support``): an invented event reads fluently
@@ -41,6 +44,26 @@ _QUOTED = re.compile(r'"([^"]{3,100})"|“([^”]{3,100})”|(?<!\w)[\'‘]([^\'
 _SENTENCE = re.compile(r"[.!?;:\n]+\s*")
 SUBJECTS = 3  # the summary names one of the captions' first three subjects
 KEEP = 50_000  # embeddings kept (about 80 MB)
+
+# Closed classes of words that state a fact: close in meaning to each other (co-hyponyms), yet one
+# contradicts another, so a summary's must be one a frame caption says.  Counts: digits, number words
+# ("twenty-five" is 25) and ordinals ("a second man" is two men); one is never checked ("one" is also a
+# pronoun, and a caption says "a man"), nor vague counts ("a few", "several", "a couple").  Colours: the
+# basic colour terms, a shade named as its colour.  People: the keys of prompts/faithful_synonyms.txt's
+# person lines (a "girl" is a woman); a caption's man, woman or child is also a "person".
+_UNITS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+          "seventeen eighteen nineteen").split()
+_ORDINALS = "second third fourth fifth sixth seventh eighth ninth tenth".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_COUNTS = {**{word: n for n, word in enumerate(_UNITS, 1)}, **{word: n for n, word in enumerate(_ORDINALS, 2)},
+           **{word: 10 * n for n, word in enumerate(_TENS, 2)}}
+# A duration is no count of what is seen: a summary may round a timer's or the clip's running time
+# ("toward ten seconds" where the last frame reads 00:00:09:24).
+_DURATION = re.compile(rf"\b(?:\d[\d:.,]*|(?:[a-z]+-)?(?:{'|'.join(_COUNTS)}))\s+(?:second|minute|hour)s?\b")
+_TOKEN = re.compile(r"\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?|[a-z]+(?:-[a-z]+)*")  # 1,024 is 1024
+_COLOURS = {**{colour: colour for colour in "red orange yellow green blue purple pink brown black white grey".split()},
+            "gray": "grey", "violet": "purple", "lavender": "purple"}
+_PEOPLE = {"man": "man", "men": "man", "woman": "woman", "women": "woman", "child": "child", "person": "person"}
 
 Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> their unit-length embeddings, a row each
 
@@ -114,6 +137,21 @@ def subjects(captions: Sequence[str]) -> list[str]:
     return sorted(shared, key=lambda w: (-len(seen[w]), sum(seen[w]) / len(seen[w])))
 
 
+def facts(text: str) -> list[tuple[str, str, str]]:
+    """The counts, colours and people the text says: (count, colour or person; its value; the word).
+    A count of one and durations are left out (see ``_COUNTS``, ``_DURATION``)."""
+    found = []
+    for word in _TOKEN.findall(_DURATION.sub(" ", text.lower())):
+        parts = word.split("-")
+        if word[0].isdigit():
+            found.append(("count", f"{float(word.replace(',', '')):g}", word))
+        elif any(part in _COUNTS for part in parts):  # "twenty-five", "three-quarters"
+            found.append(("count", str(sum(_COUNTS.get(part, 0) for part in parts)), word))
+        found += [("colour", _COLOURS[part], part) for part in parts if part in _COLOURS]
+    found += [("person", _PEOPLE[key], word) for key, word in terms(text) if key in _PEOPLE]
+    return [fact for fact in found if fact[:2] != ("count", "1")]
+
+
 def filler(text: str) -> list[str]:
     lowered = " ".join(text.lower().split())
     return [phrase for phrase in _vocabulary()[2] if phrase in lowered]
@@ -152,6 +190,13 @@ def unfaithful(summary: str, captions: Sequence[str], settings: Faithfulness = D
         inside = terms(quote)
         if inside and sum(key not in words for key, _ in inside) * 2 > len(inside):
             return f"invented: quoted {quote!r}, in no frame caption"
+    told = [fact for caption in captions for fact in facts(caption)]
+    known = {fact[:2] for fact in told} | {("person", "person") for what, _, _ in told if what == "person"}
+    for what, value, word in facts(summary):
+        if (what, value) not in known:
+            listed = ", ".join([*dict.fromkeys(other for kind, _, other in told if kind == what)][:5])
+            return f"invented: {word!r} " + (f"(the frame captions say: {listed})" if listed else
+                                             f"(no frame caption says a {what})")
     invented = [word for key, word in said if key not in words and not close[word]]
     if len(invented) / len(said) > settings.max_invented:
         return (f"invented: {', '.join(dict.fromkeys(invented))} ({len(invented) / len(said):.0%} of its words in "
