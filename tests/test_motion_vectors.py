@@ -110,8 +110,8 @@ def score(out, manifest, root, *args):
 def test_the_first_pass_leaves_every_gate_decision_as_exact_motion(stage1, tmp_path):
     manifest = write_manifest(tmp_path / "clips.jsonl", clip_rows(stage1, SOURCES))
     exact_out, vectors_out = tmp_path / "exact", tmp_path / "vectors"
-    score(exact_out, manifest, stage1)
-    score(vectors_out, manifest, stage1, "--motion-vectors")
+    score(exact_out, manifest, stage1, "--no-motion-vectors")
+    score(vectors_out, manifest, stage1)  # on by default
     exact, vectors = by_key(exact_out / "motion_score.jsonl"), by_key(vectors_out / "motion_score.jsonl")
     assert exact and set(exact) == set(vectors)
     assert decisions(exact_out) == decisions(vectors_out)
@@ -122,11 +122,15 @@ def test_the_first_pass_leaves_every_gate_decision_as_exact_motion(stage1, tmp_p
             assert exact[key]["motion_score"] <= row["motion_score"] <= 3.0
         else:
             assert row["motion_score"] == exact[key]["motion_score"] and row["motion_mode"] == "exact"
-        assert row["motion_settings"]["vectors"]["under"] == 3.0
     assert {outcome for outcome, _, _ in decisions(vectors_out).values()} == {"passed", "rejected"}
-    # Another MOTION_MIN redoes the rows decided against the old one: the decisions are again exact's.
-    proc = score(vectors_out, manifest, stage1, "--motion-vectors", "--motion-min", "0.001")
-    assert f"{len(exact)} rows were made with other settings" in proc.stderr
+    # A MOTION_MIN still over every bound only re-gates; one under them redoes the rows they decided
+    # (only those): the decisions are again exact's.
+    proc = score(vectors_out, manifest, stage1, "--motion-min", "3.5")
+    assert "rows were made with other settings" not in proc.stderr
+    proc = score(vectors_out, manifest, stage1, "--motion-min", "0.001")
+    assert f"{len(decided)} rows were made with other settings" in proc.stderr
+    redone = by_key(vectors_out / "motion_score.jsonl")
+    assert {k: r["motion_score"] for k, r in redone.items()} == {k: r["motion_score"] for k, r in exact.items()}
     again = decisions(vectors_out)
     for key, row in exact.items():
         assert (again[key][0] == "passed") == (0.001 < row["motion_score"] < 8.0), key

@@ -60,6 +60,27 @@ def test_text_score_separates_clips_with_on_screen_text(stage1, tmp_path):
         assert scores[r["video_path"]]["text_score"] == pytest.approx(expected, abs=0.005)
         frame = read_frames(stage1 / r["video_path"], middle_indices(r["num_frames"], 1))
         assert exact.score([exact.frames.prepare(frame)])[0]["text_score"] == pytest.approx(expected, abs=1e-6)
+    # At the default TEXT_MAX, a clip whose prescreen bound is over it is rejected without the
+    # full-size pass (smpte's 1080p bars and captions): every decision is the exact score's, the bound
+    # is under the exact score, and a TEXT_MAX over the bound redoes that row only.
+    assert {r["text_mode"] for r in scores.values()} == {"exact"}
+    out = tmp_path / "gated"
+    score(out, manifest, stage1, "--scorers", "text")
+    gated = by_key(out / "text_score.jsonl")
+    decided = {k for k, r in gated.items() if r["text_mode"] == "prescreen"}
+    assert decided and all("/smpte-2997.mp4/" in k for k in decided), decided
+    fates = by_key(out / "gate_decisions.jsonl")
+    assert set(gated) == set(fates) == set(scores)
+    for key, row in scores.items():
+        assert (fates[key]["outcome"] == "passed") == (row["text_score"] <= 0.02), key
+        if key in decided:
+            assert 0.02 < gated[key]["text_score"] <= row["text_score"], key
+        else:
+            assert gated[key]["text_score"] == row["text_score"], key
+    proc = score(out, manifest, stage1, "--scorers", "text", "--text-max", "0.1")
+    assert f"{len(decided)} rows were made with other settings" in proc.stderr
+    redone = by_key(out / "text_score.jsonl")
+    assert {k: r["text_score"] for k, r in redone.items()} == {k: r["text_score"] for k, r in scores.items()}
 
 
 def test_text_engines_find_the_same_text(videos):

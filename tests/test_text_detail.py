@@ -10,7 +10,7 @@ from score_helpers import clip_rows
 
 from video_caption.loader import load_batches
 from video_caption.media.decode import read_frames
-from video_caption.score.text import CraftInput, TextScorer, text_shapes
+from video_caption.score.text import PRESCREEN_RATIO, CraftInput, TextDetail, TextScorer, prescreen_bound, text_shapes
 
 TEXT = ["pyscenedetect/goldeneye-vfr-drop3.mp4", "moviepy/timecode_example.mp4"]
 # bigbuckbunny (1280x720) goes through the 640 px prescreen, which finds no text; chaplin (640x360) is
@@ -118,3 +118,13 @@ def test_prescreened_frames_have_no_boxes_and_clips_take_the_maximum(monkeypatch
     whole = text_shapes([edge])[0].area / (100 * 200)
     assert clipped["num_boxes"] == 1 and clipped["max_single_percentage"] == pytest.approx(clipped["text_score"])
     assert 0 < clipped["max_single_percentage"] < whole
+
+
+def test_the_prescreen_bound_decides_only_a_clip_prescreened_throughout_and_over_the_gate():
+    heavy, light = TextDetail(area=0.1), TextDetail(area=0.01)
+    assert prescreen_bound([heavy, heavy], 0.02) == pytest.approx(0.1 / PRESCREEN_RATIO)
+    assert prescreen_bound([heavy, TextDetail()], 0.02) == pytest.approx(0.05 / PRESCREEN_RATIO)
+    assert prescreen_bound([light], 0.02) is None  # under the gate: the full-size pass decides
+    assert prescreen_bound([heavy, None], 0.02) is None  # a frame too small for the prescreen
+    assert prescreen_bound([heavy], None) is None  # no TEXT_MAX gate
+    assert prescreen_bound([], 0.02) is None

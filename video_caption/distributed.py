@@ -31,18 +31,21 @@ class Ranks:
         self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
     @classmethod
-    def alone(cls) -> Ranks:
-        """One CPU process, for work never launched on several (it spares accelerate's 2 s import)."""
+    def alone(cls, device: str = "cpu") -> Ranks:
+        """One process, for work never launched on several (it spares accelerate's 2 s import)."""
         ranks = cls.__new__(cls)
-        ranks.state, ranks.rank, ranks.world, ranks.device, ranks.local_world = None, 0, 1, "cpu", 1
+        ranks.state, ranks.rank, ranks.world, ranks.device, ranks.local_world = None, 0, 1, device, 1
         return ranks
 
     @classmethod
-    def launched(cls, cpu: bool = False) -> Ranks:
+    def launched(cls, cpu: bool = False, accelerator: bool = False) -> Ranks:
         """The ranks a launcher started (the world sizes accelerate looks for), else ``alone``: a
-        process nobody launched spares the import."""
+        process nobody launched spares the import.  ``accelerator``: alone, on the GPU (or Apple's)
+        if there is one and ``cpu`` is not set, as accelerate would pick it."""
         sizes = (os.environ.get(name, "") for name in LAUNCHER_WORLD_SIZES)
-        return cls(cpu=cpu) if any(size.isdigit() and int(size) > 1 for size in sizes) else cls.alone()
+        if any(size.isdigit() and int(size) > 1 for size in sizes):
+            return cls(cpu=cpu)
+        return cls.alone(accelerator_device() if accelerator and not cpu else "cpu")
 
     @property
     def main(self) -> bool:
@@ -54,6 +57,15 @@ class Ranks:
     def barrier(self) -> None:
         if self.world > 1:
             self.state.wait_for_everyone()
+
+
+def accelerator_device() -> str:
+    """"cuda" when torch sees a GPU, "mps" on Apple's, else "cpu"."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
 
 
 def part_path(path: Path, rank: int) -> Path:

@@ -8,8 +8,9 @@ does the rest, the same way for every step:
   world-th pending row and appending to its own part file, merged by rank 0 after the step;
 - resume that respects settings: a clip is done once the step's output holds its row made with the
   step's current settings (recorded on every row as ``<step>_settings``, with a digest of the input
-  row for steps whose results depend on it).  Rows made with other settings are moved to
-  ``superseded/<output>`` (kept, never lost) and redone.  Rows of clips stage 1 cut again with other
+  row for steps whose results depend on it).  Rows made with other settings, and rows holding a
+  bound where the gate now needs a score (``Step.decides``), are moved to ``superseded/<output>``
+  (kept, never lost) and redone.  Rows of clips stage 1 cut again with other
   settings (gone from ``meta_clips.jsonl``, kept in ``superseded/meta_clips.jsonl``) are moved there too;
 - frames decoded in DataLoader workers (``video_caption.loader``), so the model never waits on them;
 - a clip that cannot be read or processed is an ``errors.jsonl`` row (``<stage>:<step>``) and the
@@ -77,6 +78,13 @@ class Step:
         """What defines this step's results (model and weights digest, mode, frame counts, sizes;
         not gate thresholds, which only re-gate).  Recorded on every row it writes."""
         return {}
+
+    def decides(self, row: dict) -> bool:
+        """Whether this step's row still decides its clip under the current gates: False for a row that
+        holds a cheap bound instead of a score (motion from the codec's vectors, text from the
+        prescreen) when the bound no longer settles the gate.  Such a row is done again; a score
+        always decides (a new threshold only re-gates)."""
+        return True
 
     def image_settings(self) -> dict | None:
         """What defines this step's results on an image row, when not ``settings`` (another prompt)."""
@@ -149,7 +157,7 @@ def input_manifest(args, default: str, producer: str, log) -> Path | None:
 
 
 def ranks_and_device(args) -> tuple[Ranks, str]:
-    ranks = Ranks(cpu=args.cpu)
+    ranks = Ranks.launched(args.cpu, accelerator=True)
     return ranks, args.device or ("cpu" if args.cpu else ranks.device)
 
 
@@ -176,21 +184,23 @@ def expected_settings(step: Step, rows: list[dict]) -> dict[str, dict]:
     return found
 
 
-def _stale(row: dict, key: str, expected: dict[str, dict]) -> bool:
-    """A row of an input clip made with other settings than its current ones."""
-    return row[KEY] in expected and row.get(key) != expected[row[KEY]]
+def _stale(row: dict, step: Step, expected: dict[str, dict]) -> bool:
+    """A row of an input clip made with other settings than its current ones, or holding a bound that
+    no longer decides its clip."""
+    return row[KEY] in expected and (row.get(step.settings_key) != expected[row[KEY]] or not step.decides(row))
 
 
 def supersede(out: Path, step: Step, expected: dict[str, dict], recut: set[str]) -> tuple[int, int]:
     """Make the step's output hold no row of an input clip made with other settings, none of a clip
     in ``recut`` (stage 1 cut its source again: the clip is gone), one row per clip, and no part
-    files: such rows are appended to ``superseded/<output>``, parts left by a killed run are merged.
+    files: such rows (and rows holding a bound that no longer decides) are appended to
+    ``superseded/<output>``, parts left by a killed run are merged.
     Rows of other clips not in this run's input are left as they are.  Returns how many rows were
     superseded for their settings, and how many for their clip.  Rank 0 only."""
-    path, key = out / step.output, step.settings_key
+    path = out / step.output
     rows = read_with_parts(path)
     gone = [row for row in rows if row[KEY] in recut]
-    stale = [row for row in rows if _stale(row, key, expected) and row[KEY] not in recut]
+    stale = [row for row in rows if _stale(row, step, expected) and row[KEY] not in recut]
     if not stale and not gone:
         merge_parts(path)
         return 0, 0
@@ -201,7 +211,7 @@ def supersede(out: Path, step: Step, expected: dict[str, dict], recut: set[str])
         kept.append(row for row in stale + gone if row_identity(row) not in there)
     current, seen = [], set()
     for row in rows:
-        if row[KEY] not in seen and row[KEY] not in recut and not _stale(row, key, expected):
+        if row[KEY] not in seen and row[KEY] not in recut and not _stale(row, step, expected):
             seen.add(row[KEY])
             current.append(row)
     rewrite(path, current)
@@ -284,7 +294,8 @@ class StageRun:
             superseded, recut = supersede(self.out, step, expected, self._recut())
             if superseded:
                 self.superseded[step.name] = superseded
-                self.log.warning("%s: %d rows were made with other settings: moved to %s and redone",
+                self.log.warning("%s: %d rows were made with other settings (or hold a bound that no longer "
+                                 "decides): moved to %s and redone",
                                  step.name, superseded, Path(SUPERSEDED) / step.output)
             if recut:
                 self.recut[step.name] = recut
@@ -308,7 +319,7 @@ class StageRun:
                 finally:
                     step.close()
         done = {row[KEY]: row for row in read_rows(path)
-                if row[KEY] in expected and not _stale(row, step.settings_key, expected)}
+                if row[KEY] in expected and not _stale(row, step, expected)}
         return self._group(step, rows, done) if step.group_output else done
 
     def _recut(self) -> set[str]:

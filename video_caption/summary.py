@@ -172,7 +172,8 @@ def lines(summary: dict, since: float | None = None) -> list[str]:
             what = item.get("scorer") or item.get("step")
             out.append(f"skipped in {name}: {what} ({item['reason'].split('. ')[0]})")
         for step, count in section.get("superseded", {}).items():
-            out.append(f"redone in {name}: {step}, {count} rows made with other settings (old rows in superseded/)")
+            out.append(f"redone in {name}: {step}, {count} rows made with other settings or holding a "
+                       "bound that no longer decides (old rows in superseded/)")
         for step, count in section.get("recut", {}).items():
             out.append(f"moved in {name}: {step}, {count} rows of clips stage 1 cut again (old rows in superseded/)")
     total = summary.get("totals")

@@ -20,13 +20,14 @@ When the camera-motion step runs after it, each row also holds the camera's moti
 frames already decoded here (on a small copy of them: see video_caption.score.flow), for that
 step to label; the motion score does not depend on it.
 
-``MOTION_VECTORS`` (exact mode) adds a first pass from the motion vectors libx264 wrote into the
-clip: per interval between samples, the P frames' vectors summed on 16 px cells give an estimate of
-the score (``vector_motion``), and from it an upper bound of the exact score, measured on real clips
-(``vector_bound``).  A clip whose bound is at most MOTION_MIN is rejected without Farneback (its row:
-``motion_mode`` ``vectors``, ``motion_score`` the bound); every other clip gets the exact flow, so
-the gate's decisions are exact motion's.  The vectors only rule out motion, never confirm it: they
-miss what the flow reads in fades and noise, and overstate grain and flat areas many times over.
+``MOTION_VECTORS`` (exact mode, on by default) adds a first pass from the motion vectors libx264
+wrote into the clip: per interval between samples, the P frames' vectors summed on 16 px cells give
+an estimate of the score (``vector_motion``), and from it an upper bound of the exact score,
+measured on real clips (``vector_bound``).  A clip whose bound is at most MOTION_MIN is rejected
+without Farneback (its row: ``motion_mode`` ``vectors``, ``motion_score`` the bound, done again if
+MOTION_MIN goes under it); every other clip gets the exact flow, so the gate's decisions are exact
+motion's.  The vectors only rule out motion, never confirm it: they miss what the flow reads in
+fades and noise, and overstate grain and flat areas many times over.
 """
 
 from __future__ import annotations
@@ -155,14 +156,15 @@ class MotionScorer(Scorer):
     skips_images = "an image has one frame: no motion to measure"
 
     def __init__(self, fast: bool = False, threads: int = 0, fast_side: int = FAST_SIDE, camera: bool = True,
-                 vectors_under: float | None = None, root: str | os.PathLike | None = None):
+                 vectors: bool = False, vectors_under: float | None = None, root: str | os.PathLike | None = None):
         self.frames = MotionFrames(max_side=fast_side if fast else 0)
         self.mode = "fast" if fast else "exact"
         self.threads = threads
         self.camera = camera  # fit the camera's motion too, for the camera-motion step to label
         # The first pass (exact mode, where the bound was measured): a clip whose vector bound is at
-        # most this (MOTION_MIN) is rejected without Farneback; ``root``: where its file is.
-        self.vectors_under = None if fast else vectors_under
+        # most ``vectors_under`` (MOTION_MIN) is rejected without Farneback; ``root``: where its file is.
+        self.vectors = vectors and not fast
+        self.vectors_under = vectors_under if self.vectors else None
         self.root = Path(root) if root else None
         self._pool = None
         self._cv_threads = 0
@@ -170,12 +172,15 @@ class MotionScorer(Scorer):
     def settings(self) -> dict:
         # "camera": rows made without the fit, or with another, are redone when the fit is wanted.
         made = {"mode": self.mode, "max_side": self.frames.max_side, "camera": FIT if self.camera else None}
-        if self.vectors_under is not None:
-            # Rows decided by the vectors hold a bound under this MOTION_MIN, not a score: another
-            # MOTION_MIN redoes them.
-            made["vectors"] = {"under": self.vectors_under, "ratio": VECTOR_RATIO, "offset": VECTOR_OFFSET,
-                               "unknown_max": VECTOR_UNKNOWN_MAX, "cell": VECTOR_CELL}
+        if self.vectors:
+            made["vectors"] = {"ratio": VECTOR_RATIO, "offset": VECTOR_OFFSET, "unknown_max": VECTOR_UNKNOWN_MAX,
+                               "cell": VECTOR_CELL}
         return made
+
+    def decides(self, row: dict) -> bool:
+        # A row decided by the vectors holds a bound, not a score: redone once MOTION_MIN is under it.
+        return row.get("motion_mode") != "vectors" or (self.vectors_under is not None
+                                                       and row["motion_score"] <= self.vectors_under)
 
     def setup(self, device: str) -> None:
         import cv2
@@ -268,12 +273,12 @@ STEP = StepSpec(
                 "approximate, faster", (2,), "motion"),
         Setting("MOTION_FAST_SIDE", integer(minimum=1), FAST_SIDE, "long side of the frames with MOTION_FAST, pixels",
                 (2,), "motion"),
-        Setting("MOTION_VECTORS", SWITCH, False, "reject without Farneback the clips whose H.264 motion vectors put "
-                "motion_score surely under MOTION_MIN (same gate decisions; exact mode; another MOTION_MIN then "
-                "redoes the motion rows)", (2,), "motion"),
+        Setting("MOTION_VECTORS", SWITCH, True, "reject without Farneback the clips whose H.264 motion vectors put "
+                "motion_score surely under MOTION_MIN (same gate decisions; exact mode; their rows hold the bound, "
+                "redone if MOTION_MIN goes under it)", (2,), "motion"),
     ),
     gates=lambda a: [Gate("motion_score", a.motion_min, a.motion_max, strict=True)],
     make=lambda a, device, order: MotionScorer(
         fast=a.motion_fast, fast_side=a.motion_fast_side, camera=camera_from_motion(order),
-        vectors_under=a.motion_min if a.motion_vectors else None, root=a.root or a.output_folder),
+        vectors=a.motion_vectors, vectors_under=a.motion_min, root=a.root or a.output_folder),
 )

