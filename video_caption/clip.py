@@ -33,6 +33,10 @@ DEFAULT_MODEL, DEFAULT_WEIGHTS = "ViT-L-14", "openai"  # CLIP ViT-L/14, OpenAI's
 HF_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 # What a pretrained tag says about preprocessing (the rest of its config is about where it lives).
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+# Where open_clip's registry keeps the default tag's weights on the hub (tests/test_score.py
+# checks it against the registry): that they are missing is then known without importing open_clip,
+# which takes 3 s of CPU (torchvision, transformers) on every stage-2 run of a machine without them.
+KNOWN_HUBS = {(DEFAULT_MODEL, DEFAULT_WEIGHTS): "timm/vit_large_patch14_clip_224.openai"}
 
 
 def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
@@ -40,10 +44,13 @@ def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
 
     A tag (``openai``) is looked up in the Hugging Face cache, and downloaded into it on a connected
     machine; when that fails the error names the file, where it must go and how to fetch it."""
-    import open_clip
-
     if os.path.isfile(weights):
         return weights, {}
+    known = KNOWN_HUBS.get((model, weights))
+    if known and not any(from_hub(known, name) for name in HF_NAMES):
+        raise _not_cached(model, weights, known)
+    import open_clip
+
     cfg = open_clip.get_pretrained_cfg(model, weights)
     hub = cfg.get("hf_hub", "").rstrip("/")
     if not hub:
@@ -53,7 +60,11 @@ def resolve_clip_weights(model: str, weights: str) -> tuple[str, dict]:
         found = from_hub(hub, name)
         if found:
             return found, cfg
-    raise ModelMissing(
+    raise _not_cached(model, weights, hub)
+
+
+def _not_cached(model: str, weights: str, hub: str) -> ModelMissing:
+    return ModelMissing(
         f"CLIP {model} weights ({weights}) are not in the Hugging Face cache {hf_cache_dir()} and could not be "
         f"downloaded (offline?): "
         f"it needs {hub}/{HF_NAMES[0]}. "
@@ -78,12 +89,14 @@ class ClipSpec:
     def resolve(cls, model: str | None = None, weights: str | None = None, config: str | None = None) -> ClipSpec:
         """The CLIP ``model`` (default ViT-L-14) with ``weights`` (a file or a pretrained tag; default
         ``openai``); ``config``: a JSON model config (file or folder) for a model open_clip does not know."""
-        import open_clip
-
         model, weights = model or DEFAULT_MODEL, weights or DEFAULT_WEIGHTS
         if config:
+            import open_clip
+
             open_clip.add_model_config(config)
-        path, pretrained = resolve_clip_weights(model, weights)
+        path, pretrained = resolve_clip_weights(model, weights)  # first: missing weights spare the import
+        import open_clip
+
         if open_clip.get_model_config(model) is None:
             raise ModelMissing(f"unknown CLIP model {model!r} (give its JSON config with --clip-config)")
         # Loading from a file path tells open_clip nothing about the tag: keep what the tag implies.
